@@ -1,0 +1,28 @@
+# Every target is idempotent: `make setup` installs once and then only when
+# pyproject.toml changes (the stamp file records the last install).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,digits]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/cnnlab demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check cnnlab tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

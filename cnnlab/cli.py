@@ -1,0 +1,246 @@
+"""The `cnnlab` command line: thin; every subcommand calls the library.
+
+Bad input ends in one line on stderr naming the problem and the fix, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from cnnlab import __version__
+from cnnlab.errors import CnnlabError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (problem and where to look), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    """Return the integers of 'AxBxC' (or a single 'A'), or raise naming the expected form."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise CnnlabError(f"{what} {text!r} is malformed: write integers joined by x, e.g. 3x224x224") from None
+    if any(v < 1 for v in values):
+        raise CnnlabError(f"{what} {text!r} must hold positive sizes, e.g. 3x224x224")
+    return values
+
+
+def _per_dim(values: tuple[int, ...], dims: int, what: str) -> tuple[int, ...]:
+    if len(values) == 1:
+        return values * dims
+    if len(values) != dims:
+        raise CnnlabError(f"{what} has {len(values)} entries but the input has {dims} dimensions")
+    return values
+
+
+def _arith(args: argparse.Namespace) -> dict[str, Any]:
+    """Return output size, padding, receptive field, parameters and MACs of one layer."""
+    from cnnlab.nn import arithmetic as ar
+
+    sizes = parse_ints(args.input, "--input")
+    dims = len(sizes)
+    kernel = _per_dim(parse_ints(args.kernel, "--kernel"), dims, "--kernel")
+    stride_default = args.kernel if args.op == "pool" and args.stride is None else (args.stride or "1")
+    stride = _per_dim(parse_ints(stride_default, "--stride"), dims, "--stride")
+    dilation = _per_dim(parse_ints(args.dilation, "--dilation"), dims, "--dilation")
+    padding_arg = args.padding
+    out, pads = [], []
+    for i, k, s, d in zip(sizes, kernel, stride, dilation, strict=True):
+        if args.op == "conv":
+            padding: ar.Padding = int(padding_arg) if padding_arg.isdigit() else padding_arg
+            pads.append(ar.resolve_padding(padding, i, k, s, d))
+            out.append(ar.conv_output_size(i, k, s, padding, d))
+        elif args.op == "tconv":
+            if padding_arg.isdigit():
+                p, op = int(padding_arg), args.output_padding
+            elif ar.parse_padding_policy(padding_arg) is ar.PaddingPolicy.SAME:
+                p, op = ar.transposed_same_padding(k, s, d)
+            elif ar.parse_padding_policy(padding_arg) is ar.PaddingPolicy.VALID:
+                p, op = 0, args.output_padding
+            else:
+                raise CnnlabError('a transposed conv takes --padding N, valid or same')
+            pads.append((p, p))
+            out.append(ar.conv_transpose_output_size(i, k, s, p, d, op))
+        else:
+            if not padding_arg.isdigit():
+                raise CnnlabError(f"pooling takes an integer --padding, got {padding_arg!r}")
+            p = int(padding_arg)
+            pads.append((p, p))
+            out.append(ar.pool_output_size(i, k, s, p, d, ceil_mode=args.ceil_mode))
+
+    c_in, c_out, groups = args.in_channels, args.out_channels, args.groups
+    if args.op == "conv":
+        params = ar.conv_params(c_in, c_out, kernel, groups, bias=not args.no_bias, dims=dims)
+        macs = ar.conv_macs(c_in, c_out, kernel, out, groups)
+    elif args.op == "tconv":
+        params = ar.conv_params(c_out, c_in, kernel, groups, bias=False, dims=dims) + (0 if args.no_bias else c_out)
+        macs = ar.conv_transpose_macs(c_in, c_out, kernel, sizes, groups)
+    else:
+        params, macs = 0, 0
+    result: dict[str, Any] = {
+        "op": args.op,
+        "input": list(sizes),
+        "output": out,
+        "padding": [list(p) for p in pads],
+        "params": params,
+        "macs": macs,
+    }
+    if args.op != "tconv":  # a transposed conv up-samples: no whole-pixel field of its own
+        result["receptive_field"] = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+        result["jump"] = list(stride)
+    return result
+
+
+def _print_arith(result: dict[str, Any]) -> None:
+    def join(values: list) -> str:
+        return "x".join(str(v) for v in values)
+
+    print(f"output size      {join(result['output'])}  (input {join(result['input'])})")
+    print(f"padding used     {' x '.join(f'{b}+{a}' for b, a in result['padding'])}  (before+after)")
+    if "receptive_field" in result:
+        print(f"receptive field  {join(result['receptive_field'])}  (this layer alone; jump {join(result['jump'])})")
+    print(f"parameters       {result['params']:,}")
+    print(f"MACs             {result['macs']:,} per image")
+
+
+def _cmd_arith(args: argparse.Namespace) -> int:
+    result = _arith(args)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        _print_arith(result)
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.inspect.summary import summary
+
+    result = summary(args.model, parse_ints(args.input, "--input"))
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "csv":
+        sys.stdout.write(result.to_csv())
+    else:
+        from rich.console import Console
+
+        Console(width=max(Console().width, 140)).print(result.to_table())
+    return 0
+
+
+def _cmd_rf(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cnnlab.inspect.receptive import analytic_receptive_fields, effective_receptive_field
+    from cnnlab.inspect.summary import load_factory
+
+    input_size = parse_ints(args.input, "--input")
+    rows = analytic_receptive_fields(args.model, input_size)
+    table = Table(title=f"receptive field of {args.model} at {args.input}")
+    for header in ("layer", "type", "output", "RF", "jump", "start"):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(
+            row.name, row.type, "x".join(map(str, row.output_shape)),
+            "x".join(map(str, row.receptive_field or ())), "x".join(map(str, row.jump or ())),
+            ", ".join(f"{s:g}" for s in row.start or ()),
+        )
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    if args.erf:
+        model = load_factory(args.model)
+        erf = effective_receptive_field(model, input_size, layer=args.layer, samples=args.samples)
+        console.print(
+            f"effective receptive field (Luo et al. 2016, {args.samples} random inputs): "
+            f"{erf.mass:.0%} of the gradient mass lies within radius {erf.radius:.1f} px of "
+            f"({', '.join(f'{c:.1f}' for c in erf.centre)})"
+        )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.train.demo import run_demo
+
+    run_demo(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `cnnlab` command."""
+    parser = _Parser(prog="cnnlab", description="Design, inspect, train and look inside CNNs.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    arith = commands.add_parser("arith", help="output size, padding, receptive field, params and MACs of one layer")
+    arith.add_argument("op", choices=["conv", "tconv", "pool"])
+    arith.add_argument("--input", required=True, help="spatial size: 32 or 32x32")
+    arith.add_argument("--kernel", default="3", help="kernel size: 3 or 3x3")
+    arith.add_argument("--stride", default=None, help="stride (pooling defaults to the kernel)")
+    arith.add_argument("--padding", default="0", help="integer, valid, same or full (conv)")
+    arith.add_argument("--dilation", default="1")
+    arith.add_argument("--output-padding", type=int, default=0, help="transposed conv only")
+    arith.add_argument("--ceil-mode", action="store_true", help="pooling only")
+    arith.add_argument("--in-channels", type=int, default=1)
+    arith.add_argument("--out-channels", type=int, default=1)
+    arith.add_argument("--groups", type=int, default=1)
+    arith.add_argument("--no-bias", action="store_true")
+    arith.add_argument("--format", choices=["text", "json"], default="text")
+    arith.set_defaults(func=_cmd_arith)
+
+    summ = commands.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field")
+    summ.add_argument("model", help="module:factory, e.g. torchvision.models:vgg16")
+    summ.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
+    summ.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    summ.set_defaults(func=_cmd_summary)
+
+    rf = commands.add_parser("rf", help="analytic (and with --erf effective) receptive field per layer")
+    rf.add_argument("model", help="module:factory, e.g. torchvision.models:resnet18")
+    rf.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
+    rf.add_argument("--erf", action="store_true", help="also measure the effective receptive field")
+    rf.add_argument("--layer", default=None, help="layer whose centre unit the ERF follows")
+    rf.add_argument("--samples", type=int, default=8, help="random inputs averaged for the ERF")
+    rf.set_defaults(func=_cmd_rf)
+
+    train = commands.add_parser("train", help="train a CNN (this version: the digits demo)")
+    train.add_argument("--data", default="digits", help="data spec (this version: digits)")
+    train.add_argument("--out", default=None, help="run directory (default runs/digits-small_cnn, never overwritten)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnlabError as error:
+        print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

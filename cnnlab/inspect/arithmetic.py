@@ -1,0 +1,43 @@
+"""CNN arithmetic for users of `cnnlab.inspect`: the pure formulas of `cnnlab.nn.arithmetic`."""
+
+from cnnlab.nn.arithmetic import (
+    INPUT_FIELD,
+    Padding,
+    PaddingPolicy,
+    ReceptiveField,
+    conv_macs,
+    conv_output_size,
+    conv_params,
+    conv_transpose_macs,
+    conv_transpose_output_size,
+    linear_macs,
+    linear_params,
+    next_receptive_field,
+    parse_padding_policy,
+    pool_output_size,
+    receptive_fields,
+    resolve_padding,
+    same_padding,
+    transposed_same_padding,
+)
+
+__all__ = [
+    "INPUT_FIELD",
+    "Padding",
+    "PaddingPolicy",
+    "ReceptiveField",
+    "conv_macs",
+    "conv_output_size",
+    "conv_params",
+    "conv_transpose_macs",
+    "conv_transpose_output_size",
+    "linear_macs",
+    "linear_params",
+    "next_receptive_field",
+    "parse_padding_policy",
+    "pool_output_size",
+    "receptive_fields",
+    "resolve_padding",
+    "same_padding",
+    "transposed_same_padding",
+]

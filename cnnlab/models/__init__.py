@@ -1,0 +1,1 @@
+"""The model zoo, built only from cnnlab.nn blocks."""
