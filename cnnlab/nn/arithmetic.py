@@ -136,9 +136,10 @@ def transposed_same_padding(kernel: int, stride: int, dilation: int = 1) -> tupl
     padding = max(-(-excess // 2), 0)
     output_padding = 2 * padding - excess
     if output_padding >= max(stride, dilation):
+        # Only an even kernel extent at stride 1 lands here: it would need output_padding 1.
         raise ShapeError(
-            f'"same" is impossible for a transposed conv with kernel {kernel}, stride {stride}: '
-            "use a kernel at least as large as the stride"
+            f'"same" is impossible for a transposed conv with kernel {kernel} at stride {stride}, '
+            f"dilation {dilation}: use an odd kernel, or a stride above 1"
         )
     return padding, output_padding
 
