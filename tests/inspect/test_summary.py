@@ -1,0 +1,171 @@
+"""The summary against torchvision's parameter counts, FlopCounterMode and the course's VGG-16 table."""
+
+import json
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect import summary
+from cnnlab.nn import conv
+
+
+@pytest.fixture(scope="module")
+def vgg16_summary():
+    return summary("torchvision.models:vgg16", (3, 224, 224))
+
+
+def test_vgg16_parameters_macs_and_activations(vgg16_summary) -> None:
+    s = vgg16_summary
+    assert s.total_params == 138_357_544  # torchvision's count, exact
+    assert s.total_macs == pytest.approx(15.470e9, rel=0.005)  # torchvision's 15.47 "GFLOPS"
+    # Input plus every conv, max-pool and fully-connected output; Dropout and the 7x7 adaptive
+    # pool are the identity at inference. The course's "24M" total is not the sum of its rows.
+    assert s.activation_elements == 15_237_608
+    assert s.activation_bytes == 15_237_608 * 4  # 61 MB in float32
+    assert s.activation_elements_all_leaves == 15_270_888
+    # Storing every ReLU output separately instead would give the 28.8 M figure.
+    relu = sum(r.activation_elements for r in s.layers if r.type == "ReLU")
+    assert s.activation_elements + relu == pytest.approx(28.8e6, rel=0.001)
+
+
+def test_vgg16_rows_hand_checked(vgg16_summary) -> None:
+    rows = {r.name: r for r in vgg16_summary.layers}
+    conv1 = rows["features.0"]
+    assert conv1.output_shape == (64, 224, 224)
+    assert conv1.params == 1_792 and conv1.macs == 86_704_128
+    assert (conv1.receptive_field, conv1.jump) == ((3, 3), (1, 1))
+    last_pool = rows["features.30"]
+    assert (last_pool.receptive_field, last_pool.jump) == ((212, 212), (32, 32))
+    assert rows["classifier.0"].params == 25_088 * 4_096 + 4_096
+    assert rows["features.1"].activation_counted is False  # ReLU(inplace=True)
+    assert rows["classifier.2"].activation_counted is False  # Dropout in eval returns its input
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("resnet18", 11_689_512),
+        ("resnet50", 25_557_032),
+        ("mobilenet_v2", 3_504_872),
+        ("densenet121", 7_978_856),
+        ("efficientnet_b0", 5_288_548),
+        ("convnext_tiny", 28_589_128),
+    ],
+)
+def test_macs_agree_with_flop_counter_mode(name: str, params: int) -> None:
+    s = summary(f"torchvision.models:{name}", (3, 224, 224))
+    assert s.total_params == params
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)().eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 224, 224, device="meta"))
+    assert 2 * s.total_macs == counter.get_total_flops()  # FlopCounterMode counts 2 per MAC
+
+
+def test_large_models_summarise_fast_without_weights() -> None:
+    for name in ("resnet152", "vgg19"):
+        started = time.perf_counter()
+        s = summary(f"torchvision.models:{name}", (3, 224, 224))
+        assert time.perf_counter() - started < 2.0
+    assert s.total_params == 143_667_240
+
+
+class FunctionalNet(nn.Module):
+    """Convolution and matmul called functionally inside forward, with its own parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.proj = nn.Parameter(torch.randn(4, 5), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.kernel, padding=1)  # (B, 4, H, W)
+        x = x.mean(dim=(2, 3))  # (B, 4)
+        return x @ self.proj  # (B, 5)
+
+
+def test_functional_calls_are_counted() -> None:
+    s = summary(FunctionalNet(), (3, 8, 8))
+    assert s.total_macs == 8 * 8 * 4 * 3 * 9 + 4 * 5
+    assert s.total_params == 4 * 3 * 9 + 20
+    assert s.trainable_params == 4 * 3 * 9
+    row = s.layers[0]
+    assert row.frozen_params == 20
+
+
+def test_live_model_is_untouched() -> None:
+    model = torchvision.models.resnet18().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    s = summary(model, (3, 64, 64))
+    assert model.training and next(model.parameters()).device.type == "cpu"
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert s.total_params == 11_689_512
+    # Hooks live only inside the trace: none remain on any module.
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_asymmetric_same_padding_field_and_macs() -> None:
+    net = nn.Sequential(conv(1, 2, 3, stride=2, padding="same"), conv(2, 2, 3, stride=2, padding="same"))
+    s = summary(net, (1, 16, 16))
+    first, second = s.layers
+    assert first.output_shape == (2, 8, 8) and second.output_shape == (2, 4, 4)
+    assert (second.receptive_field, second.jump) == ((7, 7), (4, 4))
+    # i=16, k=3, s=2: TensorFlow pads (0, 1), so the first unit's field is centred on pixel 1.
+    assert first.start == (1.0, 1.0)
+    assert s.total_macs == 8 * 8 * 2 * 9 + 4 * 4 * 2 * 2 * 9
+
+
+def test_residual_add_takes_the_wider_field() -> None:
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(1, 1, 3, padding=1)
+            self.b = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.b(self.a(x))
+
+    s = summary(Residual(), (1, 10, 10))
+    container = [r for r in s.layers if r.type == "Residual"][0]
+    assert container.receptive_field == (5, 5)
+    assert container.elementwise_ops == 100  # the add, charged to the module that does it
+
+
+def test_json_and_csv_outputs(vgg16_summary) -> None:
+    data = json.loads(vgg16_summary.to_json())
+    for key in ("total_params", "trainable_params", "total_macs", "activation_elements", "activation_bytes", "layers"):
+        assert key in data
+    layer = data["layers"][0]
+    for key in ("name", "type", "output_shape", "params", "macs", "receptive_field"):
+        assert key in layer
+    csv_lines = vgg16_summary.to_csv().splitlines()
+    assert csv_lines[0].startswith("name,type,output_shape,params")
+    assert len(csv_lines) == len(vgg16_summary.layers) + 1
+    text = vgg16_summary.render()
+    assert "features.0" in text and "138,357,544" in text
+
+
+def test_training_memory_estimate(vgg16_summary) -> None:
+    memory = vgg16_summary.training_memory_bytes(batch_size=2, optimizer_states=1)
+    assert memory["weights"] == memory["gradients"] == memory["optimizer_state"] == 138_357_544 * 4
+    assert memory["activations"] == 15_270_888 * 4 * 2
+    assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
+
+
+def test_bad_inputs_raise_one_line_errors() -> None:
+    with pytest.raises(CnnlabError, match="cannot run on input 3x4x4"):
+        summary("torchvision.models:vgg16", (3, 4, 4))
+    with pytest.raises(CnnlabError, match="module:factory"):
+        summary("vgg-nonexistent", (3, 32, 32))
+    with pytest.raises(CnnlabError, match="cannot import"):
+        summary("torchvision.models:nonexistent", (3, 32, 32))
+    with pytest.raises(CnnlabError, match="positive"):
+        summary(nn.Conv2d(3, 3, 3), (3, 0, 4))
