@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/cnnlab demo
+	$(BIN)/cnnlab train
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check cnnlab tests benchmarks
+	$(BIN)/ruff check cnnlab tests $(wildcard benchmarks)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -9,7 +9,7 @@ is how the course derives it (Dumoulin & Visin 2016, section 4).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

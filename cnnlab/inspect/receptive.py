@@ -88,16 +88,18 @@ def _accumulate(
 ) -> torch.Tensor:
     """Return the sum over `samples` random inputs of |d centre unit / d input|, summed over channels."""
     total = torch.zeros(input_size[1:])
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        captured["out"] = output
+        raise _Captured
+
     for _ in range(samples):
         x = torch.randn((1, *input_size), generator=generator).to(device).requires_grad_(True)
-        captured: dict[str, torch.Tensor] = {}
+        captured.clear()
         if target is None:
             out = model(x)
         else:
-            def grab(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-                captured["out"] = output
-                raise _Captured
-
             handle = target.register_forward_hook(grab)
             try:
                 model(x)

@@ -8,14 +8,14 @@ conv factory, the summary and the CLI all share them. Every formula follows Dumo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Sequence
+from enum import StrEnum
 
 from cnnlab.errors import ShapeError
 
 
-class PaddingPolicy(str, Enum):
+class PaddingPolicy(StrEnum):
     """Named padding policies; an explicit integer or (before, after) pair is the other option."""
 
     VALID = "valid"  # no padding: o = floor((i - d(k-1) - 1)/s) + 1

@@ -8,7 +8,7 @@ keep PyTorch's parameter names, so state dicts move freely between them.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -6,8 +6,8 @@ hold names, and this module turns a name into a class at that edge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from torch import nn
 

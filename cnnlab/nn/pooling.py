@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
-from typing import Sequence
+from collections.abc import Sequence
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 
 
-class PoolMode(str, Enum):
+class PoolMode(StrEnum):
     """How a window is reduced to one value."""
 
     MAX = "max"

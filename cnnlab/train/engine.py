@@ -7,8 +7,8 @@ the training issue grows it into the full engine with callbacks, mixed precision
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,119 @@
+"""The command line: outputs, JSON, and one-line errors with exit status 2."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab import __version__
+from cnnlab.cli import main
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse exits for --version and usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_version(capsys) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"cnnlab {__version__}"
+
+
+def test_arith_conv_same_stride_two(capsys) -> None:
+    code, out, _ = run(capsys, "arith", "conv", "--input", "32x32", "--kernel", "3", "--stride", "2",
+                       "--padding", "same", "--in-channels", "3", "--out-channels", "64", "--format", "json")
+    result = json.loads(out)
+    assert code == 0
+    assert result["output"] == [16, 16]
+    assert result["padding"] == [[0, 1], [0, 1]]  # TensorFlow: total 1, the smaller half before
+    assert result["receptive_field"] == [3, 3] and result["jump"] == [2, 2]
+    assert result["params"] == 64 * 3 * 9 + 64
+    assert result["macs"] == 16 * 16 * 64 * 3 * 9
+    # A 1D input makes a 1D layer: a 3-tap kernel over 3 channels.
+    _, out, _ = run(capsys, "arith", "conv", "--input", "32", "--kernel", "3", "--stride", "2",
+                    "--padding", "same", "--in-channels", "3", "--out-channels", "64", "--format", "json")
+    assert json.loads(out)["params"] == 64 * 3 * 3 + 64
+
+
+def test_arith_text_2d_conv(capsys) -> None:
+    code, out, _ = run(capsys, "arith", "conv", "--input", "224x224", "--kernel", "3", "--padding", "1",
+                       "--in-channels", "3", "--out-channels", "64")
+    assert code == 0
+    assert "output size      224x224" in out
+    assert "1,792" in out and "86,704,128" in out
+
+
+def test_arith_tconv_and_pool(capsys) -> None:
+    _, out, _ = run(capsys, "arith", "tconv", "--input", "7", "--kernel", "4", "--stride", "2",
+                    "--padding", "1", "--format", "json")
+    assert json.loads(out)["output"] == [14]
+    _, out, _ = run(capsys, "arith", "tconv", "--input", "7", "--kernel", "3", "--stride", "2",
+                    "--padding", "same", "--format", "json")
+    assert json.loads(out)["output"] == [14]
+    _, out, _ = run(capsys, "arith", "pool", "--input", "112", "--kernel", "3", "--stride", "2",
+                    "--ceil-mode", "--format", "json")
+    assert json.loads(out)["output"] == [56]
+    _, out, _ = run(capsys, "arith", "pool", "--input", "8", "--kernel", "2", "--format", "json")
+    assert json.loads(out)["output"] == [4]  # pooling stride defaults to the kernel
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["arith", "conv", "--input", "3", "--kernel", "5"], "larger than the padded input"),
+        (["arith", "conv", "--input", "-4"], "must hold positive sizes"),
+        (["arith", "conv", "--input", "32", "--padding", "sideways"], "unknown padding policy"),
+        (["arith", "conv", "--input", "3y3"], "malformed"),
+        (["summary", "torchvision.models:vgg16", "--input", "3x22a"], "malformed"),
+        (["summary", "nosuchmodel", "--input", "3x32x32"], "module:factory"),
+        (["arith", "spin", "--input", "3"], "invalid choice"),
+        (["arith", "conv"], "required"),
+    ],
+)
+def test_bad_input_is_one_line_exit_two(capsys, argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and out == ""
+
+
+def test_summary_json_of_vgg16(capsys) -> None:
+    code, out, _ = run(capsys, "summary", "torchvision.models:vgg16", "--input", "3x224x224", "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["total_params"] == 138_357_544
+    assert data["activation_elements"] == 15_237_608
+    assert data["total_macs"] == pytest.approx(15.47e9, rel=0.005)
+    assert {"name", "type", "output_shape", "params", "macs", "receptive_field"} <= set(data["layers"][0])
+
+
+def test_summary_table_and_csv(capsys) -> None:
+    code, out, _ = run(capsys, "summary", "torchvision.models:resnet18", "--input", "3x64x64")
+    assert code == 0 and "layer1.0.conv1" in out and "11,689,512" in out
+    code, out, _ = run(capsys, "summary", "torchvision.models:resnet18", "--input", "3x64x64", "--format", "csv")
+    assert code == 0 and out.splitlines()[1].startswith("conv1,Conv2d,64x32x32")
+
+
+def test_rf_with_effective_field(capsys) -> None:
+    code, out, _ = run(capsys, "rf", "torchvision.models:alexnet", "--input", "3x224x224", "--erf",
+                       "--layer", "features.12", "--samples", "1")
+    assert code == 0
+    assert "features.12" in out and "195x195" in out  # AlexNet's last pool sees 195 px
+    assert "effective receptive field" in out
+
+
+@pytest.mark.skipif(shutil.which("cnnlab") is None and not (sys.prefix and shutil.which("cnnlab", path=f"{sys.prefix}/bin")),
+                    reason="console script not installed")
+def test_console_script_error_has_no_traceback() -> None:
+    script = shutil.which("cnnlab", path=f"{sys.prefix}/bin") or shutil.which("cnnlab")
+    done = subprocess.run([script, "arith", "conv", "--input", "3", "--kernel", "5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
