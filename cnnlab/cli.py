@@ -22,15 +22,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_ints(text: str, what: str) -> tuple[int, ...]:
+def parse_ints(text: str, what: str, example: str = "3x224x224") -> tuple[int, ...]:
     """Return the integers of 'AxBxC' (or a single 'A'), or raise naming the expected form."""
     parts = text.lower().replace("*", "x").split("x")
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
-        raise CnnlabError(f"{what} {text!r} is malformed: write integers joined by x, e.g. 3x224x224") from None
+        raise CnnlabError(f"{what} {text!r} is malformed: write integers joined by x, e.g. {example}") from None
     if any(v < 1 for v in values):
-        raise CnnlabError(f"{what} {text!r} must hold positive sizes, e.g. 3x224x224")
+        raise CnnlabError(f"{what} {text!r} must hold positive sizes, e.g. {example}")
     return values
 
 
@@ -46,12 +46,12 @@ def _arith(args: argparse.Namespace) -> dict[str, Any]:
     """Return output size, padding, receptive field, parameters and MACs of one layer."""
     from cnnlab.nn import arithmetic as ar
 
-    sizes = parse_ints(args.input, "--input")
+    sizes = parse_ints(args.input, "--input", "32 or 32x32")
     dims = len(sizes)
-    kernel = _per_dim(parse_ints(args.kernel, "--kernel"), dims, "--kernel")
+    kernel = _per_dim(parse_ints(args.kernel, "--kernel", "3 or 3x3"), dims, "--kernel")
     stride_default = args.kernel if args.op == "pool" and args.stride is None else (args.stride or "1")
-    stride = _per_dim(parse_ints(stride_default, "--stride"), dims, "--stride")
-    dilation = _per_dim(parse_ints(args.dilation, "--dilation"), dims, "--dilation")
+    stride = _per_dim(parse_ints(stride_default, "--stride", "2 or 2x2"), dims, "--stride")
+    dilation = _per_dim(parse_ints(args.dilation, "--dilation", "1 or 2x2"), dims, "--dilation")
     padding_arg = args.padding
     out, pads = [], []
     for i, k, s, d in zip(sizes, kernel, stride, dilation, strict=True):

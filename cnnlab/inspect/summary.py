@@ -33,8 +33,6 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.tracing import Field, ModuleCall, trace
 
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
-
 
 @dataclass(frozen=True)
 class LayerRow:

@@ -129,9 +129,11 @@ class _FieldTracker:
         self.history: list[tuple[int, tuple[int, ...], Field]] = []  # (ndim, spatial shape, field)
 
     def get(self, tensor: torch.Tensor) -> Field | None:
+        """Return the field carried by `tensor`, or None."""
         return self.fields.get(tensor)
 
     def set(self, tensor: torch.Tensor, value: Field | None) -> None:
+        """Attach `value` to `tensor` when it has one entry per spatial dimension."""
         if value is not None and tensor.ndim == len(value) + 2:
             self.fields[tensor] = value
             self.history.append((tensor.ndim, tuple(tensor.shape[2:]), value))
@@ -159,9 +161,11 @@ class _FieldTracker:
         return None
 
     def seed(self, tensor: torch.Tensor) -> None:
+        """Mark `tensor` as the input image: a field of one pixel, jump one, per dimension."""
         self.set(tensor, (INPUT_FIELD,) * (tensor.ndim - 2))
 
     def update(self, func: Any, args: tuple, out: Any) -> None:
+        """Give the output of one dispatched op the field its inputs and the op imply."""
         out_tensor = _first_tensor(out)
         if out_tensor is None:
             return

@@ -35,6 +35,7 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(2 * w, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits (B, num_classes) for images (B, C, H, W)."""
         x = self.stages(x)  # (B, 2w, H/4, W/4)
         x = self.pool(x)  # (B, 2w)
         x = self.dropout(x)

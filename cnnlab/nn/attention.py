@@ -39,6 +39,7 @@ class SqueezeExcitation(nn.Module):
         self.gate = gate_layer()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x with each channel rescaled by its learned gate in (0, 1)."""
         scale = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): the squeeze
         scale = self.fc1(scale)  # (B, C_r, 1, 1)
         scale = self.act(scale)

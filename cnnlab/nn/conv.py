@@ -68,6 +68,7 @@ class _ExplicitPadding:
         return tuple(result)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the convolution of x padded by the explicit (possibly asymmetric) pads."""
         pads = self.explicit_pads(x.shape[2:])
         flat = [p for pair in reversed(pads) for p in pair]  # F.pad wants the last dim first
         mode = "constant" if self.pad_mode == "zeros" else self.pad_mode
@@ -75,6 +76,7 @@ class _ExplicitPadding:
         return self._conv_forward(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         pads = ", ".join("same" if p is None else f"{p[0]}+{p[1]}" for p in self.pads)
         return f"{super().extra_repr()}, explicit_pads=({pads}), pad_mode={self.pad_mode}"
 

@@ -70,6 +70,7 @@ class LpPool2d(nn.Module):
         self.mean = mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the Lp-pooled map (sum form, or power mean with mean=True)."""
         out = F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
         if not self.mean:
             return out
@@ -82,6 +83,7 @@ class LpPool2d(nn.Module):
         return out / (kh * kw) ** (1.0 / self.norm_type)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"p={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, mean={self.mean}"
 
 
@@ -98,6 +100,7 @@ class StochasticPool2d(nn.Module):
         self.stride = kernel_size if stride is None else stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the stochastically pooled map (B, C, H_out, W_out)."""
         batch, channels, height, width = x.shape
         out_h = (height - self.kernel_size) // self.stride + 1
         out_w = (width - self.kernel_size) // self.stride + 1
@@ -121,6 +124,7 @@ class StochasticPool2d(nn.Module):
         return out.reshape(batch, channels, out_h, out_w)  # (B, C, H_out, W_out)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
@@ -157,11 +161,13 @@ class SpatialPyramidPool(nn.Module):
         return channels * sum(n * n for n in self.levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the concatenated pyramid of pooled cells (B, C * sum(n^2))."""
         pool = F.adaptive_max_pool2d if self.mode is PoolMode.MAX else F.adaptive_avg_pool2d
         parts = [pool(x, n).flatten(1) for n in self.levels]  # each (B, C*n*n)
         return torch.cat(parts, dim=1)  # (B, C*sum(n^2))
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"levels={self.levels}, mode={self.mode.value}"
 
 
@@ -174,6 +180,7 @@ class GlobalPool(nn.Module):
         self.flatten = flatten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the globally pooled map, (B, C) when flattening."""
         dims = tuple(range(2, x.ndim))
         if self.mode is PoolMode.AVG:
             out = x.mean(dim=dims, keepdim=not self.flatten)
@@ -182,6 +189,7 @@ class GlobalPool(nn.Module):
         return out  # (B, C) or (B, C, 1, ..., 1)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"mode={self.mode.value}, flatten={self.flatten}"
 
 

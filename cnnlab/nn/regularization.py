@@ -28,6 +28,7 @@ class SpatialDropout(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x with whole channels zeroed at rate p (training) or x itself (eval)."""
         if not self.training or self.p == 0.0:
             return x
         mask_shape = (x.shape[0], x.shape[1]) + (1,) * (x.ndim - 2)  # (B, C, 1, ..., 1)
@@ -35,6 +36,7 @@ class SpatialDropout(nn.Module):
         return x * keep / (1 - self.p)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"p={self.p}"
 
 
@@ -61,6 +63,7 @@ class DropBlock2d(nn.Module):
         return self.p / (block * block) * (height * width) / valid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x with block_size squares dropped (training) or x itself (eval)."""
         if not self.training or self.p == 0.0:
             return x
         batch, channels, height, width = x.shape
@@ -82,6 +85,7 @@ class DropBlock2d(nn.Module):
         return x * keep * scale
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"p={self.p}, block_size={self.block_size}"
 
 
@@ -103,7 +107,9 @@ class DropPath(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x with whole samples dropped (training) or x itself (eval)."""
         return drop_path(x, self.p, self.training)
 
     def extra_repr(self) -> str:
+        """Return the settings shown when the module is printed."""
         return f"p={self.p}"
