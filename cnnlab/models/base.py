@@ -1,0 +1,64 @@
+"""The classifier contract every zoo model honours, so every tool of cnnlab works on every model.
+
+forward(x) == forward_head(forward_features(x)); forward_features returns the unpooled map
+(B, C, H, W); feature_layers() names the stages (dotted module paths) that explainability
+code hooks into; reset_classifier(n) swaps the final layer for one with n outputs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class AuxOutput(NamedTuple):
+    """Training-mode output of a model with auxiliary classifiers (GoogLeNet, Inception v3)."""
+
+    logits: torch.Tensor  # (B, num_classes) of the main head
+    aux: tuple[torch.Tensor, ...]  # (B, num_classes) of each auxiliary head, input to output order
+
+
+class Classifier(nn.Module):
+    """Base of zoo classifiers; subclasses set `classifier_path` and implement the two halves."""
+
+    #: Dotted path of the final Linear (or 1x1 Conv) that produces the logits.
+    classifier_path: str = "fc"
+    #: Dotted paths of the stages, shallow to deep; each yields a (B, C, H, W) map.
+    stage_names: tuple[str, ...] = ()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the last unpooled feature map (B, C, H, W)."""
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits (B, num_classes) from the feature map of forward_features."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits (B, num_classes) for images (B, C, H, W)."""
+        return self.forward_head(self.forward_features(x))
+
+    def feature_layers(self) -> list[str]:
+        """Return the dotted names of the stages, shallow to deep."""
+        return list(self.stage_names)
+
+    def get_classifier(self) -> nn.Module:
+        """Return the final layer that produces the logits."""
+        return self.get_submodule(self.classifier_path)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer by a freshly initialised one with `num_classes` outputs."""
+        old = self.get_classifier()
+        if isinstance(old, nn.Linear):
+            new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        elif isinstance(old, nn.Conv2d):
+            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+        else:
+            raise TypeError(f"cannot reset a {type(old).__name__} classifier")
+        new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+        parent_path, _, attr = self.classifier_path.rpartition(".")
+        parent = self.get_submodule(parent_path) if parent_path else self
+        setattr(parent, attr, new)
+        self.num_classes = num_classes

@@ -1,0 +1,189 @@
+"""ResNet (He et al. 2016) for ImageNet, with ResNeXt, Wide ResNet-50-2 and SE-ResNet-50.
+
+Stage plan as in the paper's Table 1; the stride of a down-sampling bottleneck sits on its 3x3
+conv ("ResNet v1.5", as torchvision and timm build it). Layers are registered in torchvision's
+order so `load_torchvision_state_dict` maps its weights one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from cnnlab.models.base import Classifier
+from cnnlab.models.registry import register_model
+from cnnlab.nn import ConvNormAct, SqueezeExcitation
+
+PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition"
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """One ResNet variant: block type, blocks per stage and the bottleneck width rule."""
+
+    block: Literal["basic", "bottleneck"]
+    layers: tuple[int, int, int, int]  # blocks in stages conv2_x .. conv5_x (Table 1)
+    groups: int = 1  # ResNeXt cardinality (Xie et al. 2017)
+    width_per_group: int = 64  # bottleneck width = planes * width_per_group / 64 * groups
+    se_reduction: int | None = None  # Squeeze-and-Excitation after the last conv (Hu et al. 2018)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs and an identity (or 1x1 projection) shortcut."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResNetConfig) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1)
+        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, act_layer=None)
+        self.se = SqueezeExcitation(planes, config.se_reduction) if config.se_reduction else None
+        self.downsample = downsample
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return relu(F(x) + shortcut(x))."""
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.conv1(x)
+        out = self.conv2(out)
+        if self.se is not None:
+            out = self.se(out)
+        return self.act(out + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand by 4, and a shortcut."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResNetConfig) -> None:
+        super().__init__()
+        width = int(planes * config.width_per_group / 64) * config.groups
+        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0)
+        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=config.groups)
+        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, act_layer=None)
+        self.se = SqueezeExcitation(planes * self.expansion, config.se_reduction) if config.se_reduction else None
+        self.downsample = downsample
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return relu(F(x) + shortcut(x))."""
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.conv1(x)
+        out = self.conv2(out)
+        out = self.conv3(out)
+        if self.se is not None:
+            out = self.se(out)
+        return self.act(out + shortcut)
+
+
+class ResNet(Classifier):
+    """7x7 stem, 3x3 max-pool, four stages (layer1..layer4), global average pool, linear."""
+
+    classifier_path = "fc"
+    stage_names = ("layer1", "layer2", "layer3", "layer4")
+
+    def __init__(self, config: ResNetConfig, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> None:
+        super().__init__()
+        block = BasicBlock if config.block == "basic" else Bottleneck
+        self.num_classes = num_classes
+        self.stem = ConvNormAct(in_chans, 64, 7, stride=2, padding=3)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        in_planes = 64
+        stages = []
+        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), config.layers, strict=True)):
+            stride = 1 if index == 0 else 2
+            downsample = None
+            if stride != 1 or in_planes != planes * block.expansion:
+                downsample = ConvNormAct(in_planes, planes * block.expansion, 1, stride=stride, padding=0, act_layer=None)
+            layers = [block(in_planes, planes, stride, downsample, config)]
+            in_planes = planes * block.expansion
+            layers += [block(in_planes, planes, 1, None, config) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layers))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.num_features = in_planes
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:  # Goyal et al. 2017: each block starts as the identity
+            for module in self.modules():
+                last = getattr(module, "conv3", None) or getattr(module, "conv2", None)
+                if isinstance(module, (BasicBlock, Bottleneck)) and last is not None:
+                    nn.init.zeros_(last.norm.weight)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the layer4 map (B, 512 * expansion, H/32, W/32)."""
+        x = self.stem(x)  # (B, 64, H/2, W/2)
+        x = self.maxpool(x)  # (B, 64, H/4, W/4)
+        x = self.layer1(x)
+        x = self.layer2(x)  # (B, 128 e, H/8, W/8)
+        x = self.layer3(x)
+        return self.layer4(x)  # (B, 512 e, H/32, W/32)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits from the pooled layer4 map."""
+        x = self.avgpool(x).flatten(1)  # (B, num_features)
+        return self.fc(x)
+
+
+def _resnet(config: ResNetConfig, num_classes: int, in_chans: int, **kwargs: object) -> ResNet:
+    return ResNet(config, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet18")
+def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNet-18: basic blocks [2, 2, 2, 2]."""
+    return _resnet(ResNetConfig("basic", (2, 2, 2, 2)), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet34")
+def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNet-34: basic blocks [3, 4, 6, 3]."""
+    return _resnet(ResNetConfig("basic", (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet50")
+def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNet-50: bottlenecks [3, 4, 6, 3]."""
+    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet101")
+def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNet-101: bottlenecks [3, 4, 23, 3]."""
+    return _resnet(ResNetConfig("bottleneck", (3, 4, 23, 3)), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet152")
+def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNet-152: bottlenecks [3, 8, 36, 3]."""
+    return _resnet(ResNetConfig("bottleneck", (3, 8, 36, 3)), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper="Zagoruyko, Komodakis: Wide Residual Networks", year=2016, torchvision="wide_resnet50_2")
+def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return Wide ResNet-50-2: ResNet-50 with bottlenecks twice as wide."""
+    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), width_per_group=128), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper="Xie, Girshick, Dollar, Tu, He: Aggregated Residual Transformations (ResNeXt)", year=2017, torchvision="resnext50_32x4d")
+def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return ResNeXt-50 32x4d: 32 groups of width 4 in each 3x3."""
+    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4), num_classes, in_chans, **kwargs)
+
+
+@register_model(family="resnet", paper="Hu, Shen, Sun: Squeeze-and-Excitation Networks", year=2018)
+def se_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
+    """Return SE-ResNet-50: ResNet-50 with an SE block (reduction 16) before each residual add."""
+    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), se_reduction=16), num_classes, in_chans, **kwargs)
