@@ -141,7 +141,7 @@ def _cmd_rf(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from cnnlab.inspect.receptive import analytic_receptive_fields, effective_receptive_field
-    from cnnlab.inspect.summary import load_factory
+    from cnnlab.inspect.summary import build_model
 
     input_size = parse_ints(args.input, "--input")
     rows = analytic_receptive_fields(args.model, input_size)
@@ -157,13 +157,59 @@ def _cmd_rf(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 120))
     console.print(table)
     if args.erf:
-        model = load_factory(args.model)
+        model = build_model(args.model)
         erf = effective_receptive_field(model, input_size, layer=args.layer, samples=args.samples)
         console.print(
             f"effective receptive field (Luo et al. 2016, {args.samples} random inputs): "
             f"{erf.mass:.0%} of the gradient mass lies within radius {erf.radius:.1f} px of "
             f"({', '.join(f'{c:.1f}' for c in erf.centre)})"
         )
+    return 0
+
+
+def model_table(pattern: str | None = None) -> list[dict[str, Any]]:
+    """Return one row per zoo model: name, family, paper, year, parameters, GMACs at its input."""
+    from cnnlab.inspect.summary import summary
+    from cnnlab.models import list_models, model_info
+
+    rows = []
+    for name in list_models(pattern):
+        info = model_info(name)
+        result = summary(name, info.input_size)
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "paper": info.paper,
+                "year": info.year,
+                "params": result.total_params,
+                "gmacs": round(result.total_macs / 1e9, 3),
+                "input_size": list(info.input_size),
+                "small_input": info.small_input,
+                "classifier": info.classifier,
+                "torchvision": info.torchvision,
+            }
+        )
+    return rows
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    rows = model_table(args.pattern)
+    if not rows:
+        raise CnnlabError(f"no model matches {args.pattern!r}: try a shell pattern such as 'resnet*'")
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cnnlab zoo: {len(rows)} models")
+    for header in ("name", "family", "year", "params", "GMACs", "input"):
+        table.add_column(header, justify="right" if header in ("params", "GMACs") else "left")
+    for row in rows:
+        table.add_row(row["name"], row["family"], str(row["year"]), f"{row['params']:,}",
+                      f"{row['gmacs']:.3f}", "x".join(map(str, row["input_size"])))
+    Console(width=max(Console().width, 100)).print(table)
     return 0
 
 
@@ -203,14 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     arith.add_argument("--format", choices=["text", "json"], default="text")
     arith.set_defaults(func=_cmd_arith)
 
+    models = commands.add_parser("models", help="list the zoo: family, year, parameters, GMACs")
+    models.add_argument("pattern", nargs="?", default=None, help="shell pattern, e.g. 'resnet*'")
+    models.add_argument("--format", choices=["table", "json"], default="table")
+    models.set_defaults(func=_cmd_models)
+
     summ = commands.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field")
-    summ.add_argument("model", help="module:factory, e.g. torchvision.models:vgg16")
+    summ.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
     summ.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
     summ.add_argument("--format", choices=["table", "json", "csv"], default="table")
     summ.set_defaults(func=_cmd_summary)
 
     rf = commands.add_parser("rf", help="analytic (and with --erf effective) receptive field per layer")
-    rf.add_argument("model", help="module:factory, e.g. torchvision.models:resnet18")
+    rf.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
     rf.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
     rf.add_argument("--erf", action="store_true", help="also measure the effective receptive field")
     rf.add_argument("--layer", default=None, help="layer whose centre unit the ERF follows")
@@ -240,6 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (`| head`) left early: not an error of ours; silence the flush at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

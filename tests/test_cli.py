@@ -71,7 +71,7 @@ def test_arith_tconv_and_pool(capsys) -> None:
         (["arith", "conv", "--input", "32", "--padding", "sideways"], "unknown padding policy"),
         (["arith", "conv", "--input", "3y3"], "malformed"),
         (["summary", "torchvision.models:vgg16", "--input", "3x22a"], "malformed"),
-        (["summary", "nosuchmodel", "--input", "3x32x32"], "module:factory"),
+        (["summary", "nosuchmodel", "--input", "3x32x32"], "unknown model 'nosuchmodel'"),
         (["arith", "spin", "--input", "3"], "invalid choice"),
         (["arith", "conv"], "required"),
     ],

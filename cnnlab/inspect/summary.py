@@ -196,6 +196,15 @@ def load_factory(spec: str) -> nn.Module:
     return factory()
 
 
+def build_model(spec: str) -> nn.Module:
+    """Return the model a spec names: a zoo name, tv/<name>, timm/<name>, or module:factory."""
+    if ":" in spec:
+        return load_factory(spec)
+    from cnnlab.models import create_model
+
+    return create_model(spec)
+
+
 def meta_copy(model: nn.Module) -> nn.Module:
     """Return a copy of `model` whose parameters and buffers live on the meta device."""
     memo: dict[int, Any] = {}
@@ -272,7 +281,7 @@ def summary(
     if isinstance(model, str):
         label = model
         with torch.device("meta"):
-            net = load_factory(model)
+            net = build_model(model)
     else:
         label = type(model).__name__
         net = meta_copy(model)

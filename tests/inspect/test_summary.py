@@ -163,7 +163,7 @@ def test_training_memory_estimate(vgg16_summary) -> None:
 def test_bad_inputs_raise_one_line_errors() -> None:
     with pytest.raises(CnnlabError, match="cannot run on input 3x4x4"):
         summary("torchvision.models:vgg16", (3, 4, 4))
-    with pytest.raises(CnnlabError, match="module:factory"):
+    with pytest.raises(CnnlabError, match="unknown model 'vgg-nonexistent'"):
         summary("vgg-nonexistent", (3, 32, 32))
     with pytest.raises(CnnlabError, match="cannot import"):
         summary("torchvision.models:nonexistent", (3, 32, 32))

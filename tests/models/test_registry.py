@@ -1,0 +1,92 @@
+"""Tests generated from the registry: every model builds, runs forward and backward, and counts right."""
+
+import pytest
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect import summary
+from cnnlab.models import AuxOutput, create_model, list_models, model_info, register_model
+
+ALL = list_models()
+CLASSIFIERS = [n for n in ALL if model_info(n).classifier]
+WITH_TORCHVISION = [n for n in ALL if model_info(n).torchvision]
+# Models too slow for a forward + backward on 2 CPU cores at their minimum size are listed here
+# with the reason; none is skipped today.
+SLOW: dict[str, str] = {}
+
+
+def _small_input(name: str, training: bool) -> tuple[int, int, int]:
+    info = model_info(name)
+    side = info.min_train_size if training else info.min_eval_size
+    return (info.input_size[0], side, side)
+
+
+def test_registry_refuses_duplicates() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(family="x", paper="x", year=2000, name="resnet18")(lambda **_: None)
+
+
+def test_unknown_name_gives_a_hint() -> None:
+    with pytest.raises(CnnlabError, match="did you mean resnet18"):
+        create_model("resnet1")
+    with pytest.raises(CnnlabError, match="does not take these options"):
+        create_model("resnet18", colour="blue")
+
+
+def test_list_models_pattern() -> None:
+    assert {"resnet18", "resnet50"} <= set(list_models("resnet*"))
+    assert all(n.startswith("resnet") for n in list_models("resnet*"))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_forward_backward_and_contract(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5)
+    x = torch.randn(2, *_small_input(name, training=True))
+    model.train()
+    out = model(x)
+    logits = out.logits if isinstance(out, AuxOutput) else out
+    assert logits.shape == (2, 5)
+    loss = logits.square().mean() + sum(a.square().mean() for a in getattr(out, "aux", ()))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    x = torch.randn(2, *_small_input(name, training=False))
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert features.ndim == 4
+        torch.testing.assert_close(model.forward_head(features), model(x))
+    for stage in model.feature_layers():
+        model.get_submodule(stage)  # every stage name resolves
+    assert model.feature_layers(), "a classifier names its stages"
+    model.reset_classifier(7)
+    with torch.no_grad():
+        assert model(x).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_summary_on_meta_at_default_input(name: str) -> None:
+    info = model_info(name)
+    result = summary(name, info.input_size)
+    assert result.total_params > 0 and result.total_macs > 0
+
+
+@pytest.mark.parametrize("name", WITH_TORCHVISION)
+def test_params_and_macs_equal_torchvision(name: str) -> None:
+    info = model_info(name)
+    ours = summary(name, info.input_size)
+    builder = getattr(torchvision.models, info.torchvision)
+    with torch.device("meta"):
+        theirs = builder(**({"init_weights": True} if info.torchvision in ("googlenet", "inception_v3") else {})).eval()
+    assert ours.total_params == sum(p.numel() for p in theirs.parameters())
+    with FlopCounterMode(display=False) as counter:
+        theirs(torch.zeros(1, *info.input_size, device="meta"))
+    assert 2 * ours.total_macs == counter.get_total_flops()
+    # torchvision's "GFLOPS" column is a MAC count of conv and linear layers: equal to 3 decimals.
+    weights = torchvision.models.get_model_weights(info.torchvision)
+    ops = next(iter(weights)).meta["_ops"]
+    assert round(ours.total_macs / 1e9, 3) == pytest.approx(ops, abs=1e-3)
