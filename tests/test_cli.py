@@ -117,3 +117,19 @@ def test_console_script_error_has_no_traceback() -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_models_lists_the_zoo_as_json(capsys) -> None:
+    code, out, _ = run(capsys, "models", "resnet*", "--format", "json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0
+    assert rows["resnet50"]["params"] == 25_557_032 and rows["resnet50"]["gmacs"] == 4.089
+    assert rows["resnet50"]["year"] == 2016 and rows["resnet50"]["family"] == "resnet"
+    code, _, err = run(capsys, "models", "nothing*")
+    assert code == 2 and "no model matches" in err
+
+
+def test_summary_of_zoo_and_torchvision_names(capsys) -> None:
+    for name in ("resnet50", "tv/resnet50"):
+        code, out, _ = run(capsys, "summary", name, "--input", "3x224x224", "--format", "json")
+        assert code == 0 and json.loads(out)["total_params"] == 25_557_032
