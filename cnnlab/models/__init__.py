@@ -1,6 +1,11 @@
 """The model zoo, built only from cnnlab.nn blocks; importing it registers every family."""
 
-from cnnlab.models import resnet  # noqa: F401  (registers its variants)
+# Importing a family file registers its variants.
+from cnnlab.models import (  # noqa: F401
+    convnext,
+    resnet,
+    xception,
+)
 from cnnlab.models.base import AuxOutput, Classifier
 from cnnlab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from cnnlab.models.transfer import load_torchvision_state_dict
