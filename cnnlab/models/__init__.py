@@ -2,8 +2,19 @@
 
 # Importing a family file registers its variants.
 from cnnlab.models import (  # noqa: F401
+    alexnet,
+    allconv,
+    cifar_resnet,
     convnext,
+    course,
+    densenet,
+    highway,
+    inception,
+    lenet,
+    nin,
     resnet,
+    unet,
+    vgg,
     xception,
 )
 from cnnlab.models.base import AuxOutput, Classifier

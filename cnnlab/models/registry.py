@@ -7,6 +7,7 @@ families can never silently shadow each other. `create_model` also builds `tv/<n
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = [n for n in _REGISTRY if name.lower() in n or n in name.lower()][:5]
+        close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise CnnlabError(
             f"unknown model {name!r}{hint}: `cnnlab models` lists the zoo; "
