@@ -34,6 +34,36 @@ def parse_ints(text: str, what: str, example: str = "3x224x224") -> tuple[int, .
     return values
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def _padding_value(text: str) -> int | str:
+    """Return an integer padding, or the policy name to be checked by the arithmetic."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _per_dim(values: tuple[int, ...], dims: int, what: str) -> tuple[int, ...]:
     if len(values) == 1:
         return values * dims
@@ -52,16 +82,15 @@ def _arith(args: argparse.Namespace) -> dict[str, Any]:
     stride_default = args.kernel if args.op == "pool" and args.stride is None else (args.stride or "1")
     stride = _per_dim(parse_ints(stride_default, "--stride", "2 or 2x2"), dims, "--stride")
     dilation = _per_dim(parse_ints(args.dilation, "--dilation", "1 or 2x2"), dims, "--dilation")
-    padding_arg = args.padding
+    padding_arg = _padding_value(args.padding)
     out, pads = [], []
     for i, k, s, d in zip(sizes, kernel, stride, dilation, strict=True):
         if args.op == "conv":
-            padding: ar.Padding = int(padding_arg) if padding_arg.isdigit() else padding_arg
-            pads.append(ar.resolve_padding(padding, i, k, s, d))
-            out.append(ar.conv_output_size(i, k, s, padding, d))
+            pads.append(ar.resolve_padding(padding_arg, i, k, s, d))
+            out.append(ar.conv_output_size(i, k, s, padding_arg, d))
         elif args.op == "tconv":
-            if padding_arg.isdigit():
-                p, op = int(padding_arg), args.output_padding
+            if isinstance(padding_arg, int):
+                p, op = padding_arg, args.output_padding
             elif ar.parse_padding_policy(padding_arg) is ar.PaddingPolicy.SAME:
                 p, op = ar.transposed_same_padding(k, s, d)
             elif ar.parse_padding_policy(padding_arg) is ar.PaddingPolicy.VALID:
@@ -71,9 +100,9 @@ def _arith(args: argparse.Namespace) -> dict[str, Any]:
             pads.append((p, p))
             out.append(ar.conv_transpose_output_size(i, k, s, p, d, op))
         else:
-            if not padding_arg.isdigit():
+            if not isinstance(padding_arg, int):
                 raise CnnlabError(f"pooling takes an integer --padding, got {padding_arg!r}")
-            p = int(padding_arg)
+            p = padding_arg
             pads.append((p, p))
             out.append(ar.pool_output_size(i, k, s, p, d, ceil_mode=args.ceil_mode))
 
@@ -157,7 +186,7 @@ def _cmd_rf(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 120))
     console.print(table)
     if args.erf:
-        model = build_model(args.model)
+        model = build_model(args.model).eval()  # our own copy: BatchNorm and dropout at inference
         erf = effective_receptive_field(model, input_size, layer=args.layer, samples=args.samples)
         console.print(
             f"effective receptive field (Luo et al. 2016, {args.samples} random inputs): "
@@ -242,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     arith.add_argument("--dilation", default="1")
     arith.add_argument("--output-padding", type=int, default=0, help="transposed conv only")
     arith.add_argument("--ceil-mode", action="store_true", help="pooling only")
-    arith.add_argument("--in-channels", type=int, default=1)
-    arith.add_argument("--out-channels", type=int, default=1)
-    arith.add_argument("--groups", type=int, default=1)
+    arith.add_argument("--in-channels", type=_positive_int, default=1)
+    arith.add_argument("--out-channels", type=_positive_int, default=1)
+    arith.add_argument("--groups", type=_positive_int, default=1)
     arith.add_argument("--no-bias", action="store_true")
     arith.add_argument("--format", choices=["text", "json"], default="text")
     arith.set_defaults(func=_cmd_arith)
@@ -265,15 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
     rf.add_argument("--erf", action="store_true", help="also measure the effective receptive field")
     rf.add_argument("--layer", default=None, help="layer whose centre unit the ERF follows")
-    rf.add_argument("--samples", type=int, default=8, help="random inputs averaged for the ERF")
+    rf.add_argument("--samples", type=_positive_int, default=8, help="random inputs averaged for the ERF")
     rf.set_defaults(func=_cmd_rf)
 
     train = commands.add_parser("train", help="train a CNN (this version: the digits demo)")
     train.add_argument("--data", default="digits", help="data spec (this version: digits)")
     train.add_argument("--out", default=None, help="run directory (default runs/digits-small_cnn, never overwritten)")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--epochs", type=_positive_int, default=30)
+    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--lr", type=_positive_float, default=3e-3)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_cmd_train)
     return parser

@@ -74,6 +74,13 @@ def test_arith_tconv_and_pool(capsys) -> None:
         (["summary", "nosuchmodel", "--input", "3x32x32"], "unknown model 'nosuchmodel'"),
         (["arith", "spin", "--input", "3"], "invalid choice"),
         (["arith", "conv"], "required"),
+        (["arith", "conv", "--input", "32", "--out-channels", "-3"], "must be >= 1"),
+        (["arith", "conv", "--input", "32", "--padding", "-1"], "padding must be >= 0"),
+        (["train", "--epochs", "0"], "must be >= 1"),
+        (["train", "--batch-size", "0"], "must be >= 1"),
+        (["train", "--lr", "-1"], "must be > 0"),
+        (["rf", "resnet18", "--input", "3x32x32", "--erf", "--samples", "0"], "must be >= 1"),
+        (["summary", "os:getcwd", "--input", "3x8x8"], "not an nn.Module"),
     ],
 )
 def test_bad_input_is_one_line_exit_two(capsys, argv: list[str], message: str) -> None:
@@ -133,3 +140,16 @@ def test_summary_of_zoo_and_torchvision_names(capsys) -> None:
     for name in ("resnet50", "tv/resnet50"):
         code, out, _ = run(capsys, "summary", name, "--input", "3x224x224", "--format", "json")
         assert code == 0 and json.loads(out)["total_params"] == 25_557_032
+
+
+def test_train_into_an_existing_file_is_refused(capsys, tmp_path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    code, _, err = run(capsys, "train", "--out", str(target), "--epochs", "1")
+    assert code == 2 and "is an existing file" in err and target.read_text() == "keep me"
+
+
+def test_rf_erf_on_a_batchnorm_zoo_model(capsys) -> None:
+    # The CLI's own copy runs in eval mode: BatchNorm on a batch of one is fine there.
+    code, out, _ = run(capsys, "rf", "resnet18", "--input", "3x32x32", "--erf", "--layer", "layer1", "--samples", "1")
+    assert code == 0 and "effective receptive field" in out

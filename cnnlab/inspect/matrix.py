@@ -65,7 +65,14 @@ def conv_as_matrix(layer: nn.Module, input_shape: Sequence[int]) -> torch.Tensor
         raise CnnlabError(f"input has {in_channels} channels; the conv expects {layer.in_channels}")
     pads = _padding_pairs(layer, spatial)
     mode = _padding_mode(layer)
+    for size, (before, after) in zip(spatial, pads, strict=True):
+        # PyTorch refuses these pads; a matrix for them would describe a layer that cannot run.
+        if mode == "reflect" and max(before, after) >= size:
+            raise CnnlabError(f"reflect padding {max(before, after)} needs an input larger than it, got {size}")
+        if mode == "circular" and max(before, after) > size:
+            raise CnnlabError(f"circular padding {max(before, after)} cannot exceed the input size {size}")
     kernel, stride, dilation = weight.shape[2:], layer.stride, layer.dilation
+    device = weight.device
     out_sizes = [
         conv_output_size(i, k, s, p, d)
         for i, k, s, p, d in zip(spatial, kernel, stride, pads, dilation, strict=True)
@@ -73,13 +80,13 @@ def conv_as_matrix(layer: nn.Module, input_shape: Sequence[int]) -> torch.Tensor
 
     # Per spatial dim j: the input index touched by output o_j and kernel tap k_j, placed on
     # axis j (outputs) and axis dims + j (taps) of a (O_1..O_D, K_1..K_D) grid.
-    flat_in = torch.zeros([1] * (2 * dims), dtype=torch.long)
+    flat_in = torch.zeros([1] * (2 * dims), dtype=torch.long, device=device)
     flat_out = torch.zeros_like(flat_in)
     flat_tap = torch.zeros_like(flat_in)
     valid = torch.ones_like(flat_in, dtype=torch.bool)
     for j in range(dims):
-        outputs = torch.arange(out_sizes[j])
-        taps = torch.arange(kernel[j])
+        outputs = torch.arange(out_sizes[j], device=device)
+        taps = torch.arange(kernel[j], device=device)
         index = outputs[:, None] * stride[j] - pads[j][0] + taps[None, :] * dilation[j]
         index, ok = _map_indices(index, spatial[j], mode)
         grid_shape = [1] * (2 * dims)
@@ -130,7 +137,10 @@ def matching_conv_transpose(layer: nn.Module, input_shape: Sequence[int]) -> nn.
         raise CnnlabError("a transposed conv matches only zero, symmetric padding: use conv_as_matrix(...).t() instead")
     dims = layer.weight.ndim - 2
     spatial = list(input_shape)[1:]
-    pads = [p for p, _ in _padding_pairs(layer, spatial)]
+    pairs = _padding_pairs(layer, spatial)
+    if any(before != after for before, after in pairs):
+        raise CnnlabError("a transposed conv matches only symmetric padding: use conv_as_matrix(...).t() instead")
+    pads = [p for p, _ in pairs]
     output_padding = tuple(
         transposed_output_padding(i, k, s, p, d)
         for i, k, s, p, d in zip(spatial, layer.kernel_size, layer.stride, pads, layer.dilation, strict=True)

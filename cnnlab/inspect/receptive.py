@@ -54,6 +54,8 @@ def effective_receptive_field(
     """
     if not 0 < mass <= 1:
         raise CnnlabError(f"mass must lie in (0, 1], got {mass}")
+    if samples < 1:
+        raise CnnlabError(f"the effective receptive field needs samples >= 1, got {samples}")
     generator = torch.Generator().manual_seed(seed)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     target = _module_named(model, layer) if layer is not None else None
@@ -112,7 +114,8 @@ def _accumulate(
             out = captured["out"]
         if not isinstance(out, torch.Tensor) or out.ndim < 3:
             raise CnnlabError(
-                "the output has no spatial dimensions: pass layer=NAME of a convolutional layer"
+                "the output has no spatial dimensions: choose a convolutional layer "
+                "(layer=NAME; on the command line --layer NAME)"
             )
         centre_index = tuple(s // 2 for s in out.shape[2:])
         unit = out[(slice(None), slice(None), *centre_index)].sum()  # all channels of the centre

@@ -193,7 +193,13 @@ def load_factory(spec: str) -> nn.Module:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
         raise CnnlabError(f"cannot import {spec!r} ({error}): check the module path and factory name") from None
-    return factory()
+    try:
+        model = factory()
+    except Exception as error:
+        raise CnnlabError(f"{spec} failed when called with no arguments: {error}") from None
+    if not isinstance(model, nn.Module):
+        raise CnnlabError(f"{spec} returned a {type(model).__name__}, not an nn.Module: name a model factory")
+    return model
 
 
 def build_model(spec: str) -> nn.Module:
@@ -208,6 +214,11 @@ def build_model(spec: str) -> nn.Module:
 def meta_copy(model: nn.Module) -> nn.Module:
     """Return a copy of `model` whose parameters and buffers live on the meta device."""
     memo: dict[int, Any] = {}
+    # Plain tensor attributes (a fixed mask, RBF centres kept outside the buffers) go along too.
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                memo[id(value)] = torch.empty_like(value, device="meta")
     for param in model.parameters():
         memo[id(param)] = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
     for buffer in model.buffers():
@@ -235,9 +246,9 @@ def _is_new_tensor(call: ModuleCall) -> bool:
         root = inp if inp._base is None else inp._base
         if out is inp or (out._base is not None and out._base is root):
             return False
-    is_pool = "Pool" in type(call.module).__name__
-    if is_pool and inp is not None and out.shape == inp.shape:
-        return False  # a pool that keeps the size is the identity
+    is_adaptive_pool = type(call.module).__name__.startswith("Adaptive")
+    if is_adaptive_pool and inp is not None and out.shape == inp.shape:
+        return False  # an adaptive pool to the size it already has is the identity
     return True
 
 
@@ -259,6 +270,15 @@ def _row(call: ModuleCall) -> LayerRow:
         jump=tuple(f.jump for f in field) if field else None,
         start=tuple(f.start for f in field) if field else None,
     )
+
+
+def _last_spatial_field(calls: list[ModuleCall]) -> tuple[int, ...] | None:
+    """Return the field of the spatial output that was computed last (None if it has none)."""
+    spatial = [c for c in calls if len(_output_shape(c)) >= 2]
+    if not spatial:
+        return None
+    last = max(spatial, key=lambda c: c.finished)
+    return tuple(f.size for f in last.output_field) if last.output_field else None
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -294,8 +314,8 @@ def summary(
         try:
             with torch.no_grad(), counter:
                 net(x)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0]
+        except Exception as error:  # any failure of the user's forward: report it, in one line
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CnnlabError(
                 f"{label} cannot run on input {'x'.join(map(str, input_size))}: {first}"
             ) from None
@@ -326,8 +346,6 @@ def summary(
         total_elementwise_ops=record.root_elementwise_ops + sum(c.elementwise_ops for c in record.calls),
         activation_elements=input_elements + counted,
         activation_elements_all_leaves=input_elements + all_leaves,
-        output_receptive_field=next(
-            (r.receptive_field for r in reversed(rows) if r.receptive_field), None
-        ),
+        output_receptive_field=_last_spatial_field(kept),
     )
 

@@ -8,6 +8,7 @@ inputs. Hooks exist only inside `trace()` and are removed when it exits.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ class ModuleCall:
     output: Any = None
     output_field: Field | None = None
     history_start: int = 0  # index into the field tracker's history when the call began
+    finished: int = -1  # order in which calls returned (a container returns after its children)
 
 
 @dataclass
@@ -81,6 +83,16 @@ def _pool_window(func: Any, args: tuple, spatial_dims: int) -> int:
     return math.prod(kernel) if kernel else 1
 
 
+def _is_window_pool(name: str) -> bool:
+    """Whether an op is a windowed max/avg pool (not adaptive, not max_unpool)."""
+    return name.startswith(("max_pool", "avg_pool", "fractional_max_pool"))
+
+
+def _is_adaptive_pool(name: str) -> bool:
+    """Whether an op is an adaptive pool (any output size)."""
+    return name.startswith(("adaptive_", "_adaptive_"))
+
+
 def _elementwise_ops(func: Any, args: tuple, out: Any) -> int:
     """Return the element-wise op count of one non-matmul op (the rule the summary states)."""
     name = func.__name__
@@ -88,9 +100,9 @@ def _elementwise_ops(func: Any, args: tuple, out: Any) -> int:
     first_in = next((a for a in args if isinstance(a, torch.Tensor)), None)
     if out_tensor is None:
         return 0
-    if "adaptive" in name and "pool" in name:
+    if _is_adaptive_pool(name):
         return first_in.numel() if first_in is not None else 0
-    if "pool" in name and first_in is not None:
+    if _is_window_pool(name) and first_in is not None:
         return out_tensor.numel() * _pool_window(func, args, first_in.ndim - 2)
     if "norm" in name:
         return 2 * out_tensor.numel()  # normalise (subtract, scale) and the affine shift
@@ -188,14 +200,14 @@ class _FieldTracker:
                 )
             )
             self.set(out_tensor, fields)
-        elif "pool" in name and "adaptive" not in name:
+        elif _is_window_pool(name) and not name.startswith("fractional"):
             kernel, stride, padding, dilation = _window_args(func, args, spatial)
             fields = tuple(
                 next_receptive_field(f, k, s, p, d)
                 for f, k, s, p, d in zip(source_field, kernel, stride, padding, dilation, strict=True)
             )
             self.set(out_tensor, fields)
-        elif ("adaptive" in name and "pool" in name) or name.startswith(("mean", "amax", "sum")):
+        elif _is_adaptive_pool(name) or name.startswith(("mean", "amax", "sum")):
             # A global or adaptive reduction: the widest cell sees ceil(i/o) positions.
             in_sizes, out_sizes = source.shape[2:], out_tensor.shape[2:]
             if out_tensor.ndim != source.ndim:
@@ -299,6 +311,7 @@ def trace(model: nn.Module, *, root_name: str = "") -> Iterator[tuple[Trace, _Fi
     stack: list[ModuleCall] = []
     handles = []
     counter = _OpCounter(stack, result, fields)
+    finish_counter = itertools.count()
 
     def make_hooks(name: str, module: nn.Module) -> tuple[Any, Any]:
         is_leaf = next(module.children(), None) is None
@@ -312,6 +325,7 @@ def trace(model: nn.Module, *, root_name: str = "") -> Iterator[tuple[Trace, _Fi
 
         def post_hook(mod: nn.Module, args: tuple, output: Any) -> None:
             call = stack.pop()
+            call.finished = next(finish_counter)
             call.output = output
             out_tensor = _first_tensor(output)
             if out_tensor is not None and out_tensor.ndim >= 3:

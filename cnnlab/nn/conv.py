@@ -115,13 +115,18 @@ def conv(
         raise CnnlabError(
             f"unknown padding mode {padding_mode!r}: use one of {', '.join(PADDING_MODES)}"
         )
-    if in_channels % groups or out_channels % groups:
+    if groups < 1 or in_channels % groups or out_channels % groups:
         raise CnnlabError(
-            f"groups {groups} must divide in_channels {in_channels} and out_channels {out_channels}"
+            f"groups {groups} must be >= 1 and divide in_channels {in_channels} and out_channels {out_channels}"
         )
     kernel = _as_tuple(kernel_size, dims, "kernel_size")
     strides = _as_tuple(stride, dims, "stride")
     dilations = _as_tuple(dilation, dims, "dilation")
+    for name, values in (("kernel_size", kernel), ("stride", strides), ("dilation", dilations)):
+        if any(v < 1 for v in values):
+            raise CnnlabError(f"{name} must be >= 1, got {values}")
+    if dims == 1 and isinstance(padding, tuple) and len(padding) == 2 and all(isinstance(p, int) for p in padding):
+        padding = [padding]  # for one dimension a pair of ints is (before, after), as `Padding` says
 
     policy = None
     if isinstance(padding, str | PaddingPolicy):
@@ -270,6 +275,13 @@ def conv_transpose(
     )
 
 
+class _DefaultNorm:
+    """Sentinel: BatchNorm of the conv's dimension (BatchNorm1d for a 1D ConvNormAct...)."""
+
+
+_BATCH_NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
 class ConvNormAct(nn.Sequential):
     """Conv -> norm -> activation, each optional; the workhorse of every CNN since 2015."""
 
@@ -285,11 +297,14 @@ class ConvNormAct(nn.Sequential):
         groups: int = 1,
         bias: bool | None = None,
         padding_mode: str = "zeros",
-        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        norm_layer: LayerFactory | None | type[_DefaultNorm] = _DefaultNorm,
         act_layer: LayerFactory | None = nn.ReLU,
         dims: int = 2,
     ) -> None:
         super().__init__()
+        if norm_layer is _DefaultNorm:
+            _check_dims(dims)
+            norm_layer = _BATCH_NORM[dims]
         # A bias before a norm layer is cancelled by the norm's mean subtraction (Ioffe & Szegedy 2015).
         use_bias = norm_layer is None if bias is None else bias
         self.conv = conv(

@@ -38,11 +38,16 @@ _NORMS: dict[str, dict[int, LayerFactory]] = {
         2: partial(nn.InstanceNorm2d, affine=True),
         3: partial(nn.InstanceNorm3d, affine=True),
     },
-    # GroupNorm's first argument is the group count; 32 groups is Wu & He (2018)'s default.
-    "group": {d: (lambda channels: nn.GroupNorm(min(32, channels), channels)) for d in (1, 2, 3)},
+    # 32 groups is Wu & He (2018)'s default; fewer when 32 does not divide the channels.
+    "group": {d: (lambda channels: nn.GroupNorm(_group_count(channels), channels)) for d in (1, 2, 3)},
     # One group normalises over (C, H, W) per sample: LayerNorm for conv feature maps.
     "layer": {d: (lambda channels: nn.GroupNorm(1, channels)) for d in (1, 2, 3)},
 }
+
+
+def _group_count(channels: int, preferred: int = 32) -> int:
+    """Return the largest group count <= `preferred` that divides `channels`."""
+    return next(g for g in range(min(preferred, channels), 0, -1) if channels % g == 0)
 
 
 def create_act(name: str) -> LayerFactory:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.sources import ImageSet
+from cnnlab.errors import CnnlabError
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class FitConfig:
     weight_decay: float = 5e-4  # decoupled (AdamW), never on biases or norm parameters
     label_smoothing: float = 0.0  # Szegedy et al. 2016; 0 = plain cross-entropy
     seed: int = 0  # initialisation, shuffling and dropout
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise CnnlabError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise CnnlabError(f"lr must be > 0, got {self.lr}")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from cnnlab.errors import CnnlabError
 def new_run_dir(path: str | Path, *, exist_ok_suffix: bool = False) -> Path:
     """Return a fresh run directory at `path` (or at path-2, path-3... with exist_ok_suffix)."""
     base = Path(path)
+    if base.exists() and not base.is_dir():
+        raise CnnlabError(f"run directory {base} is an existing file: choose another --out")
     candidate, counter = base, 1
     while candidate.exists() and any(candidate.iterdir()):
         if not exist_ok_suffix:

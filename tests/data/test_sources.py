@@ -21,6 +21,9 @@ def test_split_is_deterministic_and_disjoint() -> None:
     train_b, test_b = split(data, 0.2, seed=3)
     assert torch.equal(test_a.labels, test_b.labels) and torch.equal(train_a.images, train_b.images)
     assert len(test_a) == 359 and len(train_a) + len(test_a) == 1797
+    # Disjoint: every image lands in exactly one part (order of the seeded permutation).
+    order = torch.randperm(1797, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.cat([test_a.labels, train_a.labels]), data.labels[order])
     _, test_c = split(data, 0.2, seed=4)
     assert not torch.equal(test_a.images, test_c.images)
 

@@ -89,3 +89,23 @@ def test_refuses_non_convolutions() -> None:
         conv_as_matrix(nn.Linear(3, 3), (3,))
     with pytest.raises(CnnlabError, match="channels"):
         conv_as_matrix(nn.Conv2d(3, 3, 3), (2, 5, 5))
+
+
+def test_refuses_pads_pytorch_refuses() -> None:
+    with pytest.raises(CnnlabError, match="reflect padding 1 needs an input larger"):
+        conv_as_matrix(nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect"), (1, 1))
+    with pytest.raises(CnnlabError, match="circular padding 3 cannot exceed"):
+        conv_as_matrix(nn.Conv1d(1, 1, 7, padding=3, padding_mode="circular"), (1, 2))
+
+
+def test_transposed_match_refuses_asymmetric_padding() -> None:
+    layer = nn.Conv2d(1, 1, 4, padding="same")  # PyTorch pads 1 before, 2 after
+    with pytest.raises(CnnlabError, match="symmetric padding"):
+        matching_conv_transpose(layer, (1, 6, 6))
+
+
+@pytest.mark.gpu
+def test_matrix_of_a_cuda_layer() -> None:
+    layer = nn.Conv2d(2, 3, 3, padding=1, bias=False).cuda()
+    x = torch.randn(1, 2, 6, 6, device="cuda")
+    torch.testing.assert_close(conv_as_matrix(layer, (2, 6, 6)) @ x.flatten(), layer(x).flatten())

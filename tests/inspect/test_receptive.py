@@ -66,3 +66,8 @@ def test_erf_of_an_inner_layer_and_errors() -> None:
         effective_receptive_field(model, (1, 11, 11), samples=1)
     with pytest.raises(CnnlabError, match="no layer"):
         effective_receptive_field(model, (1, 11, 11), layer="9", samples=1)
+
+
+def test_erf_needs_at_least_one_sample() -> None:
+    with pytest.raises(CnnlabError, match="samples >= 1"):
+        effective_receptive_field(_stack(2), (1, 9, 9), samples=0)

@@ -169,3 +169,67 @@ def test_bad_inputs_raise_one_line_errors() -> None:
         summary("torchvision.models:nonexistent", (3, 32, 32))
     with pytest.raises(CnnlabError, match="positive"):
         summary(nn.Conv2d(3, 3, 3), (3, 0, 4))
+
+
+def test_size_preserving_max_pool_is_counted() -> None:
+    # Inception's pool branch (3x3, stride 1, pad 1) stores a new map; only adaptive pools to
+    # the size they already have are the identity.
+    s = summary(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(3, 1, 1)), (3, 8, 8))
+    assert s.activation_elements == 3 * 64 + 8 * 64 + 8 * 64
+    assert s.layers[1].activation_counted
+
+
+class WithMask(nn.Module):
+    """A plain tensor attribute (not a buffer) used in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.mask = torch.ones(1, 4, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.mask
+
+
+def test_plain_tensor_attributes_go_to_meta_too() -> None:
+    model = WithMask()
+    s = summary(model, (3, 8, 8))
+    assert s.total_params == 4 * 27 + 4
+    assert model.mask.device.type == "cpu"  # the user's model keeps its tensor
+
+
+def test_output_field_is_none_after_an_op_the_tracker_cannot_follow() -> None:
+    from cnnlab.nn import StochasticPool2d
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), StochasticPool2d(2), nn.Conv2d(1, 1, 3))
+    assert summary(net, (1, 16, 16)).output_receptive_field is None
+
+
+def test_output_field_of_a_model_ending_in_se() -> None:
+    from cnnlab.nn import SqueezeExcitation
+
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), SqueezeExcitation(16, 4))
+    assert summary(net, (16, 8, 8)).output_receptive_field == (3, 3)
+
+
+def test_max_unpool_is_not_mistaken_for_a_pool() -> None:
+    class PoolUnpool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, indices = self.pool(x)
+            return self.unpool(y, indices)
+
+    assert summary(PoolUnpool(), (1, 8, 8)).layers[-1].output_shape == (1, 8, 8)
+
+
+def test_factory_and_forward_failures_are_one_line_errors() -> None:
+    with pytest.raises(CnnlabError, match="not an nn.Module"):
+        summary("os:getcwd", (3, 8, 8))
+    with pytest.raises(CnnlabError, match="failed when called"):
+        summary("torch.nn:Conv2d", (3, 8, 8))
+    with pytest.raises(CnnlabError, match="cannot run on input 3x32x32"):
+        summary("tv/vit_b_16", (3, 32, 32))  # torchvision asserts the 224 size

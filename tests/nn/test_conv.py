@@ -144,11 +144,32 @@ def test_transposed_same_refuses_even_kernel_at_stride_one() -> None:
     [
         (dict(padding="sideways"), "unknown padding policy"),
         (dict(padding_mode="mirror"), "unknown padding mode"),
-        (dict(groups=3), "must divide"),
+        (dict(groups=3), "must be >= 1 and divide"),
         (dict(dims=4), "dims must be 1, 2 or 3"),
         (dict(padding=[1, 2, 3]), "needs 2 entries"),
+        (dict(groups=0), "groups 0 must be >= 1"),
+        (dict(stride=0), "stride must be >= 1"),
     ],
 )
 def test_factory_rejects_bad_configuration(kwargs: dict, message: str) -> None:
     with pytest.raises(CnnlabError, match=message):
         conv(4, 8, 3, **kwargs)
+
+
+def test_one_dimensional_pair_is_before_after() -> None:
+    layer = conv(1, 1, 3, padding=(0, 2), dims=1)
+    x = torch.randn(1, 1, 9)
+    torch.testing.assert_close(layer(x), F.conv1d(F.pad(x, [0, 2]), layer.weight, layer.bias))
+
+
+def test_conv_norm_act_default_norm_follows_dims() -> None:
+    block = ConvNormAct(2, 4, 3, dims=1)
+    assert isinstance(block.norm, nn.BatchNorm1d)
+    assert block(torch.randn(2, 2, 9)).shape == (2, 4, 9)
+
+
+def test_group_norm_picks_a_dividing_group_count() -> None:
+    from cnnlab.nn import create_norm
+
+    assert create_norm("group")(48).num_groups == 24
+    assert create_norm("group")(64).num_groups == 32
