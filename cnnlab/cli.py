@@ -212,7 +212,8 @@ def model_table(pattern: str | None = None) -> list[dict[str, Any]]:
                 "paper": info.paper,
                 "year": info.year,
                 "params": result.total_params,
-                "gmacs": round(result.total_macs / 1e9, 3),
+                "macs": result.total_macs,
+                "gmacs": round(result.total_macs / 1e9, 6),  # LeNet-5 has 0.000416 G
                 "input_size": list(info.input_size),
                 "small_input": info.small_input,
                 "classifier": info.classifier,
@@ -237,7 +238,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         table.add_column(header, justify="right" if header in ("params", "GMACs") else "left")
     for row in rows:
         table.add_row(row["name"], row["family"], str(row["year"]), f"{row['params']:,}",
-                      f"{row['gmacs']:.3f}", "x".join(map(str, row["input_size"])))
+                      f"{row['gmacs']:.3f}" if row["gmacs"] >= 0.01 else f"{row['gmacs']:.2g}", "x".join(map(str, row["input_size"])))
     Console(width=max(Console().width, 100)).print(table)
     return 0
 

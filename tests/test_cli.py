@@ -130,10 +130,34 @@ def test_models_lists_the_zoo_as_json(capsys) -> None:
     code, out, _ = run(capsys, "models", "resnet*", "--format", "json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0
-    assert rows["resnet50"]["params"] == 25_557_032 and rows["resnet50"]["gmacs"] == 4.089
+    assert rows["resnet50"]["params"] == 25_557_032 and round(rows["resnet50"]["gmacs"], 3) == 4.089
     assert rows["resnet50"]["year"] == 2016 and rows["resnet50"]["family"] == "resnet"
     code, _, err = run(capsys, "models", "nothing*")
     assert code == 2 and "no model matches" in err
+
+
+def test_models_json_lists_the_whole_zoo(capsys) -> None:
+    code, out, _ = run(capsys, "models", "--format", "json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    # One name per architecture of the course, with the DESIGN table's counts.
+    expected = {
+        "lenet5": 61_706, "lenet5_1998": 60_000, "alexnet": 61_100_840, "alexnet_2012": 60_965_224,
+        "zfnet": None, "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "nin": None, "all_cnn_c": None,
+        "googlenet": 6_624_904, "inception_v3": 27_161_264, "resnet18": 11_689_512,
+        "resnet152": 60_192_808, "wide_resnet50_2": 68_883_240, "resnext50_32x4d": 25_028_904,
+        "resnet20": 269_722, "wrn28_10": 36_479_194, "preact_resnet18": None, "highway_net": None,
+        "densenet121": 7_978_856, "densenet_bc_100_k12": 769_162, "mobilenet_v1": 4_231_976,
+        "mobilenet_v2": 3_504_872, "mobilenet_v3_small": 2_542_856, "mobilenet_v3_large": 5_483_032,
+        "se_resnet50": 28_088_024, "efficientnet_b0": 5_288_548, "efficientnet_b7": None,
+        "xception": 22_855_952, "convnext_tiny": 28_589_128, "convnext_base": None,
+        "course_cifar100": 550_596, "unet": 31_030_658,
+    }
+    assert code == 0
+    for name, params in expected.items():
+        assert name in rows, name
+        if params is not None:
+            assert rows[name]["params"] == params, name
+    assert rows["lenet5"]["macs"] == pytest.approx(0.00042e9, rel=0.01)
 
 
 def test_summary_of_zoo_and_torchvision_names(capsys) -> None:
