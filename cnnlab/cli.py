@@ -249,6 +249,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_demo(
         data=args.data,
         out=args.out,
+        data_dir=args.data_dir,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -298,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--samples", type=_positive_int, default=8, help="random inputs averaged for the ERF")
     rf.set_defaults(func=_cmd_rf)
 
-    train = commands.add_parser("train", help="train a CNN (this version: the digits demo)")
-    train.add_argument("--data", default="digits", help="data spec (this version: digits)")
+    train = commands.add_parser("train", help="train the small CNN of the demo on a data spec")
+    train.add_argument("--data", default="digits", help="digits, mnist, cifar10 or folder:PATH")
+    train.add_argument("--data-dir", default=None, help="first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)")
     train.add_argument("--out", default=None, help="run directory (default runs/digits-small_cnn, never overwritten)")
     train.add_argument("--epochs", type=_positive_int, default=30)
     train.add_argument("--batch-size", type=_positive_int, default=64)

@@ -177,3 +177,24 @@ def test_rf_erf_on_a_batchnorm_zoo_model(capsys) -> None:
     # The CLI's own copy runs in eval mode: BatchNorm on a batch of one is fine there.
     code, out, _ = run(capsys, "rf", "resnet18", "--input", "3x32x32", "--erf", "--layer", "layer1", "--samples", "1")
     assert code == 0 and "effective receptive field" in out
+
+
+def test_train_on_an_image_folder(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    for name, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), colour).save(tmp_path / "data" / name / f"{i}.png")
+    out_dir = tmp_path / "run"
+    code, out, _ = run(capsys, "train", "--data", f"folder:{tmp_path / 'data'}", "--out", str(out_dir), "--epochs", "2")
+    assert code == 0 and "test accuracy" in out
+    assert json.loads((out_dir / "data.json").read_text())["classes"] == ["blue", "red"]
+
+
+def test_train_on_missing_data_is_one_line(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setattr("cnnlab.data.files.CACHE_DIR", tmp_path / "cache")
+    code, _, err = run(capsys, "train", "--data", "cifar10", "--out", str(tmp_path / "run"))
+    assert code == 2 and "CIFAR-10 not found in" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing is created before the data is found

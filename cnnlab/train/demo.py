@@ -11,34 +11,34 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cnnlab import __version__
-from cnnlab.data.sources import load, split
+from cnnlab.data.sources import load
 from cnnlab.inspect.summary import summary
 from cnnlab.models.small import small_cnn
 from cnnlab.train.engine import EpochResult, FitConfig, Normalisation, fit
 from cnnlab.train.rundir import append_metrics, new_run_dir, save_checkpoint, write_json
 
-TEST_FRACTION = 0.2  # digits has no official split: a seeded 20 % is held out for testing
-
 
 def run_demo(
     data: str = "digits",
     out: str | None = None,
+    data_dir: str | None = None,
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
     console: Console | None = None,
 ) -> dict:
-    """Train the small CNN on `data`, write a run directory, and return its summary.json content."""
+    """Train the small CNN on the data spec `data`, write a run directory, return its summary.json."""
     console = console or Console(width=max(Console().width, 120))  # the table needs ~110 columns
     config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    dataset = load(data)
-    train, test = split(dataset, TEST_FRACTION, seed)
-    run = new_run_dir(out or f"runs/{data}-small_cnn", exist_ok_suffix=out is None)
+    splits = load(data, data_dir, seed=seed)
+    train, test = splits.train, splits.test
+    run_name = data.replace("folder:", "folder-").replace("/", "_").strip("_")
+    run = new_run_dir(out or f"runs/{run_name}-small_cnn", exist_ok_suffix=out is None)
 
     torch.manual_seed(seed)
-    model = small_cnn(num_classes=len(dataset.classes), in_chans=dataset.images.shape[1])
-    input_size = tuple(dataset.images.shape[1:])
+    model = small_cnn(num_classes=len(train.classes), in_chans=train.images.shape[1])
+    input_size = tuple(train.images.shape[1:])
     console.print(summary(model, input_size).to_table())
 
     norm = Normalisation.of(train.images)
@@ -47,14 +47,14 @@ def run_demo(
         run / "data.json",
         {
             "spec": data,
-            "classes": list(dataset.classes),
+            "classes": list(train.classes),
             "mean": list(norm.mean),
             "std": list(norm.std),
             "input_size": list(input_size),
             "train_images": len(train),
             "test_images": len(test),
-            "test_fraction": TEST_FRACTION,
             "split_seed": seed,
+            "skipped_images": splits.skipped,
         },
     )
 
@@ -91,8 +91,10 @@ def run_demo(
         "test_images": len(test),
     }
     write_json(run / "summary.json", result)
+    if splits.skipped:
+        console.print(f"skipped {splits.skipped} unreadable images")
     console.print(
-        f"test accuracy {final.test_acc:.2%} on {len(test)} held-out digits after {final.epoch} "
+        f"test accuracy {final.test_acc:.2%} on {len(test)} held-out images after {final.epoch} "
         f"epochs ({seconds:.1f} s); run directory: {Path(run)}"
     )
     return result

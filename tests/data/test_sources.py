@@ -16,7 +16,7 @@ def test_digits_shape_range_and_classes() -> None:
 
 
 def test_split_is_deterministic_and_disjoint() -> None:
-    data = load("digits")
+    data = load_digits()
     train_a, test_a = split(data, 0.2, seed=3)
     train_b, test_b = split(data, 0.2, seed=3)
     assert torch.equal(test_a.labels, test_b.labels) and torch.equal(train_a.images, train_b.images)
