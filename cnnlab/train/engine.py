@@ -16,6 +16,7 @@ from torch import nn
 
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
+from cnnlab.train.optim import parameter_groups
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,6 @@ class Normalisation:
         mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
         return (images.float() / 255.0 - mean) / std
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Return optimiser groups: decay on weight matrices and kernels, none on biases and norms."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if not param.requires_grad:
-            continue
-        # Biases and norm scales are 1-D; decaying them only fights the normalisation.
-        (decay if param.ndim > 1 else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 @torch.no_grad()
