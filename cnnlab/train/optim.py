@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.train.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 
 
@@ -46,6 +47,8 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
     if config.decoupled:
         for group in groups:
             group["decoupled_weight_decay"], group["weight_decay"] = group["weight_decay"], 0.0
+    if config.nesterov and (config.name is not OptimizerName.SGD or config.momentum <= 0):
+        raise CnnlabError("optim.nesterov needs optim.name=sgd and optim.momentum > 0")
     if config.name is OptimizerName.SGD:
         optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     elif config.name is OptimizerName.ADAM:

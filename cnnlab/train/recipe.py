@@ -75,6 +75,15 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Batch augmentation on the training device (whole batches at once)."""
+
+    flip: bool = False  # random horizontal flip, p = 0.5 (not for digits)
+    crop_padding: int = 0  # random crop after zero padding by this many pixels (translation)
+    cutout: int = 0  # side of a zeroed square at a random place (DeVries & Taylor 2017); 0 = off
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Everything a training run needs besides the model and the data."""
 
@@ -82,6 +91,7 @@ class Recipe:
     batch_size: int = 128  # images per optimiser step, over all devices
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     label_smoothing: float = 0.0  # Szegedy et al. 2016
     aux_loss_weight: float = 0.3  # weight of each auxiliary head's loss (GoogLeNet's 0.3)
     val_fraction: float = 0.1  # of the training set held out for validation, seeded
@@ -141,6 +151,11 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
             raise CnnlabError(f"recipe key {key} takes true or false, got {value!r}")
         return value
     if kind in (int, float):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not float(value).is_integer()):
             raise CnnlabError(f"recipe key {key} takes a number ({kind.__name__}), got {value!r}")
         return kind(value)

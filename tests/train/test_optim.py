@@ -50,6 +50,13 @@ def test_decoupled_decay_for_sgd_by_hand() -> None:
     torch.testing.assert_close(model[0].bias, bias - lr * grad_b)
 
 
+def test_nesterov_without_momentum_is_refused() -> None:
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match="nesterov needs"):
+        build_optimizer(_net(), OptimConfig(nesterov=True, momentum=0.0))
+
+
 def test_coupled_decay_for_sgd_by_hand() -> None:
     lr, wd = 0.1, 0.5
     model = _net()

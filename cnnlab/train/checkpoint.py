@@ -1,0 +1,91 @@
+"""Checkpoints as directories: model.safetensors, state.safetensors (tensors), state.json (the rest).
+
+Optimiser, scheduler and RNG states are nested dicts of tensors and plain values; they are
+split into named tensors (safetensors) and a JSON skeleton that points at them, so loading
+never unpickles anything. A checkpoint is written to a temporary sibling and renamed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+_TENSOR = "__tensor__"
+
+
+def flatten_state(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """Return a JSON-able copy of `value` with every tensor moved into `tensors` under a key."""
+    if isinstance(value, torch.Tensor):
+        key = f"{prefix}.{len(tensors)}"
+        tensors[key] = value.detach().cpu().contiguous()
+        return {_TENSOR: key}
+    if isinstance(value, dict):
+        # JSON keys are strings; optimiser state is keyed by int parameter ids, so keep the type.
+        return {"__dict__": [[flatten_state(k, tensors, prefix), flatten_state(v, tensors, prefix)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return {"__list__": [flatten_state(v, tensors, prefix) for v in value], "tuple": isinstance(value, tuple)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise CnnlabError(f"cannot store a {type(value).__name__} in a checkpoint (only tensors and plain values)")
+
+
+def unflatten_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Return the nested structure flatten_state stored, with its tensors put back."""
+    if isinstance(value, dict):
+        if _TENSOR in value:
+            return tensors[value[_TENSOR]]
+        if "__dict__" in value:
+            return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in value["__dict__"]}
+        items = [unflatten_state(v, tensors) for v in value["__list__"]]
+        return tuple(items) if value["tuple"] else items
+    return value
+
+
+def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], info: dict[str, Any]) -> None:
+    """Write a checkpoint directory whole: model weights, training state tensors, and info JSON."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(staging / "model.safetensors"))
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = flatten_state(state, tensors, "state")
+        save_file(tensors, str(staging / "state.safetensors"))
+        (staging / "state.json").write_text(json.dumps({**info, "state": skeleton}, indent=1))
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        staging.chmod(0o755)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}-retired")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(directory, retired)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
+
+
+def load_checkpoint(directory: Path, model: nn.Module | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (training state, info) of a checkpoint, loading its weights into `model` if given."""
+    paths = [directory / n for n in ("model.safetensors", "state.safetensors", "state.json")]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise CnnlabError(f"{directory} is not a complete checkpoint (missing {', '.join(missing)})")
+    if model is not None:
+        model.load_state_dict(load_file(str(paths[0])))
+    info = json.loads(paths[2].read_text())
+    state = unflatten_state(info.pop("state"), load_file(str(paths[1])))
+    return state, info

@@ -1,0 +1,120 @@
+"""The training loop: learning, exact resume, NaN stop, early stopping, augmentation, checkpoints."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.data.sources import load
+from cnnlab.errors import CnnlabError
+from cnnlab.models.small import small_cnn
+from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.loop import Callback, EarlyStopping, Trainer, augment_batch
+from cnnlab.train.recipe import AugmentConfig, load_recipe
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits = load("digits")
+    return splits.train, splits.test
+
+
+def _trainer(digits, overrides, callbacks=()):
+    torch.manual_seed(0)
+    recipe = load_recipe("default", ["batch_size=64", "optim.lr=0.05", "schedule.warmup_epochs=0", *overrides])
+    train, val = digits
+    return Trainer(small_cnn(width=8), recipe, train, val, callbacks=callbacks)
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.rows = []
+
+    def on_epoch_end(self, state, metrics, is_best) -> None:
+        self.rows.append(metrics)
+
+
+def test_learns_digits(digits) -> None:
+    recorder = Recorder()
+    state = _trainer(digits, ["epochs=4"], [recorder]).fit()
+    assert state.epoch == 4 and state.step == 4 * math.ceil(len(digits[0]) / 64)
+    assert recorder.rows[-1].val_acc > 0.9 and recorder.rows[-1].val_top5 >= recorder.rows[-1].val_acc
+
+
+def test_resume_is_exact(digits, tmp_path) -> None:
+    overrides = ["epochs=4", "deterministic=true", "ema_decay=0.9", "augment.crop_padding=1"]
+    full = _trainer(digits, overrides)
+    full_rows = Recorder()
+    full.callbacks = [full_rows]
+    full.fit()
+
+    first = _trainer(digits, overrides)
+
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, state, metrics, is_best) -> None:
+            if state.epoch == 2:
+                state.stop_reason = "interrupted"
+
+    first.callbacks = [StopAfterTwo()]
+    first.fit()
+    first.checkpoint(tmp_path / "last")
+
+    second = _trainer(digits, overrides)
+    torch.manual_seed(123)  # a different process state: resume must restore everything itself
+    second.resume(tmp_path / "last")
+    rows = Recorder()
+    second.callbacks = [rows]
+    second.fit()
+    for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert len(rows.rows) == 2
+    assert [r.val_loss for r in rows.rows] == [r.val_loss for r in full_rows.rows[2:]]
+
+
+def test_resume_refuses_another_recipe(digits, tmp_path) -> None:
+    trainer = _trainer(digits, ["epochs=1"])
+    trainer.fit()
+    trainer.checkpoint(tmp_path / "last")
+    with pytest.raises(CnnlabError, match="another recipe"):
+        _trainer(digits, ["epochs=2"]).resume(tmp_path / "last")
+
+
+def test_nan_stops_with_epoch_and_step(digits) -> None:
+    trainer = _trainer(digits, ["epochs=2", "optim.lr=1e30", "optim.momentum=0.0", "optim.nesterov=false"])
+    with pytest.raises(CnnlabError, match=r"NaN or infinite in epoch 1 at step \d+"):
+        trainer.fit()
+
+
+def test_early_stopping(digits) -> None:
+    trainer = _trainer(digits, ["epochs=20", "optim.lr=1e-9", "schedule.name=constant"], [EarlyStopping(2)])
+    state = trainer.fit()
+    assert state.stop_reason.startswith("early stopping") and state.epoch < 20
+
+
+def test_checkpoint_round_trip(digits, tmp_path) -> None:
+    trainer = _trainer(digits, ["epochs=1"])
+    trainer.fit()
+    trainer.checkpoint(tmp_path / "last")
+    trainer.checkpoint(tmp_path / "last")  # replaced whole, no staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    model = small_cnn(width=8)
+    state, info = load_checkpoint(tmp_path / "last", model)
+    assert info["epoch"] == 1 and state["counters"]["epoch"] == 1
+    assert torch.equal(model.fc.weight, trainer.model.fc.weight.detach())
+    with pytest.raises(CnnlabError, match="not a complete checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_augment_batch_by_hand() -> None:
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    flipped = augment_batch(x, AugmentConfig(flip=True), g)
+    is_flipped = (flipped == x.flip(3)).flatten(1).all(1)
+    assert ((flipped == x).flatten(1).all(1) | is_flipped).all() and 10 < is_flipped.sum() < 54
+    shifted = augment_batch(x, AugmentConfig(crop_padding=1), g)
+    # Every crop is the input shifted by at most one pixel with zeros coming in.
+    assert all(any(torch.equal(s[0], torch.roll(nn.functional.pad(x[0, 0], (1, 1, 1, 1)), (dy, dx), (0, 1))[1:5, 1:5])
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)) for s in shifted)
+    cut = augment_batch(torch.ones(8, 1, 9, 9), AugmentConfig(cutout=3), g)
+    assert ((cut == 0).flatten(1).sum(1) <= 9).all() and (cut == 0).any()
