@@ -246,14 +246,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.demo import run_demo
 
+    shortcuts = [f"{key}={value}" for key, value in
+                 (("epochs", args.epochs), ("batch_size", args.batch_size), ("optim.lr", args.lr), ("seed", args.seed))
+                 if value is not None]
     run_demo(
         data=args.data,
         out=args.out,
         data_dir=args.data_dir,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
+        recipe_name=args.recipe,
+        overrides=(*shortcuts, *args.overrides),
+        resume=args.resume,
     )
     return 0
 
@@ -303,10 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="digits", help="digits, mnist, cifar10 or folder:PATH")
     train.add_argument("--data-dir", default=None, help="first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)")
     train.add_argument("--out", default=None, help="run directory (default runs/digits-small_cnn, never overwritten)")
-    train.add_argument("--epochs", type=_positive_int, default=30)
-    train.add_argument("--batch-size", type=_positive_int, default=64)
-    train.add_argument("--lr", type=_positive_float, default=3e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--recipe", default="digits", help="recipes/<name>.yaml or a YAML path")
+    train.add_argument("--resume", default=None, help="run directory to continue from its last checkpoint")
+    train.add_argument("--epochs", type=_positive_int, default=None, help="shortcut for epochs=N")
+    train.add_argument("--batch-size", type=_positive_int, default=None, help="shortcut for batch_size=N")
+    train.add_argument("--lr", type=_positive_float, default=None, help="shortcut for optim.lr=X")
+    train.add_argument("--seed", type=int, default=None, help="shortcut for seed=N")
+    train.add_argument("overrides", nargs="*", help="recipe overrides key=value, e.g. optim.lr=0.01 augment.flip=true")
     train.set_defaults(func=_cmd_train)
     return parser
 

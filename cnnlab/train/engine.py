@@ -1,14 +1,19 @@
-"""A short, explicit training loop for data held in memory as uint8 tensors.
+"""The training loop: one screen of named events, ordered callbacks, a typed state, exact resume.
 
-This is the foundation's minimal loop (whole data set on one device, AdamW, one-cycle schedule);
-the training issue grows it into the full engine with callbacks, mixed precision and resume.
+Data sit on the training device as uint8 and are normalised and augmented in whole batches.
+Everything the next step depends on (weights, optimiser, scheduler, scaler, EMA, RNG streams,
+counters) is in the checkpoint, so with `deterministic=true` a run stopped after epoch k and
+resumed ends with the same weights and metrics as one that never stopped.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,39 +21,10 @@ from torch import nn
 
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
-from cnnlab.train.optim import parameter_groups
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Settings of the minimal loop."""
-
-    epochs: int = 30  # full passes over the training set
-    batch_size: int = 64  # images per step
-    lr: float = 3e-3  # peak learning rate of the one-cycle schedule (Smith & Topin 2017)
-    weight_decay: float = 5e-4  # decoupled (AdamW), never on biases or norm parameters
-    label_smoothing: float = 0.0  # Szegedy et al. 2016; 0 = plain cross-entropy
-    seed: int = 0  # initialisation, shuffling and dropout
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise CnnlabError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
-            raise CnnlabError(f"lr must be > 0, got {self.lr}")
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """Metrics of one epoch, one row of metrics.csv."""
-
-    epoch: int  # 1-based
-    train_loss: float  # mean cross-entropy over the epoch's steps
-    train_acc: float  # top-1 on the training batches, in training mode, fraction
-    test_loss: float
-    test_acc: float  # top-1 on the held-out set, fraction
-    lr: float  # learning rate at the end of the epoch
-    seconds: float  # wall time of the training steps of this epoch
-    images_per_second: float
+from cnnlab.models.base import AuxOutput
+from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.train.optim import build_optimizer, build_plateau, build_scheduler
+from cnnlab.train.recipe import AugmentConfig, Precision, Recipe
 
 
 @dataclass(frozen=True)
@@ -70,69 +46,254 @@ class Normalisation:
         return (images.float() / 255.0 - mean) / std
 
 
+@dataclass
+class TrainState:
+    """Counters the loop and its callbacks share; saved with every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimiser steps
+    best_val_loss: float = math.inf
+    best_val_acc: float = 0.0
+    stale_epochs: int = 0  # epochs since the validation loss last improved
+    stop_reason: str | None = None  # set by a callback (early stopping) to end training
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One row of metrics.csv."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_top5: float
+    lr: float
+    seconds: float
+    images_per_second: float
+
+
+class Callback:
+    """Hooks called at named events, in ascending `order`."""
+
+    order = 0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Called once before the first epoch (also after a resume)."""
+
+    def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
+        """Called after validation at the end of every epoch."""
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """Called once when training ends, however it ends."""
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation loss has not improved for `patience` epochs."""
+
+    order = 10
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
+        """Set state.stop_reason once patience runs out."""
+        if state.stale_epochs >= self.patience:
+            state.stop_reason = f"early stopping: validation loss flat for {self.patience} epochs"
+
+
+def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Return a flipped / translated / cut-out copy of a normalised batch (B, C, H, W)."""
+    batch, _, height, width = x.shape
+    device = x.device
+    if config.flip:
+        flip = torch.rand(batch, generator=generator).to(device) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    if config.crop_padding:
+        pad = config.crop_padding
+        padded = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
+        dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
+        rows = (dy.view(-1, 1) + torch.arange(height, device=device)).view(batch, 1, height, 1)
+        cols = (dx.view(-1, 1) + torch.arange(width, device=device)).view(batch, 1, 1, width)
+        index = torch.arange(batch, device=device).view(-1, 1, 1, 1)
+        x = padded[index, torch.arange(x.shape[1], device=device).view(1, -1, 1, 1), rows, cols]
+    if config.cutout:
+        cy = torch.randint(0, height, (batch,), generator=generator).to(device).view(-1, 1, 1, 1)
+        cx = torch.randint(0, width, (batch,), generator=generator).to(device).view(-1, 1, 1, 1)
+        ys = torch.arange(height, device=device).view(1, 1, -1, 1)
+        xs = torch.arange(width, device=device).view(1, 1, 1, -1)
+        half = config.cutout // 2
+        inside = ((ys - cy).abs() <= half) & ((xs - cx).abs() <= half)
+        x = x.masked_fill(inside, 0.0)
+    return x
+
+
+def _loss(out: torch.Tensor | AuxOutput, y: torch.Tensor, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (loss, main logits); auxiliary heads add aux_loss_weight times their loss."""
+    logits = out.logits if isinstance(out, AuxOutput) else out
+    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+    for aux in getattr(out, "aux", ()):
+        loss = loss + recipe.aux_loss_weight * F.cross_entropy(aux, y, label_smoothing=recipe.label_smoothing)
+    return loss, logits
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet, norm: Normalisation, batch_size: int = 512) -> tuple[float, float]:
-    """Return (mean loss, top-1 accuracy) of `model` on `data`; restores the model's mode after."""
+def evaluate(model: nn.Module, data: ImageSet, norm: Normalisation, batch_size: int = 512) -> tuple[float, float, float]:
+    """Return (mean loss, top-1, top-5) of `model` on `data`; the model's mode is restored after."""
     was_training = model.training
     model.eval()
-    total_loss, correct = 0.0, 0
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    top1 = torch.zeros((), device=device)
+    top5 = torch.zeros((), device=device)
     for start in range(0, len(data), batch_size):
-        x = norm(data.images[start : start + batch_size])
-        y = data.labels[start : start + batch_size]
+        x = norm(data.images[start : start + batch_size].to(device))
+        y = data.labels[start : start + batch_size].to(device)
         logits = model(x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == y).sum().item()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
+        top1 += (ranked[:, 0] == y).sum()
+        top5 += (ranked == y[:, None]).any(dim=1).sum()
     model.train(was_training)
-    return total_loss / len(data), correct / len(data)
+    n = len(data)
+    return loss_sum.item() / n, top1.item() / n, top5.item() / n
 
 
-def fit(
-    model: nn.Module,
-    train: ImageSet,
-    test: ImageSet,
-    config: FitConfig,
-    on_epoch: Callable[[EpochResult], None] | None = None,
-) -> list[EpochResult]:
-    """Train `model` on `train` and return one EpochResult per epoch, tested on `test` after each."""
-    torch.manual_seed(config.seed)
-    norm = Normalisation.of(train.images)
-    optimiser = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
-    steps_per_epoch = -(-len(train) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
-    )
-    shuffle = torch.Generator().manual_seed(config.seed)
-    history = []
-    for epoch in range(1, config.epochs + 1):
+@dataclass
+class Trainer:
+    """The objects one run trains with; `fit` runs it, `checkpoint`/`resume` save and restore it."""
+
+    model: nn.Module
+    recipe: Recipe
+    train_data: ImageSet
+    val_data: ImageSet
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    callbacks: Sequence[Callback] = ()
+    state: TrainState = field(default_factory=TrainState)
+
+    def __post_init__(self) -> None:
+        recipe = self.recipe
+        if recipe.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model.to(self.device)
+        if recipe.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.norm = Normalisation.of(self.train_data.images)
+        self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
+        self.labels = self.train_data.labels.to(self.device)
+        self.steps_per_epoch = -(-len(self.train_data) // recipe.batch_size)
+        self.optimizer = build_optimizer(self.model, recipe.optim)
+        self.scheduler = build_scheduler(self.optimizer, recipe.schedule, self.steps_per_epoch, recipe.epochs)
+        self.plateau = build_plateau(self.optimizer, recipe.schedule)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=recipe.precision is Precision.FP16)
+        self.ema = torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay)
+        ) if recipe.ema_decay else None
+        self.generator = torch.Generator().manual_seed(recipe.seed)  # shuffling and augmentation
+
+    def _train_epoch(self) -> tuple[float, float]:
+        """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
+        recipe, model = self.recipe, self.model
+        dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
+        order = torch.randperm(len(self.labels), generator=self.generator).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
         model.train()
-        started = time.perf_counter()
-        order = torch.randperm(len(train), generator=shuffle)
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(train), config.batch_size):
-            index = order[start : start + config.batch_size]
-            x = norm(train.images[index])  # (B, C, H, W) float
-            y = train.labels[index]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            loss_sum += loss.item() * len(index)
-            correct += (logits.argmax(dim=1) == y).sum().item()
-        seconds = time.perf_counter() - started
-        test_loss, test_acc = evaluate(model, test, norm)
-        result = EpochResult(
-            epoch=epoch,
-            train_loss=loss_sum / len(train),
-            train_acc=correct / len(train),
-            test_loss=test_loss,
-            test_acc=test_acc,
-            lr=schedule.get_last_lr()[0],
-            seconds=seconds,
-            images_per_second=len(train) / seconds,
-        )
-        history.append(result)
-        if on_epoch is not None:
-            on_epoch(result)
-    return history
+        for start in range(0, len(order), recipe.batch_size):
+            index = order[start : start + recipe.batch_size]
+            x = augment_batch(self.norm(self.images[index]), recipe.augment, self.generator)
+            if recipe.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = self.labels[index]
+            with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss, logits = _loss(model(x), y, recipe)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if recipe.optim.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
+            # Kept on the device: the epoch ends with one sync, not one per step.
+            bad = ~torch.isfinite(loss.detach())
+            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(self.state.step, device=self.device), first_bad)
+            loss_sum += loss.detach() * len(index)
+            correct += (logits.argmax(dim=1) == y).sum()
+            self.state.step += 1
+        if first_bad.item() >= 0:
+            raise CnnlabError(
+                f"loss became NaN or infinite in epoch {self.state.epoch + 1} at step {first_bad.item()}: "
+                "lower the learning rate or use grad_clip; the last good checkpoint is kept"
+            )
+        return loss_sum.item() / len(order), correct.item() / len(order)
+
+    def fit(self) -> TrainState:
+        """Train until the recipe's epochs are done or a callback stops it; return the final state."""
+        callbacks = sorted(self.callbacks, key=lambda c: c.order)
+        for callback in callbacks:
+            callback.on_fit_start(self.state)
+        try:
+            while self.state.epoch < self.recipe.epochs and self.state.stop_reason is None:
+                started = time.perf_counter()
+                train_loss, train_acc = self._train_epoch()
+                seconds = time.perf_counter() - started
+                scored = self.ema.module if self.ema is not None else self.model
+                val_loss, val_acc, val_top5 = evaluate(scored, self.val_data, self.norm)
+                if self.plateau is not None:
+                    self.plateau.step(val_loss)
+                self.state.epoch += 1
+                is_best = val_loss < self.state.best_val_loss
+                if is_best:
+                    self.state.best_val_loss, self.state.best_val_acc, self.state.stale_epochs = val_loss, val_acc, 0
+                else:
+                    self.state.stale_epochs += 1
+                metrics = EpochMetrics(
+                    self.state.epoch, train_loss, train_acc, val_loss, val_acc, val_top5,
+                    self.optimizer.param_groups[0]["lr"], seconds, len(self.labels) / seconds,
+                )
+                for callback in callbacks:
+                    callback.on_epoch_end(self.state, metrics, is_best)
+        finally:
+            for callback in callbacks:
+                callback.on_fit_end(self.state)
+        return self.state
+
+    def training_state(self) -> dict[str, Any]:
+        """Return every tensor and value the next step depends on, for a checkpoint."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng_torch": torch.get_rng_state(),
+            "rng_loop": self.generator.get_state(),
+            "counters": asdict(self.state),
+        }
+
+    def checkpoint(self, directory: Path) -> None:
+        """Write the model and the whole training state to a checkpoint directory."""
+        info = {"epoch": self.state.epoch, "step": self.state.step, "recipe_hash": self.recipe.digest()}
+        save_checkpoint(directory, self.model, self.training_state(), info)
+
+    def resume(self, directory: Path) -> None:
+        """Restore model, optimiser, scheduler, scaler, EMA, RNG streams and counters from a checkpoint."""
+        state, info = load_checkpoint(directory, self.model)
+        if info.get("recipe_hash") != self.recipe.digest():
+            raise CnnlabError(f"{directory} was written with another recipe: resume with the run's own recipe.yaml")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.plateau is not None and state["plateau"] is not None:
+            self.plateau.load_state_dict(state["plateau"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng_torch"])
+        self.generator.set_state(state["rng_loop"])
+        # Whatever stopped the run before (Ctrl-C, a stop request) is what resume undoes.
+        self.state = TrainState(**{**state["counters"], "stop_reason": None})

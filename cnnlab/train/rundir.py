@@ -1,7 +1,8 @@
 """The run directory: the contract between `cnnlab train` and every later command.
 
 Files are written to a temporary sibling and renamed into place, so a killed process leaves
-either the previous complete file or the new complete one, never half of one.
+either the previous complete file or the new complete one, never half of one (checkpoints:
+cnnlab.train.checkpoint).
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
-
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from cnnlab.errors import CnnlabError
 
@@ -55,30 +52,3 @@ def append_metrics(path: Path, row: Any) -> None:
         if is_new:
             writer.writeheader()
         writer.writerow(asdict(row))
-
-
-def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any]) -> None:
-    """Write model.safetensors and state.json into `directory`, replacing it whole."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    staging.chmod(0o755)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, str(staging / "model.safetensors"))
-    (staging / "model.safetensors").chmod(0o644)
-    write_json(staging / "state.json", state)
-    if directory.exists():
-        retired = directory.with_name(f".{directory.name}-retired")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(directory, retired)
-        os.replace(staging, directory)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, directory)
-
-
-def load_weights(directory: Path, model: nn.Module) -> None:
-    """Load model.safetensors from a checkpoint directory into `model` (no pickle involved)."""
-    path = directory / "model.safetensors"
-    if not path.is_file():
-        raise CnnlabError(f"no model.safetensors in {directory}: is it a checkpoint directory?")
-    model.load_state_dict(load_file(str(path)))

@@ -10,7 +10,7 @@ from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.small import small_cnn
 from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.loop import Callback, EarlyStopping, Trainer, augment_batch
+from cnnlab.train.engine import Callback, EarlyStopping, Trainer, augment_batch
 from cnnlab.train.recipe import AugmentConfig, load_recipe
 
 
