@@ -260,6 +260,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.train.evaluation import evaluate_run, plot_confusion
+
+    run = Path(args.run)
+    result = evaluate_run(run, args.data, args.data_dir, args.split)
+    (run / "eval.json").write_text(json.dumps(result, indent=2))
+    plot_confusion(result, run / "confusion.png")
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['data']} {args.split}: top-1 {result['top1']:.2%}  top-5 {result['top5']:.2%}  "
+              f"loss {result['loss']:.4f}  ({result['images']} images)")
+        worst = sorted(result["per_class_accuracy"].items(), key=lambda item: item[1])[:3]
+        print("weakest classes: " + ", ".join(f"{name} {acc:.1%}" for name, acc in worst))
+        print(f"wrote {run / 'eval.json'} and {run / 'confusion.png'}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.train.evaluation import predict
+
+    results = predict(Path(args.run), args.images, args.top_k)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        for item in results:
+            print(item["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in item["top"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `cnnlab` command."""
     parser = _Parser(prog="cnnlab", description="Design, inspect, train and look inside CNNs.")
@@ -313,6 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None, help="shortcut for seed=N")
     train.add_argument("overrides", nargs="*", help="recipe overrides key=value, e.g. optim.lr=0.01 augment.flip=true")
     train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a run")
+    evaluate.add_argument("run", help="run directory written by cnnlab train")
+    evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
+    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--format", choices=["text", "json"], default="text")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    pred = commands.add_parser("predict", help="top-k classes of image files with a run's model")
+    pred.add_argument("run", help="run directory written by cnnlab train")
+    pred.add_argument("images", nargs="+", help="image files")
+    pred.add_argument("--top-k", type=_positive_int, default=5)
+    pred.add_argument("--format", choices=["text", "json"], default="text")
+    pred.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -198,3 +198,18 @@ def test_train_on_missing_data_is_one_line(capsys, tmp_path, monkeypatch) -> Non
     code, _, err = run(capsys, "train", "--data", "cifar10", "--out", str(tmp_path / "run"))
     assert code == 2 and "CIFAR-10 not found in" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing is created before the data is found
+
+
+def test_eval_and_predict_commands(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--out", str(run_dir), "--epochs", "3")[0] == 0
+    code, out, _ = run(capsys, "eval", str(run_dir), "--format", "json")
+    assert code == 0 and json.loads(out)["images"] == 359
+    assert (run_dir / "confusion.png").stat().st_size > 1000 and (run_dir / "eval.json").exists()
+    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
+    code, out, _ = run(capsys, "predict", str(run_dir), str(tmp_path / "blank.png"), "--top-k", "2")
+    assert code == 0 and out.count("%") == 2
+    code, _, err = run(capsys, "eval", str(tmp_path))
+    assert code == 2 and "no data.json" in err

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import torch
 from rich.console import Console
 
 from cnnlab.errors import CnnlabError
@@ -83,3 +84,27 @@ def test_existing_run_is_never_overwritten(demo_run) -> None:
 def test_resume_needs_a_run_directory(tmp_path) -> None:
     with pytest.raises(CnnlabError, match="not a run directory"):
         run_demo(resume=str(tmp_path), console=QUIET)
+
+
+def test_eval_and_predict_read_the_run(demo_run, tmp_path) -> None:
+    from PIL import Image
+
+    from cnnlab.data.sources import load
+    from cnnlab.train.evaluation import evaluate_run, predict
+
+    out, result = demo_run
+    evaluation = evaluate_run(out)
+    assert evaluation["images"] == 359 and evaluation["top1"] >= 0.95
+    confusion = torch.tensor(evaluation["confusion_matrix"])
+    assert confusion.sum() == 359 and confusion.trace().item() / 359 == pytest.approx(evaluation["top1"])
+    # A test digit written out as a PNG comes back as its own class.
+    test = load("digits").test
+    index = 0
+    path = tmp_path / "digit.png"
+    Image.fromarray(test.images[index, 0].numpy(), mode="L").save(path)
+    top = predict(out, [str(path)], top_k=3)[0]["top"]
+    assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"]
+    assert top[0]["class"] == test.classes[test.labels[index]]
+    assert sum(t["probability"] for t in top) <= 1.0 + 1e-6
+    with pytest.raises(CnnlabError, match="cannot read image"):
+        predict(out, [str(tmp_path / "missing.png")])
