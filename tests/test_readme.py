@@ -23,13 +23,19 @@ def test_python_example_runs(code: str) -> None:
     exec(compile(code, "README.md", "exec"), {})
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One folder for all CLI lines, in README order: `eval runs/demo` reads what `train` wrote."""
+    return tmp_path_factory.mktemp("readme")
+
+
 @pytest.mark.parametrize("line", CLI_LINES)
-def test_cli_example_runs(line: str, tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)  # `cnnlab train` writes runs/ here, not into the checkout
+def test_cli_example_runs(line: str, workdir, monkeypatch) -> None:
+    monkeypatch.chdir(workdir)  # `cnnlab train` writes runs/ here, not into the checkout
     argv = shlex.split(line)[1:]
     if "--data-dir" in argv:
         pytest.skip("trains on 60,000 real images: minutes on a CPU, run by hand")
-    if argv[0] == "train":
+    if argv[0] == "train" and "--resume" not in argv:
         argv += ["--epochs", "2"]  # the README's 30 epochs are what `make run` shows; 2 prove it runs
     try:
         code = main(argv)

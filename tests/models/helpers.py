@@ -1,10 +1,11 @@
-"""Shared checks for zoo tests: non-trivial initialisation and logit equivalence."""
+"""Shared checks for zoo tests: initialisation, logit equivalence, stage outputs, the model contract."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from cnnlab.models.base import AuxOutput
 from cnnlab.models.transfer import load_torchvision_state_dict
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
@@ -66,3 +67,43 @@ def assert_equivalent(
         got = ours(x)
     scale = expected.abs().max().item()
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+def stage_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor | AuxOutput, dict[str, torch.Tensor]]:
+    """Return model(x) and each feature_layers() output in run order, removing every hook after."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [
+        model.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
+        for name in model.feature_layers()
+    ]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, outputs
+
+
+def check_contract(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Check train step, forward_features/forward_head, stage names and reset_classifier; return eval features."""
+    batch = x.shape[0]
+    model.train()
+    out = model(x)
+    logits = out.logits if isinstance(out, AuxOutput) else out
+    assert logits.shape == (batch, num_classes)
+    loss = logits.square().mean()
+    if isinstance(out, AuxOutput):
+        loss = loss + sum(aux.square().mean() for aux in out.aux)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert features.ndim == 4
+        torch.testing.assert_close(model.forward_head(features), model(x))
+    for stage in model.feature_layers():
+        model.get_submodule(stage)
+    model.reset_classifier(7)
+    with torch.no_grad():
+        assert model(x).shape == (batch, 7)
+    return features

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnlab.inspect import summary
 from cnnlab.models import model_info
 from cnnlab.models.alexnet import alexnet, alexnet_2012, local_response_norm, zfnet
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract
 
 
 def _params(model: nn.Module) -> int:
@@ -126,22 +126,8 @@ def test_forward_backward_and_contract(name: str, builder) -> None:
     torch.manual_seed(0)
     side = model_info(name).min_train_size
     model = builder(num_classes=5)
-    x = torch.randn(2, 3, side, side)
-    model.train()
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.ndim == 4 and features.shape[1] == model.num_features == 256
-        torch.testing.assert_close(model.forward_head(features), model(x))
+    features = check_contract(model, torch.randn(2, 3, side, side), 5)
+    assert features.shape[1] == model.num_features == 256
     assert len(model.feature_layers()) == 5
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
     with pytest.raises(RuntimeError):  # one pixel less and the last pool has nothing to pool
         model(torch.randn(1, 3, side - 1, side - 1))

@@ -18,6 +18,7 @@ from cnnlab.models.cifar_resnet import (
     wrn28_10,
 )
 from cnnlab.models.registry import model_info
+from tests.models.helpers import check_contract, stage_outputs
 
 HE = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}  # n of 6n + 2
 BUILDERS = {
@@ -169,38 +170,17 @@ def test_forward_backward_and_contract(name: str) -> None:
     torch.manual_seed(0)
     model = BUILDERS[name](num_classes=5)
     x = torch.randn(2, 3, 16, 16)  # 16 / 2^3 = 2 for the four-stage PreAct ResNet-18
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.ndim == 4 and features.shape[:2] == (2, model.num_features)
-        torch.testing.assert_close(model.forward_head(features), model(x))
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
+    features = check_contract(model, x, 5)
+    assert features.shape[:2] == (2, model.num_features)
     info = model_info(name)
     assert info.small_input and info.default_classes == 10 and info.input_size == (3, 32, 32)
 
 
 def test_resnet20_stage_shapes() -> None:
     model = resnet20().eval()
-    shapes = []
-    hooks = [
-        model.get_submodule(stage).register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
-        for stage in model.feature_layers()
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.randn(1, 3, 32, 32))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert shapes == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+    with torch.no_grad():
+        _, maps = stage_outputs(model, torch.randn(1, 3, 32, 32))
+    assert [tuple(m.shape[1:]) for m in maps.values()] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
 
 
 def test_wrn_dropout_and_bad_option() -> None:

@@ -16,7 +16,7 @@ from cnnlab.models.convnext import (
     convnext_tiny,
 )
 from cnnlab.nn import DropPath
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract, stage_outputs
 
 BUILDERS = {b.__name__: b for b in (convnext_tiny, convnext_small, convnext_base)}
 # (depths, widths) of the paper's Sec. 3 variants
@@ -78,38 +78,16 @@ def test_forward_backward_and_contract(name: str) -> None:
     torch.manual_seed(0)
     model = BUILDERS[name](num_classes=5)
     x = torch.randn(2, 3, 32, 32)  # the smallest side: 32 / 4 / 2 / 2 / 2 = 1
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.shape == (2, model.num_features, 1, 1)
-        torch.testing.assert_close(model.forward_head(features), model(x))
-    names = model.feature_layers()
-    assert len(names) == 4
-    for stage in names:
-        model.get_submodule(stage)
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
+    features = check_contract(model, x, 5)
+    assert features.shape == (2, model.num_features, 1, 1)
+    assert len(model.feature_layers()) == 4
 
 
 def test_stage_maps_halve_and_widths_double() -> None:
     model = convnext_tiny().eval()
-    shapes = []
-    hooks = [
-        model.get_submodule(n).register_forward_hook(lambda m, i, o: shapes.append(o.shape))
-        for n in model.feature_layers()
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.randn(1, 3, 64, 64))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert [tuple(s[1:]) for s in shapes] == [(96, 16, 16), (192, 8, 8), (384, 4, 4), (768, 2, 2)]
+    with torch.no_grad():
+        _, maps = stage_outputs(model, torch.randn(1, 3, 64, 64))
+    assert [tuple(m.shape[1:]) for m in maps.values()] == [(96, 16, 16), (192, 8, 8), (384, 4, 4), (768, 2, 2)]
 
 
 def test_stochastic_depth_is_linear_in_depth_and_overridable() -> None:

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnlab.inspect import summary
 from cnnlab.models import densenet
 from cnnlab.models.registry import model_info
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract, stage_outputs
 
 TORCHVISION = {  # name: (params, GMACs at 224) from torchvision 0.29's weight metadata
     "densenet121": (7_978_856, 2.834),
@@ -17,21 +17,6 @@ TORCHVISION = {  # name: (params, GMACs at 224) from torchvision 0.29's weight m
     "densenet201": (20_013_928, 4.291),
 }
 ALL = [*TORCHVISION, "densenet_bc_100_k12"]
-
-
-def _run_with_stage_outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Return model(x) and each feature_layers() output, hooked so that no hook remains after."""
-    outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        model.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
-        for name in model.feature_layers()
-    ]
-    try:
-        logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return logits, outputs
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION))
@@ -63,26 +48,18 @@ def test_densenet121_equivalent_to_torchvision() -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_forward_backward_and_contract(name: str) -> None:
     torch.manual_seed(0)
-    model = getattr(densenet, name)(num_classes=5).train()
+    model = getattr(densenet, name)(num_classes=5)
     x = torch.randn(2, 3, 32, 32)
-    logits = model(x)
-    assert logits.shape == (2, 5)
-    logits.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-
-    model.eval()
+    features = check_contract(model, x, 5)
+    assert features.shape[1] == model.num_features
     with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.ndim == 4 and features.shape[1] == model.num_features
-        logits, stage_maps = _run_with_stage_outputs(model, x)
+        logits, stage_maps = stage_outputs(model, x)
         torch.testing.assert_close(model.forward_head(features), logits)
+    assert logits.shape == (2, 7)
     assert list(stage_maps) == model.feature_layers()
     assert not any(m._forward_hooks for m in model.modules())
     assert all(name.startswith("features.denseblock") for name in stage_maps)
     assert all(m.ndim == 4 for m in stage_maps.values())
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
 
 
 def test_dense_block_concatenates_every_layer() -> None:

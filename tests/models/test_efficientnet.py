@@ -13,7 +13,7 @@ from cnnlab.models import efficientnet as module
 from cnnlab.models.efficientnet import B_CONFIGS, compound_scaling, efficientnet, efficientnet_b0
 from cnnlab.models.registry import model_info
 from cnnlab.nn import DropPath, SqueezeExcitation
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract
 
 NAMES = list(B_CONFIGS)
 # (width, depth, resolution, dropout) of the paper's reference code, as torchvision uses them.
@@ -135,19 +135,6 @@ def test_published_variants_are_not_one_phi() -> None:
 def test_forward_backward_and_contract(name: str) -> None:
     torch.manual_seed(0)
     model = _build(name, num_classes=5)
-    x = torch.randn(2, 3, 32, 32)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.shape == (2, model.num_features, 1, 1)
-        torch.testing.assert_close(model.forward_head(features), model(x))
+    features = check_contract(model, torch.randn(2, 3, 32, 32), 5)
+    assert features.shape == (2, model.num_features, 1, 1)
     assert len(model.feature_layers()) == 8
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)

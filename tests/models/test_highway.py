@@ -6,6 +6,7 @@ from torch import nn
 
 from cnnlab.models.highway import HighwayLayer, highway_net
 from cnnlab.models.registry import model_info
+from tests.models.helpers import check_contract
 
 
 def _count(model: nn.Module) -> int:
@@ -78,22 +79,9 @@ def test_parameter_count_by_hand() -> None:
 def test_forward_backward_and_contract() -> None:
     torch.manual_seed(0)
     model = highway_net(num_classes=5)
-    x = torch.randn(2, 3, 16, 16)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.shape == (2, 128, 4, 4)
-        torch.testing.assert_close(model.forward_head(features), model(x))
+    features = check_contract(model, torch.randn(2, 3, 16, 16), 5)
+    assert features.shape == (2, 128, 4, 4)
     assert model.feature_layers() == ["stages.stage1", "stages.stage2", "stages.stage3"]
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
     info = model_info("highway_net")
     assert info.small_input and info.default_classes == 10 and info.input_size == (3, 32, 32)
     with pytest.raises(TypeError):

@@ -9,28 +9,13 @@ from cnnlab.inspect import summary
 from cnnlab.models import AuxOutput
 from cnnlab.models.inception import googlenet, inception_v3
 from cnnlab.models.registry import model_info
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract, stage_outputs
 
 BUILDERS = {"googlenet": googlenet, "inception_v3": inception_v3}
 
 
 def _numel(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _run_with_stage_outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Return model(x) and each feature_layers() output, hooked so that no hook remains after."""
-    outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        model.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
-        for name in model.feature_layers()
-    ]
-    try:
-        logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return logits, outputs
 
 
 @pytest.mark.parametrize(
@@ -67,25 +52,19 @@ def test_inception_v3_equivalent_to_torchvision() -> None:
 @pytest.mark.parametrize(("name", "side"), [("googlenet", 32), ("inception_v3", 75)])
 def test_forward_backward_and_contract(name: str, side: int) -> None:
     torch.manual_seed(0)
-    model = BUILDERS[name](num_classes=5, aux_logits=False).train()
+    model = BUILDERS[name](num_classes=5, aux_logits=False)
     x = torch.randn(2, 3, side, side)
-    logits = model(x)
-    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 5)  # no aux heads: no AuxOutput
-    logits.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-
-    model.eval()
     with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.ndim == 4 and features.shape[1] == model.num_features
-        logits, stage_maps = _run_with_stage_outputs(model, x)
+        assert isinstance(model.train()(x), torch.Tensor)  # no aux heads: no AuxOutput in training
+    features = check_contract(model, x, 5)
+    assert features.shape[1] == model.num_features
+    with torch.no_grad():
+        logits, stage_maps = stage_outputs(model, x)
         torch.testing.assert_close(model.forward_head(features), logits)
+    assert logits.shape == (2, 7)
     assert list(stage_maps) == model.feature_layers()
     assert not any(m._forward_hooks for m in model.modules())
     assert all(m.ndim == 4 for m in stage_maps.values())
-    model.reset_classifier(7)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
 
 
 def test_googlenet_training_returns_aux_output_in_input_to_output_order() -> None:

@@ -17,7 +17,7 @@ from cnnlab.models.mobilenet import (
     mobilenet_v3_small,
 )
 from cnnlab.nn import SqueezeExcitation
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract, stage_outputs
 
 TORCHVISION = {b.__name__: b for b in (mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small)}
 ALL = {b.__name__: b for b in (mobilenet_v1, mobilenet_v1_050, *TORCHVISION.values())}
@@ -100,39 +100,18 @@ def test_v3_batch_norm_settings_as_torchvision() -> None:
 def test_forward_backward_and_contract(name: str) -> None:
     torch.manual_seed(0)
     model = ALL[name](num_classes=5)
-    x = torch.randn(2, 3, 32, 32)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
-    model.eval()
-    with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.shape == (2, model.num_features, 1, 1)
-        torch.testing.assert_close(model.forward_head(features), model(x))
+    features = check_contract(model, torch.randn(2, 3, 32, 32), 5)
+    assert features.shape == (2, model.num_features, 1, 1)
     assert len(model.feature_layers()) == 5
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
-    model.reset_classifier(7)
     assert isinstance(model.get_classifier(), nn.Linear)
-    with torch.no_grad():
-        assert model(x).shape == (2, 7)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_stages_halve_the_map(name: str) -> None:
     model = ALL[name](in_chans=1).eval()
-    shapes = []
-    hooks = [
-        model.get_submodule(n).register_forward_hook(lambda m, i, o: shapes.append(o.shape))
-        for n in model.feature_layers()
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.randn(1, 1, 64, 64))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with torch.no_grad():
+        _, maps = stage_outputs(model, torch.randn(1, 1, 64, 64))
+    shapes = [m.shape for m in maps.values()]
     assert [s[-1] for s in shapes] == [32, 16, 8, 4, 2]
     assert shapes[-1][1] == model.num_features
 

@@ -5,6 +5,7 @@ from torch import nn
 
 from cnnlab.models.registry import model_info
 from cnnlab.models.unet import UNet, center_crop, unet
+from tests.models.helpers import stage_outputs
 
 
 def _count(model: nn.Module) -> int:
@@ -36,18 +37,8 @@ def test_count_matches_design_table_and_hand_count() -> None:
 def test_paper_tile_572_maps_to_388_on_meta() -> None:
     with torch.device("meta"):
         model = unet()
-    shapes = {}
-    hooks = [
-        model.get_submodule(name).register_forward_hook(
-            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:]))
-        )
-        for name in model.feature_layers()
-    ]
-    try:
-        out = model(torch.zeros(1, 1, 572, 572, device="meta"))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    out, maps = stage_outputs(model, torch.zeros(1, 1, 572, 572, device="meta"))
+    shapes = {name: tuple(m.shape[1:]) for name, m in maps.items()}
     assert out.shape == (1, 2, 388, 388)
     # The paper's Fig. 1, level by level.
     assert [shapes[f"encoder.{i}"] for i in range(4)] == [(64, 568, 568), (128, 280, 280), (256, 136, 136), (512, 64, 64)]

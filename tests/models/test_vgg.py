@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnlab.inspect import summary
 from cnnlab.models import model_info
 from cnnlab.models import vgg as vgg_module
-from tests.models.helpers import assert_equivalent
+from tests.models.helpers import assert_equivalent, check_contract
 
 NAMES = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 DESIGN_PARAMS = {
@@ -76,19 +76,9 @@ def test_forward_backward_and_contract(name: str) -> None:
     # A narrow head (hidden=512) keeps 8 x 120 M FC gradients off a 2-core CI box; the conv
     # stack, the one thing that differs between variants, is the paper's.
     model = getattr(vgg_module, name)(num_classes=5, hidden=512)
-    x = torch.randn(2, 3, 32, 32)
-    model.train()
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.square().mean().backward()
+    features = check_contract(model, torch.randn(2, 3, 32, 32), 5)
     assert all(p.grad is not None for p in model.features.parameters())
-    model.eval()
+    assert features.shape == (2, 512, 1, 1)
     with torch.no_grad():
-        features = model.forward_features(x)
-        assert features.shape == (2, 512, 1, 1)
-        torch.testing.assert_close(model.forward_head(features), model(x))
-        model.reset_classifier(7)
         assert model.forward_head(features).shape == (2, 7)
     assert model.feature_layers() == [f"features.block{i}" for i in range(1, 6)]
-    for stage in model.feature_layers():
-        model.get_submodule(stage)
