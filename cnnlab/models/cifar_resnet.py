@@ -17,23 +17,19 @@ from enum import StrEnum
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv
+from cnnlab.nn.residual import CifarBasicBlock, PreActBlock, Shortcut, norm_act
+from cnnlab.nn.residual import (
+    ZeroPadShortcut as ZeroPadShortcut,  # re-exported: the option-A shortcut
+)
 
 PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition"
 PREACT_PAPER = "He, Zhang, Ren, Sun: Identity Mappings in Deep Residual Networks"
 WRN_PAPER = "Zagoruyko, Komodakis: Wide Residual Networks"
-
-
-class Shortcut(StrEnum):
-    """How a post-activation block's shortcut matches a change of shape (He et al. 2016a, Sec. 3.3)."""
-
-    A = "A"  # identity, subsampled by the stride, extra channels zero: no parameters
-    B = "B"  # 1x1 conv + BN where the shape changes, identity elsewhere
 
 
 class Block(StrEnum):
@@ -54,82 +50,6 @@ class CifarResNetConfig:
     stem_width: int = 16  # maps of the first 3x3 conv
     shortcut: Shortcut = Shortcut.A  # post-activation blocks only; pre-activation ones project
     drop_rate: float = 0.0  # dropout between the two convs of a pre-activation basic block (WRN)
-
-
-class ZeroPadShortcut(nn.Module):
-    """Option A: keep every stride-th pixel and append zero channels; no parameters."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.extra_channels = out_channels - in_channels
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return x subsampled by the stride, zero-padded to the output channels."""
-        x = x[:, :, :: self.stride, :: self.stride]  # (B, C_in, H/s, W/s)
-        # The paper does not say where the zeros go; after the input channels is the simplest.
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))  # (B, C_out, H/s, W/s)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers, a ReLU between and after the addition (He et al. 2016a)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: Shortcut) -> None:
-        super().__init__()
-        self.conv1 = ConvNormAct(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=1, act_layer=None)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            if shortcut is Shortcut.A:
-                self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
-            else:
-                self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride=stride, padding=0, act_layer=None)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return relu(F(x) + shortcut(x))."""
-        out = self.conv1(x)
-        out = self.conv2(out)
-        return self.act(out + self.shortcut(x))
-
-
-def _norm_act(channels: int) -> tuple[nn.Module, nn.Module]:
-    return nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
-
-
-class PreActBlock(nn.Module):
-    """BN-ReLU, then the convs each preceded by BN-ReLU; the sum is left un-normalised (2016b)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, *, bottleneck: bool, drop_rate: float = 0.0) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm2d(in_channels)
-        self.act = nn.ReLU(inplace=True)
-        if bottleneck:  # 1x1 reduce to a quarter, 3x3 (with the stride), 1x1 expand
-            mid = out_channels // 4
-            self.residual = nn.Sequential(
-                conv(in_channels, mid, 1, bias=False),
-                *_norm_act(mid),
-                conv(mid, mid, 3, stride=stride, padding=1, bias=False),
-                *_norm_act(mid),
-                conv(mid, out_channels, 1, bias=False),
-            )
-        else:  # WRN's dropout sits between the two convs (Zagoruyko & Komodakis, Sec. 2.4)
-            self.residual = nn.Sequential(
-                conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-                *_norm_act(out_channels),
-                nn.Dropout(drop_rate),
-                conv(out_channels, out_channels, 3, padding=1, bias=False),
-            )
-        self.shortcut: nn.Module | None = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = conv(in_channels, out_channels, 1, stride=stride, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return F(BN-ReLU(x)) + shortcut(x), with no activation after the addition."""
-        out = self.act(self.norm(x))
-        # A projection takes the pre-activated input, as in the authors' code (2016b, WRN).
-        shortcut = x if self.shortcut is None else self.shortcut(out)
-        return self.residual(out) + shortcut
 
 
 class CifarResNet(Classifier):
@@ -157,7 +77,7 @@ class CifarResNet(Classifier):
             self.stages.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
         self.stage_names = tuple(f"stages.layer{i + 1}" for i in range(len(config.depths)))
         # 2016b, Sec. 4.1: the last block's sum reaches the pool through one more BN-ReLU.
-        self.final = nn.Sequential(*_norm_act(channels)) if preact else nn.Identity()
+        self.final = nn.Sequential(*norm_act(channels)) if preact else nn.Identity()
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
@@ -166,7 +86,7 @@ class CifarResNet(Classifier):
     @staticmethod
     def _block(config: CifarResNetConfig, in_channels: int, out_channels: int, stride: int) -> nn.Module:
         if config.block is Block.BASIC:
-            return BasicBlock(in_channels, out_channels, stride, config.shortcut)
+            return CifarBasicBlock(in_channels, out_channels, stride, config.shortcut)
         bottleneck = config.block is Block.PREACT_BOTTLENECK
         return PreActBlock(in_channels, out_channels, stride, bottleneck=bottleneck, drop_rate=config.drop_rate)
 

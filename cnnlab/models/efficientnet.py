@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.mobilenet import InvertedResidual, init_weights, make_divisible
+from cnnlab.models.mobilenet import init_weights
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, SqueezeExcitation
+from cnnlab.nn.mobile import InvertedResidual, make_divisible
 
 PAPER = "Tan, Le: EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
 

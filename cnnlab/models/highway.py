@@ -17,7 +17,8 @@ from torch import nn
 
 from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
-from cnnlab.nn import ConvNormAct, conv
+from cnnlab.nn import ConvNormAct
+from cnnlab.nn.highway import HighwayLayer
 
 PAPER = "Srivastava, Greff, Schmidhuber: Training Very Deep Networks"
 
@@ -30,23 +31,6 @@ class HighwayConfig:
     depths: tuple[int, ...] = (3, 3, 3)  # highway layers per stage
     kernel_size: int = 3  # of both H and T: the paper uses the same receptive field for each
     gate_bias: float = -2.0  # b_T at init; the paper suggests -1 to -3, more negative when deeper
-
-
-class HighwayLayer(nn.Module):
-    """y = H(x) * T(x) + x * (1 - T(x)) with H = conv-BN-ReLU, T = sigmoid(conv(x) + b_T)."""
-
-    def __init__(self, channels: int, kernel_size: int = 3, gate_bias: float = -2.0) -> None:
-        super().__init__()
-        padding = kernel_size // 2  # zero padding keeps H and T the size of x (Sec. 4)
-        self.transform = ConvNormAct(channels, channels, kernel_size, padding=padding)
-        self.gate = conv(channels, channels, kernel_size, padding=padding, bias=True)
-        nn.init.constant_(self.gate.bias, gate_bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the gated mix of H(x) and x, the same shape as x."""
-        h = self.transform(x)
-        t = torch.sigmoid(self.gate(x))  # transform gate T(x), Eq. 3
-        return h * t + x * (1 - t)  # carry gate C = 1 - T
 
 
 class HighwayNet(Classifier):

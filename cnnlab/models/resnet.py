@@ -15,7 +15,8 @@ from torch import nn
 
 from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
-from cnnlab.nn import ConvNormAct, SqueezeExcitation
+from cnnlab.nn import ConvNormAct
+from cnnlab.nn.residual import BasicBlock, Bottleneck
 
 PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition"
 
@@ -29,55 +30,6 @@ class ResNetConfig:
     groups: int = 1  # ResNeXt cardinality (Xie et al. 2017)
     width_per_group: int = 64  # bottleneck width = planes * width_per_group / 64 * groups
     se_reduction: int | None = None  # Squeeze-and-Excitation after the last conv (Hu et al. 2018)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs and an identity (or 1x1 projection) shortcut."""
-
-    expansion = 1
-
-    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResNetConfig) -> None:
-        super().__init__()
-        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1)
-        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, act_layer=None)
-        self.se = SqueezeExcitation(planes, config.se_reduction) if config.se_reduction else None
-        self.downsample = downsample
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return relu(F(x) + shortcut(x))."""
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.conv1(x)
-        out = self.conv2(out)
-        if self.se is not None:
-            out = self.se(out)
-        return self.act(out + shortcut)
-
-
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand by 4, and a shortcut."""
-
-    expansion = 4
-
-    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResNetConfig) -> None:
-        super().__init__()
-        width = int(planes * config.width_per_group / 64) * config.groups
-        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0)
-        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=config.groups)
-        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, act_layer=None)
-        self.se = SqueezeExcitation(planes * self.expansion, config.se_reduction) if config.se_reduction else None
-        self.downsample = downsample
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return relu(F(x) + shortcut(x))."""
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.conv1(x)
-        out = self.conv2(out)
-        out = self.conv3(out)
-        if self.se is not None:
-            out = self.se(out)
-        return self.act(out + shortcut)
 
 
 class ResNet(Classifier):
