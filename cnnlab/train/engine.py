@@ -191,6 +191,8 @@ class Trainer:
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay)
         ) if recipe.ema_decay else None
         self.generator = torch.Generator().manual_seed(recipe.seed)  # shuffling and augmentation
+        # Training steps go through the compiled module; weights and checkpoints stay on self.model.
+        self.forward = torch.compile(self.model) if recipe.compile else self.model
 
     def _train_epoch(self) -> tuple[float, float]:
         """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
@@ -208,7 +210,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.labels[index]
             with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss, logits = _loss(model(x), y, recipe)
+                loss, logits = _loss(self.forward(x), y, recipe)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if recipe.optim.grad_clip:

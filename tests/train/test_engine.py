@@ -118,3 +118,15 @@ def test_augment_batch_by_hand() -> None:
                    for dy in (-1, 0, 1) for dx in (-1, 0, 1)) for s in shifted)
     cut = augment_batch(torch.ones(8, 1, 9, 9), AugmentConfig(cutout=3), g)
     assert ((cut == 0).flatten(1).sum(1) <= 9).all() and (cut == 0).any()
+
+
+def test_compile_trains_and_checkpoints_plain_names(digits, tmp_path) -> None:
+    # Inductor on a CPU takes tens of seconds to compile: one epoch is enough to prove the path.
+    trainer = _trainer(digits, ["epochs=1", "compile=true"])
+    assert trainer.forward is not trainer.model
+    state = trainer.fit()
+    assert state.epoch == 1
+    trainer.checkpoint(tmp_path / "last")
+    model = small_cnn(width=8)
+    load_checkpoint(tmp_path / "last", model)  # no _orig_mod. prefixes in the weights
+    assert torch.equal(model.fc.weight, trainer.model.fc.weight.detach())
