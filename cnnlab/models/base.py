@@ -13,6 +13,16 @@ import torch
 from torch import nn
 
 
+def init_conv_bn(model: nn.Module) -> None:
+    """Initialise convs with He et al. (2015) normal fan-out and BatchNorm as the identity, in place."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class AuxOutput(NamedTuple):
     """Training-mode output of a model with auxiliary classifiers (GoogLeNet, Inception v3)."""
 

@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from cnnlab.models.base import Classifier
+from cnnlab.models.base import Classifier, init_conv_bn
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv
 from cnnlab.nn.residual import CifarBasicBlock, PreActBlock, Shortcut, norm_act
@@ -92,12 +92,7 @@ class CifarResNet(Classifier):
 
     def _init_weights(self) -> None:
         # He et al. 2015 initialisation, as both papers use; BN starts as the identity.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the last stage's map (B, num_features, H / 2^(stages-1), W / 2^(stages-1))."""

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from cnnlab.models.base import Classifier
+from cnnlab.models.base import Classifier, init_conv_bn
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct
 from cnnlab.nn.residual import BasicBlock, Bottleneck
@@ -62,12 +62,7 @@ class ResNet(Classifier):
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn(self)
         if zero_init_residual:  # Goyal et al. 2017: each block starts as the identity
             for module in self.modules():
                 last = getattr(module, "conv3", None) or getattr(module, "conv2", None)

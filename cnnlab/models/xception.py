@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from cnnlab.models.base import Classifier
+from cnnlab.models.base import Classifier, init_conv_bn
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct
 from cnnlab.nn.xception import SeparableConvNorm, XceptionBlock
@@ -70,12 +70,7 @@ class Xception(Classifier):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the exit-flow map (B, 2048, 10, 10) at 299x299."""
