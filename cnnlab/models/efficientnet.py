@@ -85,7 +85,7 @@ class EfficientNet(Classifier):
         norm_layer = partial(nn.BatchNorm2d, eps=config.norm_eps, momentum=config.norm_momentum)
         channels = make_divisible(config.stem_channels * config.width_mult)
         layers: list[nn.Module] = [
-            ConvNormAct(in_chans, channels, 3, stride=2, padding=1, norm_layer=norm_layer, act_layer=nn.SiLU)
+            ConvNormAct(in_chans, channels, 3, stride=2, padding=1, norm_layer=norm_layer, act_layer=partial(nn.SiLU, inplace=True))
         ]
         depths = [math.ceil(stage.repeats * config.depth_mult) for stage in config.stages]
         block_index = 0
@@ -97,7 +97,7 @@ class EfficientNet(Classifier):
                 # the reference code: rate idx / total, so the last block is just below the max.
                 drop = config.stochastic_depth_prob * block_index / sum(depths)
                 # SE squeezes to a quarter of the block's *input* channels (reference code).
-                se_layer = partial(SqueezeExcitation, reduced_channels=max(1, channels // 4), act_layer=nn.SiLU)
+                se_layer = partial(SqueezeExcitation, reduced_channels=max(1, channels // 4), act_layer=partial(nn.SiLU, inplace=True))
                 blocks.append(InvertedResidual(
                     channels, out_channels, make_divisible(channels * stage.expansion),
                     kernel_size=stage.kernel, stride=stage.stride if repeat == 0 else 1,

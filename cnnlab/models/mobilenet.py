@@ -259,7 +259,7 @@ def build_mobilenet_v3(config: MobileNetV3Config, num_classes: int = 1000, in_ch
     strides.append(1)
     last = make_divisible(config.last_channels * config.width_mult)
     classifier = nn.Sequential(
-        nn.Linear(6 * channels, last), nn.Hardswish(), nn.Dropout(config.dropout), nn.Linear(last, num_classes)
+        nn.Linear(6 * channels, last), nn.Hardswish(inplace=True), nn.Dropout(config.dropout), nn.Linear(last, num_classes)
     )
     return MobileNet(features, strides, classifier, num_classes)
 

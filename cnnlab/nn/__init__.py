@@ -18,7 +18,7 @@ from cnnlab.nn.conv import (
 )
 from cnnlab.nn.convnext import ConvNeXtBlock, LayerNorm2d
 from cnnlab.nn.dense import DenseBlock, DenseLayer, Transition
-from cnnlab.nn.factory import create_act, create_norm
+from cnnlab.nn.factory import build_act, create_act, create_norm
 from cnnlab.nn.highway import HighwayLayer
 from cnnlab.nn.inception import BasicConv2d, Concat, InceptionSpec, inception_v1_module
 from cnnlab.nn.mobile import InvertedResidual, make_divisible
@@ -79,6 +79,7 @@ __all__ = [
     "Transition",
     "XceptionBlock",
     "ZeroPadShortcut",
+    "build_act",
     "conv",
     "conv1x1",
     "conv_transpose",

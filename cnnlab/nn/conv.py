@@ -8,7 +8,7 @@ keep PyTorch's parameter names, so state dicts move freely between them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,8 @@ from cnnlab.nn.arithmetic import (
     same_padding,
     transposed_same_padding,
 )
+from cnnlab.nn.factory import LayerFactory, build_act
 
-LayerFactory = Callable[..., nn.Module]
 IntOrTuple = int | Sequence[int]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -300,6 +300,7 @@ class ConvNormAct(nn.Sequential):
         norm_layer: LayerFactory | None | type[_DefaultNorm] = _DefaultNorm,
         act_layer: LayerFactory | None = nn.ReLU,
         dims: int = 2,
+        inplace: bool = True,
     ) -> None:
         super().__init__()
         if norm_layer is _DefaultNorm:
@@ -322,7 +323,9 @@ class ConvNormAct(nn.Sequential):
         if norm_layer is not None:
             self.norm = norm_layer(out_channels)
         if act_layer is not None:
-            self.act = act_layer()
+            # In place, as torchvision's Conv2dNormActivation: neither the conv nor the norm
+            # needs its own output for backward, so one tensor serves both and memory halves.
+            self.act = build_act(act_layer, inplace)
 
 
 class DepthwiseSeparableConv(nn.Sequential):

@@ -60,6 +60,17 @@ def create_act(name: str) -> LayerFactory:
         ) from None
 
 
+def build_act(act_layer: LayerFactory, inplace: bool = True) -> nn.Module:
+    """Return an instance of `act_layer`, in place when asked and the layer supports it."""
+    if inplace:
+        # Only a layer that takes `inplace` can do it; GELU, Sigmoid and Tanh cannot.
+        try:
+            return act_layer(inplace=True)
+        except TypeError:
+            pass
+    return act_layer()
+
+
 def create_norm(name: str, dims: int = 2) -> LayerFactory | None:
     """Return the normalisation class named `name` for `dims` spatial dims, or None for 'none'."""
     if name.lower() == "none":

@@ -34,6 +34,24 @@ def test_vgg16_parameters_macs_and_activations(vgg16_summary) -> None:
     assert s.activation_elements + relu == pytest.approx(28.8e6, rel=0.001)
 
 
+def test_zoo_vgg16_matches_torchvision_summary(vgg16_summary) -> None:
+    zoo = summary("vgg16", (3, 224, 224))
+    assert zoo.total_params == vgg16_summary.total_params
+    assert zoo.total_macs == vgg16_summary.total_macs
+    assert zoo.activation_elements == 15_237_608
+    assert zoo.activation_elements_all_leaves == 15_270_888
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet50", "resnext50_32x4d"])
+def test_zoo_activations_match_torchvision(name: str) -> None:
+    # Same layers applied in place as torchvision, so the same activation memory. (Models where
+    # torchvision pools through F.* instead of modules legitimately differ by those pools.)
+    zoo = summary(name, (3, 224, 224))
+    reference = summary(f"torchvision.models:{name}", (3, 224, 224))
+    assert zoo.activation_elements == reference.activation_elements
+    assert zoo.activation_elements_all_leaves == reference.activation_elements_all_leaves
+
+
 def test_vgg16_rows_hand_checked(vgg16_summary) -> None:
     rows = {r.name: r for r in vgg16_summary.layers}
     conv1 = rows["features.0"]
