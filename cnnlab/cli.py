@@ -244,18 +244,23 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.train.demo import run_demo
+    from cnnlab.train.run import train_run
 
     shortcuts = [f"{key}={value}" for key, value in
                  (("epochs", args.epochs), ("batch_size", args.batch_size), ("optim.lr", args.lr), ("seed", args.seed))
                  if value is not None]
-    run_demo(
+    model, overrides = args.model, list(args.overrides)
+    if model is not None and "=" in model:  # `cnnlab train epochs=3`: no model, only overrides
+        model, overrides = None, [model, *overrides]
+    train_run(
+        model=model,
         data=args.data,
         out=args.out,
         data_dir=args.data_dir,
         recipe_name=args.recipe,
-        overrides=(*shortcuts, *args.overrides),
+        overrides=(*shortcuts, *overrides),
         resume=args.resume,
+        device=args.device,
     )
     return 0
 
@@ -266,7 +271,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from cnnlab.train.evaluation import evaluate_run, plot_confusion
 
     run = Path(args.run)
-    result = evaluate_run(run, args.data, args.data_dir, args.split)
+    result = evaluate_run(run, args.data, args.data_dir, args.split, args.checkpoint)
     (run / "eval.json").write_text(json.dumps(result, indent=2))
     plot_confusion(result, run / "confusion.png")
     if args.format == "json":
@@ -335,11 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--samples", type=_positive_int, default=8, help="random inputs averaged for the ERF")
     rf.set_defaults(func=_cmd_rf)
 
-    train = commands.add_parser("train", help="train the small CNN of the demo on a data spec")
-    train.add_argument("--data", default="digits", help="digits, mnist, cifar10 or folder:PATH")
+    train = commands.add_parser("train", help="train a zoo model (default: the demo's small CNN) on a data spec")
+    train.add_argument("model", nargs="?", default=None, help="zoo name, tv/<name> or timm/<name> (default small_cnn)")
+    train.add_argument("--data", default="digits", help="digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
     train.add_argument("--data-dir", default=None, help="first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)")
-    train.add_argument("--out", default=None, help="run directory (default runs/digits-small_cnn, never overwritten)")
-    train.add_argument("--recipe", default="digits", help="recipes/<name>.yaml or a YAML path")
+    train.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL, never overwritten)")
+    train.add_argument("--recipe", default=None, help="recipes/<name>.yaml or a YAML path (default: digits for digits, else default)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     train.add_argument("--resume", default=None, help="run directory to continue from its last checkpoint")
     train.add_argument("--epochs", type=_positive_int, default=None, help="shortcut for epochs=N")
     train.add_argument("--batch-size", type=_positive_int, default=None, help="shortcut for batch_size=N")
@@ -353,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     evaluate.add_argument("--format", choices=["text", "json"], default="text")
     evaluate.set_defaults(func=_cmd_eval)
 
@@ -368,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
+    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except CnnlabError as error:

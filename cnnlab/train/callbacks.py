@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -37,6 +38,35 @@ class Checkpoints(Callback):
         self.trainer.checkpoint(self.directory / "last")
         if is_best:
             self.trainer.checkpoint(self.directory / "best")
+
+
+class TensorBoard(Callback):
+    """Write each epoch's metrics as TensorBoard events into the run directory."""
+
+    order = 25
+
+    def __init__(self, run: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run))
+
+    @staticmethod
+    def available() -> bool:
+        """Return whether the tensorboard package is installed (it is an optional extra)."""
+        import importlib.util
+
+        return importlib.util.find_spec("tensorboard") is not None
+
+    def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
+        """Log every metric of the epoch under its metrics.csv column name."""
+        for name, value in asdict(metrics).items():
+            if name != "epoch":
+                self.writer.add_scalar(name, value, metrics.epoch)
+        self.writer.flush()
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """Close the event file."""
+        self.writer.close()
 
 
 class ProgressBar(Callback):

@@ -194,6 +194,11 @@ class Trainer:
         # Training steps go through the compiled module; weights and checkpoints stay on self.model.
         self.forward = torch.compile(self.model) if recipe.compile else self.model
 
+    @property
+    def scored_model(self) -> nn.Module:
+        """Return the weights validation and testing score: the EMA average when kept, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _train_epoch(self) -> tuple[float, float]:
         """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
         recipe, model = self.recipe, self.model
@@ -244,8 +249,7 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch()
                 seconds = time.perf_counter() - started
-                scored = self.ema.module if self.ema is not None else self.model
-                val_loss, val_acc, val_top5 = evaluate(scored, self.val_data, self.norm)
+                val_loss, val_acc, val_top5 = evaluate(self.scored_model, self.val_data, self.norm)
                 if self.plateau is not None:
                     self.plateau.step(val_loss)
                 self.state.epoch += 1

@@ -13,9 +13,9 @@ from torch import nn
 
 from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
-from cnnlab.models.small import small_cnn
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.engine import Normalisation
+from cnnlab.train.run import build_model, prepare_images
 
 
 def load_run(run: Path, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Normalisation]:
@@ -24,24 +24,28 @@ def load_run(run: Path, checkpoint: str = "best") -> tuple[nn.Module, dict[str, 
     if not data_file.is_file():
         raise CnnlabError(f"{run} has no data.json: give a run directory written by cnnlab train")
     info = json.loads(data_file.read_text())
-    if info.get("model") != "small_cnn":
-        raise CnnlabError(f"{run} holds a {info.get('model')!r} model, which this version cannot rebuild")
-    model = small_cnn(num_classes=len(info["classes"]), in_chans=info["input_size"][0])
-    load_checkpoint(run / "checkpoints" / checkpoint, model)
+    model = build_model(info["model"], len(info["classes"]), info["input_size"][0])
+    state, _ = load_checkpoint(run / "checkpoints" / checkpoint, model)
+    if state.get("ema") is not None:
+        # The run validated (and chose `best` by) the EMA weights, so those are what it serves.
+        model.load_state_dict({k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")})
     return model.eval(), info, Normalisation(tuple(info["mean"]), tuple(info["std"]))
 
 
 @torch.no_grad()
-def evaluate_run(run: Path, data: str | None = None, data_dir: str | None = None, split: str = "test") -> dict[str, Any]:
-    """Return top-1, top-5, loss, per-class accuracy and the confusion matrix of a run's best checkpoint."""
-    model, info, norm = load_run(run)
+def evaluate_run(
+    run: Path, data: str | None = None, data_dir: str | None = None, split: str = "test", checkpoint: str = "best"
+) -> dict[str, Any]:
+    """Return top-1, top-5, loss, per-class accuracy and the confusion matrix of a run's checkpoint."""
+    model, info, norm = load_run(run, checkpoint)
     if split != "test":
         raise CnnlabError(f"split {split!r} is not available: this version evaluates the test split")
     spec = data or info["spec"]
     images = load(spec, data_dir).test
     if tuple(images.classes) != tuple(info["classes"]):
         raise CnnlabError(f"{spec} has classes {list(images.classes)[:5]}..., the run was trained on {info['classes'][:5]}...")
-    logits = torch.cat([model(norm(images.images[i : i + 512])) for i in range(0, len(images), 512)])
+    pixels = prepare_images(images.images, info.get("resize"), info.get("pad", 0))
+    logits = torch.cat([model(norm(pixels[i : i + 512])) for i in range(0, len(images), 512)])
     labels = images.labels
     n_classes = len(info["classes"])
     ranked = logits.topk(min(5, n_classes), dim=1).indices
@@ -87,7 +91,7 @@ def predict(run: Path, image_paths: list[str], top_k: int = 5) -> list[dict[str,
     from PIL import Image, UnidentifiedImageError
 
     model, info, norm = load_run(run)
-    channels, height, width = info["input_size"]
+    channels, height, width = info.get("image_size", info["input_size"])
     results = []
     for name in image_paths:
         try:
@@ -97,6 +101,7 @@ def predict(run: Path, image_paths: list[str], top_k: int = 5) -> list[dict[str,
             raise CnnlabError(f"cannot read image {name} ({type(error).__name__}): give a PNG or JPEG file") from None
         array = np.asarray(picture, dtype=np.uint8).reshape(height, width, channels)
         x = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)  # (1, C, H, W) uint8
+        x = prepare_images(x, info.get("resize"), info.get("pad", 0))  # as the training images were
         probabilities = model(norm(x)).softmax(dim=1)[0]
         values, indices = probabilities.topk(min(top_k, len(info["classes"])))
         results.append({

@@ -95,6 +95,8 @@ class Recipe:
     label_smoothing: float = 0.0  # Szegedy et al. 2016
     aux_loss_weight: float = 0.3  # weight of each auxiliary head's loss (GoogLeNet's 0.3)
     val_fraction: float = 0.1  # of the training set held out for validation, seeded
+    input_size: int | None = None  # resize images to this square size once, before training; None = keep
+    input_pad: int = 0  # zero pixels added on each side after resizing (MNIST 28 + 2 x 2 = LeNet's 32)
     precision: Precision = Precision.FP32
     channels_last: bool = False  # NHWC memory layout: faster convolutions on tensor cores
     compile: bool = False  # torch.compile the model

@@ -19,7 +19,9 @@ def test_named_recipes_load() -> None:
     resnet = load_recipe("resnet-cifar")
     assert resnet.optim.name is OptimizerName.SGD and resnet.optim.weight_decay == 1e-4
     assert resnet.schedule.name is ScheduleName.MULTISTEP and resnet.schedule.milestones == (91, 136)
-    assert load_recipe("lenet-mnist").optim.name is OptimizerName.ADAM
+    lenet = load_recipe("lenet-mnist")
+    assert lenet.optim.nesterov and lenet.schedule.name is ScheduleName.ONECYCLE
+    assert 28 + 2 * lenet.input_pad == 32  # MNIST padded to LeNet-5's input
 
 
 def test_overrides_are_typed_and_dotted() -> None:

@@ -10,8 +10,8 @@ from rich.console import Console
 from cnnlab.errors import CnnlabError
 from cnnlab.models.small import small_cnn
 from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.demo import run_demo
 from cnnlab.train.recipe import load_recipe
+from cnnlab.train.run import train_run
 from cnnlab.train.rundir import new_run_dir
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
@@ -20,7 +20,7 @@ QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the tes
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits"
-    result = run_demo(out=str(out), overrides=("epochs=12",), console=QUIET)
+    result = train_run(out=str(out), overrides=("epochs=12",), console=QUIET)
     return out, result
 
 
@@ -48,7 +48,7 @@ def test_demo_run_directory(demo_run) -> None:
 
 def test_ctrl_c_then_resume_ends_like_an_unbroken_run(tmp_path, monkeypatch) -> None:
     overrides = ("epochs=3", "deterministic=true")
-    whole = run_demo(out=str(tmp_path / "whole"), overrides=overrides, console=QUIET)
+    whole = train_run(out=str(tmp_path / "whole"), overrides=overrides, console=QUIET)
 
     from cnnlab.train.engine import Trainer
 
@@ -61,10 +61,10 @@ def test_ctrl_c_then_resume_ends_like_an_unbroken_run(tmp_path, monkeypatch) -> 
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_demo(out=str(tmp_path / "part"), overrides=overrides, console=QUIET)
+        train_run(out=str(tmp_path / "part"), overrides=overrides, console=QUIET)
     assert load_checkpoint(tmp_path / "part" / "checkpoints" / "last")[1]["epoch"] == 1
     monkeypatch.setattr(Trainer, "_train_epoch", original)
-    resumed = run_demo(resume=str(tmp_path / "part"), console=QUIET)
+    resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)
     assert resumed["epochs"] == 3 and resumed["test_loss"] == whole["test_loss"]
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last", small_cnn())[0]
     b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last", small_cnn())[0]
@@ -83,7 +83,7 @@ def test_existing_run_is_never_overwritten(demo_run) -> None:
 
 def test_resume_needs_a_run_directory(tmp_path) -> None:
     with pytest.raises(CnnlabError, match="not a run directory"):
-        run_demo(resume=str(tmp_path), console=QUIET)
+        train_run(resume=str(tmp_path), console=QUIET)
 
 
 def test_eval_and_predict_read_the_run(demo_run, tmp_path) -> None:
@@ -108,3 +108,41 @@ def test_eval_and_predict_read_the_run(demo_run, tmp_path) -> None:
     assert sum(t["probability"] for t in top) <= 1.0 + 1e-6
     with pytest.raises(CnnlabError, match="cannot read image"):
         predict(out, [str(tmp_path / "missing.png")])
+
+
+def test_zoo_model_trains_and_eval_predict_rebuild_it(tmp_path) -> None:
+    from PIL import Image
+
+    from cnnlab.data.sources import load
+    from cnnlab.train.evaluation import evaluate_run, predict
+
+    out = tmp_path / "lenet"
+    # 8x8 digits resized to 28 and padded to LeNet-5's 32x32 by the MNIST recipe.
+    result = train_run("lenet5", "digits", out=str(out), recipe_name="lenet-mnist",
+                       overrides=("epochs=6", "input_size=28"), console=QUIET)
+    data = json.loads((out / "data.json").read_text())
+    assert data["model"] == "lenet5" and data["input_size"] == [1, 32, 32] and data["image_size"] == [1, 8, 8]
+    assert result["model"] == "lenet5" and result["test_top1"] > 0.9  # 95 % measured; chance is 10 %
+    evaluation = evaluate_run(out)
+    assert evaluation["images"] == 359
+    test = load("digits").test
+    path = tmp_path / "digit.png"
+    Image.fromarray(test.images[0, 0].numpy(), mode="L").save(path)
+    assert len(predict(out, [str(path)], top_k=2)[0]["top"]) == 2
+    with pytest.raises(CnnlabError, match="trains lenet5, not resnet18"):
+        train_run("resnet18", resume=str(out), console=QUIET)
+
+
+def test_too_small_images_are_named_with_the_fix(tmp_path) -> None:
+    with pytest.raises(CnnlabError, match=r"resnet18 needs images of at least 32x32.*input_size=32"):
+        train_run("resnet18", "digits", out=str(tmp_path / "r"), console=QUIET)
+    assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
+
+
+def test_ema_weights_are_what_the_run_serves(tmp_path) -> None:
+    from cnnlab.train.evaluation import evaluate_run
+
+    out = tmp_path / "ema"
+    result = train_run(out=str(out), overrides=("epochs=2", "ema_decay=0.9"), console=QUIET)
+    # The test score of the run and of `cnnlab eval` on its best checkpoint come from the EMA weights.
+    assert evaluate_run(out, checkpoint="last")["loss"] == pytest.approx(result["test_loss"], rel=1e-5)

@@ -1,0 +1,171 @@
+"""`cnnlab train MODEL --data SPEC`: one training run, from data spec to run directory.
+
+Data are split into train / validation (seeded, `val_fraction`) and a separate test set; the
+run directory receives recipe.yaml, data.json, metrics.csv, checkpoints/{last,best}/ and
+summary.json. `resume` continues a run from its last checkpoint with its own recipe and model.
+With no model named, the small CNN of the `make run` demo is trained.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from cnnlab import __version__
+from cnnlab.data.sources import ImageSet, load, split
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect.summary import summary
+from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
+from cnnlab.train.engine import EarlyStopping, Trainer, evaluate
+from cnnlab.train.recipe import Recipe, load_recipe
+from cnnlab.train.rundir import new_run_dir, write_json
+
+DEFAULT_MODEL = "small_cnn"
+
+
+def build_model(name: str, num_classes: int, in_chans: int) -> nn.Module:
+    """Return a freshly initialised model to train: `small_cnn` or any `create_model` name."""
+    if name == DEFAULT_MODEL:
+        from cnnlab.models.small import small_cnn
+
+        return small_cnn(num_classes=num_classes, in_chans=in_chans)
+    from cnnlab.models.registry import create_model
+
+    return create_model(name, num_classes=num_classes, in_chans=in_chans)
+
+
+def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Tensor:
+    """Return uint8 images (N, C, H, W) resized to size x size (antialiased) and zero-padded by `pad`."""
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        from torchvision.transforms.v2 import functional as TF
+
+        images = TF.resize(images, [size, size], antialias=True)
+    if pad:
+        images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    return images
+
+
+def _prepared(data: ImageSet, recipe: Recipe | dict[str, Any]) -> ImageSet:
+    """Return `data` with the recipe's (or data.json's) resize and padding applied once."""
+    size, pad = (recipe.input_size, recipe.input_pad) if isinstance(recipe, Recipe) else (recipe["resize"], recipe["pad"])
+    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped)
+
+
+def _check_input(name: str, input_size: tuple[int, ...]) -> None:
+    """Raise a one-line error when the images are smaller than the model accepts."""
+    if name == DEFAULT_MODEL or "/" in name:
+        return
+    from cnnlab.models.registry import model_info
+
+    info = model_info(name)
+    smallest = min(input_size[1:])
+    if smallest < info.min_train_size:
+        raise CnnlabError(
+            f"{name} needs images of at least {info.min_train_size}x{info.min_train_size} to train, "
+            f"these are {input_size[1]}x{input_size[2]}: add input_size={info.min_train_size} (or input_pad=N)"
+        )
+
+
+def train_run(
+    model: str | None = None,
+    data: str = "digits",
+    out: str | None = None,
+    data_dir: str | None = None,
+    recipe_name: str | None = None,
+    overrides: tuple[str, ...] = (),
+    resume: str | None = None,
+    console: Console | None = None,
+    device: str = "auto",
+) -> dict:
+    """Train `model` on the data spec `data`, write a run directory, return its summary.json."""
+    console = console or Console(width=max(Console().width, 120))  # the table needs ~110 columns
+    if resume is not None:
+        run = Path(resume)
+        if not (run / "recipe.yaml").is_file() or not (run / "checkpoints" / "last").is_dir():
+            raise CnnlabError(f"{run} is not a run directory with a last checkpoint: give the run's folder")
+        recipe = load_recipe(str(run / "recipe.yaml"), overrides)
+        previous = json.loads((run / "data.json").read_text())
+        if model is not None and model != previous["model"]:
+            raise CnnlabError(f"{run} trains {previous['model']}, not {model}: leave the model out to resume")
+        model, data = previous["model"], previous["spec"]
+    else:
+        model = model or DEFAULT_MODEL
+        recipe = load_recipe(recipe_name or ("digits" if data == "digits" else "default"), overrides)
+    splits = load(data, data_dir, seed=recipe.seed)
+    train, val = split(splits.train, recipe.val_fraction, recipe.seed)
+    train, val, test = (_prepared(part, recipe) for part in (train, val, splits.test))
+    input_size = tuple(train.images.shape[1:])
+    _check_input(model, input_size)
+    if resume is None:
+        run_name = f"{data}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
+        run = new_run_dir(out or f"runs/{run_name}", exist_ok_suffix=out is None)
+        (run / "recipe.yaml").write_text(recipe.to_yaml())
+
+    torch.manual_seed(recipe.seed)
+    network = build_model(model, len(train.classes), input_size[0])
+    console.print(summary(network, input_size).to_table())
+    target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    trainer = Trainer(network, recipe, train, val, device=target)
+    trainer.callbacks = [
+        MetricsCSV(run / "metrics.csv"),
+        Checkpoints(trainer, run / "checkpoints"),
+        ProgressBar(recipe.epochs, console),
+        *([TensorBoard(run)] if TensorBoard.available() else []),
+        *([EarlyStopping(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []),
+    ]
+    if resume is not None:
+        trainer.resume(run / "checkpoints" / "last")
+    write_json(
+        run / "data.json",
+        {
+            "spec": data,
+            "classes": list(train.classes),
+            "mean": list(trainer.norm.mean),
+            "std": list(trainer.norm.std),
+            "image_size": list(splits.train.images.shape[1:]),  # as read, before resize and padding
+            "resize": recipe.input_size,
+            "pad": recipe.input_pad,
+            "input_size": list(input_size),  # what the model sees
+            "train_images": len(train),
+            "val_images": len(val),
+            "test_images": len(test),
+            "skipped_images": splits.skipped,
+            "model": model,
+            "cnnlab": __version__,
+        },
+    )
+
+    started = time.perf_counter()
+    try:
+        state = trainer.fit()
+    except KeyboardInterrupt:
+        trainer.checkpoint(run / "checkpoints" / "last")  # Ctrl-C keeps the work done so far
+        console.print(f"interrupted: checkpoint saved; continue with cnnlab train --resume {run}")
+        raise
+    seconds = time.perf_counter() - started
+    test_loss, test_top1, test_top5 = evaluate(trainer.scored_model, test, trainer.norm)
+    result = {
+        "model": model,
+        "best_val_acc": state.best_val_acc,
+        "test_top1": test_top1,
+        "test_top5": test_top5,
+        "test_loss": test_loss,
+        "epochs": state.epoch,
+        "training_seconds": round(seconds, 3),
+        "test_images": len(test),
+        "stop_reason": state.stop_reason,
+    }
+    write_json(run / "summary.json", result)
+    if splits.skipped:
+        console.print(f"skipped {splits.skipped} unreadable images")
+    console.print(
+        f"test accuracy {test_top1:.2%} on {len(test)} held-out images after {state.epoch} "
+        f"epochs ({seconds:.1f} s); run directory: {run}"
+    )
+    return result
