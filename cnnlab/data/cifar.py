@@ -63,8 +63,10 @@ ARCHIVES: dict[str, dict[str, CifarArchive]] = {
     },
 }
 
-# What a CIFAR pickle may construct: numpy's array reconstruction and nothing else.
+# What a CIFAR pickle may construct: numpy's array reconstruction and nothing else. (_codecs.encode
+# turns text into bytes; Python 3 writes array buffers that way in protocol-2 pickles.)
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
@@ -73,7 +75,7 @@ _ALLOWED_GLOBALS = {
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that refuses every global except numpy's array constructors."""
+    """An unpickler that refuses every global except numpy's array constructors (and text-to-bytes)."""
 
     def find_class(self, module: str, name: str) -> Any:
         """Return numpy's array constructors; refuse anything else a pickle names."""

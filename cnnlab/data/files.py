@@ -32,14 +32,13 @@ def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
     return dirs
 
 
-def find_file(names: Sequence[str], dirs: Sequence[Path], subdir: str) -> Path | None:
-    """Return the first existing file among `names` in each dir or its `subdir`, else None."""
+def find_file(names: Sequence[str], dirs: Sequence[Path]) -> Path | None:
+    """Return the first existing file among `names` in `dirs` (searched in order), else None."""
     for folder in dirs:
-        for base in (folder, folder / subdir):
-            for name in names:
-                candidate = base / name
-                if candidate.is_file():
-                    return candidate
+        for name in names:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
     return None
 
 

@@ -44,66 +44,74 @@ def _decode(payload: bytes) -> np.ndarray | None:
         return None
 
 
-def _folder_entries(root: Path) -> Iterator[tuple[str, str, bytes]]:
-    """Yield (class name, file name, bytes) for every image under root/<class>/."""
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(class_dir.iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                yield class_dir.name, file.name, file.read_bytes()
+def _folder_entries(root: Path, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (part, class name, bytes) for every image under root/<part>/<class>/."""
+    for prefix in prefixes:
+        base = root / prefix if prefix else root
+        if not base.is_dir():
+            raise CnnlabError(f"{base} does not exist: expected class sub-folders there")
+        empty = [p.name for p in base.iterdir() if p.is_dir() and not any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir())]
+        if empty:
+            raise CnnlabError(f"class folder {base / empty[0]} holds no images: remove it or add images")
+        for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for file in sorted(class_dir.iterdir()):
+                if file.suffix.lower() in IMAGE_SUFFIXES:
+                    yield prefix, class_dir.name, file.read_bytes()
 
 
-def _archive_entries(archive: Path, prefix: str) -> Iterator[tuple[str, str, bytes]]:
-    """Yield (class name, file name, bytes) for members <prefix>/<class>/<file> of a tar archive."""
+def _archive_entries(archive: Path, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (part, class name, bytes) for members [...]/<part>/<class>/<file> of a tar archive, in one pass."""
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
             parts = Path(member.name).parts
-            if not member.isfile() or len(parts) < 3 or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
+            if not member.isfile() or len(parts) < 2 or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            if prefix and parts[-3] != prefix:
+            prefix = "" if prefixes == ("",) else (parts[-3] if len(parts) >= 3 else None)
+            if prefix not in prefixes:
                 continue
             handle = tar.extractfile(member)
             if handle is not None:
-                yield parts[-2], parts[-1], handle.read()
+                yield prefix, parts[-2], handle.read()
 
 
-def read_image_tree(source: Path, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], int]:
-    """Return (uint8 images (N, 3, H, W), labels, class names, skipped count) of a class-per-folder tree.
+Part = tuple[torch.Tensor, torch.Tensor, tuple[str, ...], int]
 
-    `source` is a folder of class sub-folders, or a tar(.gz) archive whose members are
-    [prefix/]class/file. Unreadable images are skipped and counted, never fatal.
+
+def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, Part]:
+    """Return {part: (uint8 images (N, 3, H, W), labels, class names, skipped count)} of a class-folder tree.
+
+    `source` is a folder or a tar(.gz) archive of [part/]class/file; all parts are read in one
+    pass and share one class list. Unreadable images are skipped and counted, never fatal.
     """
     if source.is_dir():
-        root = source / prefix if prefix else source
-        if not root.is_dir():
-            raise CnnlabError(f"{root} does not exist: expected class sub-folders there")
-        empty = [p.name for p in root.iterdir() if p.is_dir() and not any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir())]
-        if empty:
-            raise CnnlabError(f"class folder {root / empty[0]} holds no images: remove it or add images")
-        entries = _folder_entries(root)
+        entries = _folder_entries(source, prefixes)
     elif tarfile.is_tarfile(source):
-        entries = _archive_entries(source, prefix)
+        entries = _archive_entries(source, prefixes)
     else:
         raise CnnlabError(f"{source} is neither a folder nor a tar archive of class folders")
-    by_class: dict[str, list[np.ndarray]] = {}
-    skipped = 0
-    for class_name, _, payload in entries:
+    found: dict[str, dict[str, list[np.ndarray]]] = {prefix: {} for prefix in prefixes}
+    skipped = dict.fromkeys(prefixes, 0)
+    for prefix, class_name, payload in entries:
         image = _decode(payload)
+        images = found[prefix].setdefault(class_name, [])
         if image is None:
-            skipped += 1
-            by_class.setdefault(class_name, [])
-            continue
-        by_class.setdefault(class_name, []).append(image)
-    if not by_class:
-        raise CnnlabError(f"no images found in {source}{'/' + prefix if prefix else ''}: expected class/image files")
-    classes = tuple(sorted(by_class))  # alphabetical order is CIFAR-10's official order too
-    sizes = {img.shape for imgs in by_class.values() for img in imgs}
-    if len(sizes) > 1:
-        shown = ", ".join("x".join(map(str, s[:2])) for s in sorted(sizes)[:3])
-        raise CnnlabError(f"images in {source} have different sizes ({shown}...): resize them to one size first")
-    images, labels = [], []
-    for index, name in enumerate(classes):
-        images += by_class[name]
-        labels += [index] * len(by_class[name])
-    array = np.stack(images)  # (N, H, W, 3)
-    tensor = torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
-    return tensor, torch.tensor(labels, dtype=torch.int64), classes, skipped
+            skipped[prefix] += 1
+        else:
+            images.append(image)
+    classes = tuple(sorted({name for by_class in found.values() for name in by_class}))  # CIFAR's order too
+    result = {}
+    for prefix, by_class in found.items():
+        where = f"{source}/{prefix}" if prefix else str(source)
+        if not by_class:
+            raise CnnlabError(f"no images found in {where}: expected class/image files")
+        sizes = {img.shape for imgs in by_class.values() for img in imgs}
+        if len(sizes) > 1:
+            shown = ", ".join("x".join(map(str, s[:2])) for s in sorted(sizes)[:3])
+            raise CnnlabError(f"images in {where} have different sizes ({shown}...): resize them to one size first")
+        images, labels = [], []
+        for index, name in enumerate(classes):
+            images += by_class.get(name, [])
+            labels += [index] * len(by_class.get(name, []))
+        tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+        result[prefix] = (tensor, torch.tensor(labels, dtype=torch.int64), classes, skipped[prefix])
+    return result

@@ -7,19 +7,59 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.data import cifar
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import read_idx, read_image_tree
 from cnnlab.errors import CnnlabError
 
-# MD5 of the *decompressed* official files (LeCun et al.), so re-gzipped copies verify too.
-MNIST_FILES = {
-    "train-images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
-    "train-labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
-    "test-images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
-    "test-labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
-}
-# The PyTorch mirror first, then the original site (which often refuses scripted downloads).
-MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One file of an IDX data set and the checksums that verify it."""
+
+    stem: str  # file name without .gz
+    gz_md5: str  # MD5 of the official .gz as published
+    raw_md5: str | None = None  # MD5 of the decompressed bytes, where known: re-gzipped copies verify too
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """An MNIST-format data set: four IDX files, mirrors to fetch them from, class names."""
+
+    name: str  # the data spec and the sub-folder it may live in
+    files: dict[str, IdxFile]  # keys train-images, train-labels, test-images, test-labels
+    mirrors: tuple[str, ...]
+    classes: tuple[str, ...]
+    in_root: bool  # whether the files may also sit directly in a data folder (not in its sub-folder)
+
+
+MNIST = IdxDataset(
+    "mnist",
+    {
+        "train-images": IdxFile("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels": IdxFile("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+        "test-images": IdxFile("t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+        "test-labels": IdxFile("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+    },
+    # The PyTorch mirror first, then the original site (which often refuses scripted downloads).
+    ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+    tuple(str(d) for d in range(10)),
+    in_root=True,
+)
+# Xiao, Rasul & Vollgraf 2017. Same file names as MNIST, so only ever read from a fashion-mnist/
+# folder; only the .gz checksums are published, so only the official .gz files verify.
+FASHION_MNIST = IdxDataset(
+    "fashion-mnist",
+    {
+        "train-images": IdxFile("train-images-idx3-ubyte", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        "train-labels": IdxFile("train-labels-idx1-ubyte", "25c81989df183df01b3e8a0aad5dffbe"),
+        "test-images": IdxFile("t10k-images-idx3-ubyte", "bef4ecab320f06d8554ea6380940ec79"),
+        "test-labels": IdxFile("t10k-labels-idx1-ubyte", "bb300cfdad3c16e7a12a480ee83cd310"),
+    },
+    ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    in_root=False,
+)
 # The lossy JPEG CIFAR-10 tree of ../shared/data (SHA-256 from its SHA256SUMS).
 CIFAR10_JPEG = ("cifar10-jpeg.tar.gz", "d34c68f61cca57aa9144c8f25bda427abb9921bd642d5857a2fc1a6b4416f965")
 
@@ -87,65 +127,114 @@ def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSe
     return data.subset(order[held:], skipped=data.skipped), data.subset(order[:held])
 
 
-def _mnist_file(stem: str, md5: str, data_dir: str | Path | None, allow_download: bool) -> Path:
-    """Return a verified MNIST file (gzipped or not), downloading it into the cache if missing."""
+def _idx_file(dataset: IdxDataset, file: IdxFile, data_dir: str | Path | None, allow_download: bool) -> Path:
+    """Return a verified IDX file (gzipped or not), downloading it into the cache if missing."""
     dirs = search_dirs(data_dir)
-    path = find_file([stem + ".gz", stem], dirs, "mnist")
+    candidates = [c for d in dirs for c in ((d, d / dataset.name) if dataset.in_root else (d / dataset.name,))]
+    path = find_file([file.stem + ".gz", file.stem], candidates)
     if path is None:
-        target = dirs[-1] / "mnist" / (stem + ".gz")
+        target = dirs[-1] / dataset.name / (file.stem + ".gz")
         try:
             if not allow_download:
                 raise CnnlabError("downloads are switched off")
-            download([mirror + stem + ".gz" for mirror in MNIST_MIRRORS], target)
+            download([mirror + file.stem + ".gz" for mirror in dataset.mirrors], target)
         except CnnlabError as error:
-            looked = ", ".join(str(d) for d in dirs)
+            looked = ", ".join(str(d) for d in candidates)
             raise CnnlabError(
-                f"MNIST file {stem}(.gz) not found in {looked} (or their mnist/ folders) and {error}: "
-                "put the four IDX files in one of them, or pass --data-dir / set CNNLAB_DATA"
+                f"{dataset.name} file {file.stem}(.gz) not found in {looked} and {error}: put the four "
+                f"IDX files in {dirs[0] / dataset.name}, or pass --data-dir / set CNNLAB_DATA"
             ) from None
         path = target
-    actual = digest(path, "md5", decompress=path.suffix == ".gz")
-    if actual != md5:
+    if path.suffix == ".gz" and digest(path, "md5") == file.gz_md5:
+        return path  # the official .gz itself
+    if file.raw_md5 is None:
         raise CnnlabError(
-            f"{path} has MD5 {actual} (of its decompressed bytes), not the official {md5}: "
-            "the file is damaged or not MNIST; delete it and fetch it again"
+            f"{path} is not the official {file.stem}.gz (MD5 {file.gz_md5}), the only form of {dataset.name} "
+            "with a published checksum: delete it and fetch the official file"
+        )
+    actual = digest(path, "md5", decompress=path.suffix == ".gz")
+    if actual != file.raw_md5:
+        raise CnnlabError(
+            f"{path} has MD5 {actual} (of its decompressed bytes), not the official {file.raw_md5}: "
+            f"the file is damaged or not {dataset.name}; delete it and fetch it again"
         )
     return path
 
 
-def load_mnist(data_dir: str | Path | None = None, *, allow_download: bool = True) -> DataSplits:
-    """Return MNIST's 60,000 training and 10,000 test digits (28x28 grey) as uint8, checksum-verified."""
-    arrays = {key: read_idx(_mnist_file(stem, md5, data_dir, allow_download)) for key, (stem, md5) in MNIST_FILES.items()}
-    classes = tuple(str(d) for d in range(10))
+def load_idx(dataset: IdxDataset, data_dir: str | Path | None = None, *, allow_download: bool = True) -> DataSplits:
+    """Return an MNIST-format data set's training and test images (N, 1, 28, 28) uint8, checksum-verified."""
+    arrays = {key: read_idx(_idx_file(dataset, file, data_dir, allow_download)) for key, file in dataset.files.items()}
 
     def part(prefix: str) -> ImageSet:
         images = torch.from_numpy(arrays[f"{prefix}-images"].copy()).unsqueeze(1)  # (N, 1, 28, 28)
         labels = torch.from_numpy(arrays[f"{prefix}-labels"].astype("int64"))
         if len(images) != len(labels):
-            raise CnnlabError(f"MNIST {prefix}: {len(images)} images but {len(labels)} labels")
-        return ImageSet(images, labels, classes)
+            raise CnnlabError(f"{dataset.name} {prefix}: {len(images)} images but {len(labels)} labels")
+        return ImageSet(images, labels, dataset.classes)
 
     return DataSplits(part("train"), part("test"))
 
 
-def load_cifar10(data_dir: str | Path | None = None) -> DataSplits:
-    """Return CIFAR-10 from a class-folder tree (train/ and test/) or its verified .tar.gz."""
+def load_mnist(data_dir: str | Path | None = None, *, allow_download: bool = True) -> DataSplits:
+    """Return MNIST's 60,000 training and 10,000 test digits (28x28 grey) as uint8, checksum-verified."""
+    return load_idx(MNIST, data_dir, allow_download=allow_download)
+
+
+def load_cifar(name: str = "cifar10", data_dir: str | Path | None = None, *, allow_download: bool = True) -> DataSplits:
+    """Return CIFAR-10 or CIFAR-100 (50,000 train, 10,000 test, 32x32 RGB) from the first form found.
+
+    Looked for in each data folder (and its `name`/ sub-folder), in this order: a class-folder
+    tree with train/ and test/ (or, for CIFAR-10, the JPEG tree's .tar.gz of ../shared/data),
+    the official binary archive, the official python archive; else the binary archive is
+    downloaded. Archives are used only when their published checksum matches.
+    """
     dirs = search_dirs(data_dir)
-    archive = find_file([CIFAR10_JPEG[0]], dirs, "cifar10")
-    if archive is not None:
-        if digest(archive, "sha256") != CIFAR10_JPEG[1]:
-            raise CnnlabError(f"{archive} does not match its published SHA-256: delete it and copy it again")
-        source = archive
-    else:
-        folder = next((d / "cifar10" for d in dirs if (d / "cifar10" / "train").is_dir()), None)
-        if folder is None:
-            looked = ", ".join(str(d) for d in dirs)
-            raise CnnlabError(
-                f"CIFAR-10 not found in {looked}: put {CIFAR10_JPEG[0]} or a cifar10/train|test "
-                "class-folder tree in one of them, or pass --data-dir / set CNNLAB_DATA"
-            )
-        source = folder
-    return DataSplits(*(ImageSet(*read_image_tree(source, part)) for part in ("train", "test")))
+    candidates = [c for d in dirs for c in (d, d / name)]
+    official = cifar.ARCHIVES[name]
+    if name == "cifar10":
+        jpeg = find_file([CIFAR10_JPEG[0]], candidates)
+        if jpeg is not None:
+            _verify(jpeg, "sha256", CIFAR10_JPEG[1])
+            return _tree_splits(jpeg)
+    tree = next((c for c in candidates if (c / "train").is_dir() and (c / "test").is_dir() and c.name == name), None)
+    if tree is not None:
+        return _tree_splits(tree)
+    for kind, reader in (("binary", cifar.read_binary), ("python", cifar.read_python)):
+        archive = find_file([official[kind].name], candidates)
+        if archive is not None:
+            # For the python archive this check is what stands between a pickle and our process.
+            _verify(archive, "md5", official[kind].md5)
+            parts, classes = reader(archive, official[kind])
+            return DataSplits(*(ImageSet(*parts[p], classes) for p in ("train", "test")))
+    binary = official["binary"]
+    target = dirs[-1] / name / binary.name
+    try:
+        if not allow_download:
+            raise CnnlabError("downloads are switched off")
+        download([cifar.URL + binary.name], target)
+    except CnnlabError as error:
+        looked = ", ".join(str(d) for d in candidates)
+        raise CnnlabError(
+            f"{name} not found in {looked} and {error}: put {binary.name} (or {official['python'].name}, or a "
+            f"{name}/train|test class-folder tree) in one of them, or pass --data-dir / set CNNLAB_DATA"
+        ) from None
+    return load_cifar(name, data_dir, allow_download=False)
+
+
+def _verify(path: Path, algorithm: str, expected: str) -> None:
+    """Raise unless the file's digest is the published one."""
+    actual = digest(path, algorithm)
+    if actual != expected:
+        raise CnnlabError(
+            f"{path} has {algorithm.upper()} {actual}, not the published {expected}: it is damaged or "
+            "not the official file; delete it and fetch it again"
+        )
+
+
+def _tree_splits(source: Path) -> DataSplits:
+    """Return the train/ and test/ parts of a class-folder tree or its archive, read in one pass."""
+    parts = read_image_tree(source, ("train", "test"))
+    return DataSplits(*(ImageSet(*parts[p]) for p in ("train", "test")))
 
 
 def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> DataSplits:
@@ -157,24 +246,25 @@ def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> 
     if not source.exists():
         raise CnnlabError(f"{source} does not exist: give folder:PATH of class sub-folders")
     if source.is_dir() and (source / "train").is_dir() and (source / "test").is_dir():
-        return DataSplits(*(ImageSet(*read_image_tree(source, part)) for part in ("train", "test")))
-    rest, held = split(ImageSet(*read_image_tree(source)), test_fraction, seed)
+        return _tree_splits(source)
+    rest, held = split(ImageSet(*read_image_tree(source)[""]), test_fraction, seed)
     return DataSplits(rest, held)
 
 
 def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0) -> DataSplits:
-    """Return the train and test sets a spec names: digits, mnist, cifar10 or folder:PATH."""
+    """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH."""
     if spec == "digits":
         # digits has no official split: a seeded 20 % is held out for testing.
         rest, held = split(load_digits(), 0.2, seed)
         return DataSplits(rest, held)
     if spec == "mnist":
         return load_mnist(data_dir)
-    if spec == "cifar10":
-        return load_cifar10(data_dir)
+    if spec == "fashion-mnist":
+        return load_idx(FASHION_MNIST, data_dir)
+    if spec in ("cifar10", "cifar100"):
+        return load_cifar(spec, data_dir)
     if spec.startswith("folder:"):
         return load_folder(spec.removeprefix("folder:"), seed=seed)
     raise CnnlabError(
-        f"unknown data spec {spec!r}: use digits, mnist, cifar10 or folder:PATH "
-        "(fashion-mnist, cifar100 and the binary archives are still to come)"
+        f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH"
     )

@@ -1,5 +1,7 @@
 """MNIST IDX with checksums and downloads, class-folder trees and archives, data locations."""
 
+import dataclasses
+import gzip
 import hashlib
 import io
 import tarfile
@@ -39,14 +41,15 @@ def tiny_mnist(tmp_path, monkeypatch):
     folder = tmp_path / "mnist"
     folder.mkdir()
     for index, (key, array) in enumerate(arrays.items()):
-        stem = sources.MNIST_FILES[key][0]
+        stem = sources.MNIST.files[key].stem
         payload = _idx_bytes(array)
         if index % 2:
             (folder / stem).write_bytes(payload)
         else:
             (folder / (stem + ".gz")).write_bytes(gzip.compress(payload))
-        files[key] = (stem, hashlib.md5(payload).hexdigest())
-    monkeypatch.setattr(sources, "MNIST_FILES", files)
+        # No .gz here is the "official" one: every file verifies by its decompressed MD5.
+        files[key] = sources.IdxFile(stem, "0" * 32, hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(sources, "MNIST", dataclasses.replace(sources.MNIST, files=files))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     monkeypatch.setattr("cnnlab.data.files.CACHE_DIR", tmp_path / "cache")
     return tmp_path, arrays
@@ -62,10 +65,39 @@ def test_idx_round_trip_and_checksums(tiny_mnist) -> None:
 
 def test_damaged_file_is_refused(tiny_mnist) -> None:
     root, _ = tiny_mnist
-    plain = root / "mnist" / sources.MNIST_FILES["train-labels"][0]
+    plain = root / "mnist" / sources.MNIST.files["train-labels"].stem
     plain.write_bytes(plain.read_bytes()[:-1] + b"\x07")
     with pytest.raises(CnnlabError, match="not the official"):
         sources.load("mnist", root)
+
+
+def test_fashion_mnist_verifies_by_the_official_gz_only(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setattr("cnnlab.data.files.CACHE_DIR", tmp_path / "cache")
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    files = {}
+    for key, shape in {"train-images": (6, 28, 28), "train-labels": (6,), "test-images": (3, 28, 28),
+                       "test-labels": (3,)}.items():
+        stem = sources.FASHION_MNIST.files[key].stem
+        packed = gzip.compress(_idx_bytes(rng.integers(0, 10 if len(shape) == 1 else 256, shape)), mtime=0)
+        (folder / (stem + ".gz")).write_bytes(packed)
+        files[key] = sources.IdxFile(stem, hashlib.md5(packed).hexdigest())  # no decompressed MD5 published
+    fashion = dataclasses.replace(sources.FASHION_MNIST, files=files, mirrors=("http://127.0.0.1:9/none/",))
+    monkeypatch.setattr(sources, "FASHION_MNIST", fashion)
+    data = sources.load("fashion-mnist", tmp_path)
+    assert len(data.train) == 6 and data.train.classes[9] == "Ankle boot"
+    # The same bytes re-gzipped differently cannot be verified, so they are refused, naming why.
+    stem = files["test-labels"].stem
+    (folder / (stem + ".gz")).write_bytes(gzip.compress(gzip.decompress((folder / (stem + ".gz")).read_bytes()), mtime=7))
+    with pytest.raises(CnnlabError, match="only form of fashion-mnist with a published checksum"):
+        sources.load("fashion-mnist", tmp_path)
+    # MNIST's file names are the same, so Fashion-MNIST is never read from a data folder's root.
+    for file in folder.iterdir():
+        file.rename(tmp_path / file.name)
+    with pytest.raises(CnnlabError, match="not found in"):
+        sources.load("fashion-mnist", tmp_path)
 
 
 def test_truncated_idx_is_refused(tmp_path) -> None:
@@ -80,10 +112,11 @@ def test_missing_files_are_downloaded_from_a_mirror(tiny_mnist, monkeypatch, tmp
     mirror = tmp_path / "mirror"
     (root / "mnist").rename(mirror)
     # A file:// mirror exercises the real download path without a network.
-    monkeypatch.setattr(sources, "MNIST_MIRRORS", ("http://127.0.0.1:9/none/", mirror.as_uri() + "/"))
+    mirrors = ("http://127.0.0.1:9/none/", mirror.as_uri() + "/")
+    monkeypatch.setattr(sources, "MNIST", dataclasses.replace(sources.MNIST, mirrors=mirrors))
     import gzip
 
-    for stem, _ in sources.MNIST_FILES.values():
+    for stem in (f.stem for f in sources.MNIST.files.values()):
         if (mirror / stem).exists():
             (mirror / (stem + ".gz")).write_bytes(gzip.compress((mirror / stem).read_bytes()))
     data = sources.load("mnist")
@@ -93,7 +126,7 @@ def test_missing_files_are_downloaded_from_a_mirror(tiny_mnist, monkeypatch, tmp
 
 def test_no_network_error_says_where_it_looked(tiny_mnist, monkeypatch, tmp_path) -> None:
     root, _ = tiny_mnist
-    monkeypatch.setattr(sources, "MNIST_MIRRORS", ("http://127.0.0.1:9/none/",))
+    monkeypatch.setattr(sources, "MNIST", dataclasses.replace(sources.MNIST, mirrors=("http://127.0.0.1:9/none/",)))
     with pytest.raises(CnnlabError) as error:
         sources.load("mnist", tmp_path / "empty")
     message = str(error.value)
@@ -139,9 +172,19 @@ def test_archive_of_train_and_test_trees(tmp_path) -> None:
         tar.add(tmp_path / "tree" / "test", arcname="test")
     from cnnlab.data.images import read_image_tree
 
-    images, labels, classes, skipped = read_image_tree(archive, "train")
+    parts = read_image_tree(archive, ("train", "test"))  # one pass over the archive for both
+    images, labels, classes, skipped = parts["train"]
     assert images.shape == (5, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1] and classes == ("a", "b")
-    assert read_image_tree(archive, "test")[0].shape[0] == 2 and skipped == 0
+    assert parts["test"][0].shape[0] == 2 and skipped == 0
+
+
+def test_parts_share_one_class_list(tmp_path) -> None:
+    from cnnlab.data.images import read_image_tree
+
+    _tree(tmp_path / "train", {"a": 2, "b": 2, "c": 1})
+    _tree(tmp_path / "test", {"a": 1, "c": 1})  # no "b" in the test part
+    parts = read_image_tree(tmp_path, ("train", "test"))
+    assert parts["test"][2] == ("a", "b", "c") and parts["test"][1].tolist() == [0, 2]
 
 
 @pytest.mark.parametrize(
