@@ -244,6 +244,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    if args.devices > 1 and "LOCAL_RANK" not in os.environ:
+        from cnnlab.train.distributed import launch
+
+        return launch(args.argv, args.devices)  # torchrun runs this same command once per device
     from cnnlab.train.run import train_run
 
     shortcuts = [f"{key}={value}" for key, value in
@@ -347,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL, never overwritten)")
     train.add_argument("--recipe", default=None, help="recipes/<name>.yaml or a YAML path (default: digits for digits, else default)")
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    train.add_argument("--devices", type=_positive_int, default=1,
+                       help="data-parallel processes (GPUs, or CPU processes with gloo) launched through torchrun")
     train.add_argument("--resume", default=None, help="run directory to continue from its last checkpoint")
     train.add_argument("--epochs", type=_positive_int, default=None, help="shortcut for epochs=N")
     train.add_argument("--batch-size", type=_positive_int, default=None, help="shortcut for batch_size=N")
@@ -377,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
     if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]

@@ -23,6 +23,7 @@ from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import AuxOutput
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.train.distributed import Distributed
 from cnnlab.train.optim import build_optimizer, build_plateau, build_scheduler
 from cnnlab.train.recipe import AugmentConfig, Precision, Recipe
 
@@ -171,6 +172,7 @@ class Trainer:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     callbacks: Sequence[Callback] = ()
     state: TrainState = field(default_factory=TrainState)
+    dist: Distributed = field(default_factory=Distributed)
 
     def __post_init__(self) -> None:
         recipe = self.recipe
@@ -190,9 +192,16 @@ class Trainer:
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay)
         ) if recipe.ema_decay else None
-        self.generator = torch.Generator().manual_seed(recipe.seed)  # shuffling and augmentation
-        # Training steps go through the compiled module; weights and checkpoints stay on self.model.
-        self.forward = torch.compile(self.model) if recipe.compile else self.model
+        # Every rank draws the same global order; each augments its own share with its own stream.
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.augment_generator = torch.Generator().manual_seed(recipe.seed + 1 + self.dist.rank)
+        # Training steps go through the (wrapped, compiled) module; weights and checkpoints stay on self.model.
+        forward: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = torch.compile(forward) if recipe.compile else forward
 
     @property
     def scored_model(self) -> nn.Module:
@@ -207,10 +216,16 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        seen = 0
         model.train()
         for start in range(0, len(order), recipe.batch_size):
             index = order[start : start + recipe.batch_size]
-            x = augment_batch(self.norm(self.images[index]), recipe.augment, self.generator)
+            if self.dist.enabled:
+                if len(index) < self.dist.world_size:
+                    break  # a last batch too small to give every rank an image
+                index = index[self.dist.rank :: self.dist.world_size]  # this rank's share of the global batch
+            seen += len(index)
+            x = augment_batch(self.norm(self.images[index]), recipe.augment, self.augment_generator)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.labels[index]
@@ -232,12 +247,14 @@ class Trainer:
             loss_sum += loss.detach() * len(index)
             correct += (logits.argmax(dim=1) == y).sum()
             self.state.step += 1
+        totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(seen), device=self.device)]))
+        self.dist.all_reduce(first_bad, op=torch.distributed.ReduceOp.MAX)
         if first_bad.item() >= 0:
             raise CnnlabError(
                 f"loss became NaN or infinite in epoch {self.state.epoch + 1} at step {first_bad.item()}: "
                 "lower the learning rate or use grad_clip; the last good checkpoint is kept"
             )
-        return loss_sum.item() / len(order), correct.item() / len(order)
+        return totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item()
 
     def fit(self) -> TrainState:
         """Train until the recipe's epochs are done or a callback stops it; return the final state."""
@@ -279,6 +296,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng_torch": torch.get_rng_state(),
             "rng_loop": self.generator.get_state(),
+            "rng_augment": self.augment_generator.get_state(),
             "counters": asdict(self.state),
         }
 
@@ -301,5 +319,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng_torch"])
         self.generator.set_state(state["rng_loop"])
+        if "rng_augment" in state:
+            self.augment_generator.set_state(state["rng_augment"])
         # Whatever stopped the run before (Ctrl-C, a stop request) is what resume undoes.
         self.state = TrainState(**{**state["counters"], "stop_reason": None})

@@ -9,6 +9,7 @@ With no model named, the small CNN of the `make run` demo is trained.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from cnnlab.data.sources import ImageSet, load, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
 from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
+from cnnlab.train.distributed import Distributed, init_distributed, shutdown
 from cnnlab.train.engine import EarlyStopping, Trainer, evaluate
 from cnnlab.train.recipe import Recipe, load_recipe
 from cnnlab.train.rundir import new_run_dir, write_json
@@ -84,6 +86,28 @@ def train_run(
     device: str = "auto",
 ) -> dict:
     """Train `model` on the data spec `data`, write a run directory, return its summary.json."""
+    dist, target = init_distributed(device)
+    try:
+        return _train_run(model, data, out, data_dir, recipe_name, overrides, resume, console, dist, target)
+    finally:
+        shutdown(dist)
+
+
+def _train_run(
+    model: str | None,
+    data: str,
+    out: str | None,
+    data_dir: str | None,
+    recipe_name: str | None,
+    overrides: tuple[str, ...],
+    resume: str | None,
+    console: Console | None,
+    dist: Distributed,
+    target: torch.device,
+) -> dict:
+    """Train on this process's device (one rank of several under torchrun); rank 0 writes the run."""
+    if not dist.is_main:
+        console = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - one console per worker process
     console = console or Console(width=max(Console().width, 120))  # the table needs ~110 columns
     if resume is not None:
         run = Path(resume)
@@ -104,23 +128,30 @@ def train_run(
     _check_input(model, input_size)
     if resume is None:
         run_name = f"{data}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
-        run = new_run_dir(out or f"runs/{run_name}", exist_ok_suffix=out is None)
-        (run / "recipe.yaml").write_text(recipe.to_yaml())
+        if dist.is_main:
+            run = new_run_dir(out or f"runs/{run_name}", exist_ok_suffix=out is None)
+            (run / "recipe.yaml").write_text(recipe.to_yaml())
+        run = Path(dist.broadcast(str(run) if dist.is_main else None))
 
     torch.manual_seed(recipe.seed)
     network = build_model(model, len(train.classes), input_size[0])
     console.print(summary(network, input_size).to_table())
-    target = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
-    trainer = Trainer(network, recipe, train, val, device=target)
-    trainer.callbacks = [
+    trainer = Trainer(network, recipe, train, val, device=target, dist=dist)
+    writers = [
         MetricsCSV(run / "metrics.csv"),
         Checkpoints(trainer, run / "checkpoints"),
         ProgressBar(recipe.epochs, console),
         *([TensorBoard(run)] if TensorBoard.available() else []),
+    ]
+    trainer.callbacks = [
+        *(writers if dist.is_main else []),  # every rank computes the same metrics; one writes them
         *([EarlyStopping(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []),
     ]
     if resume is not None:
         trainer.resume(run / "checkpoints" / "last")
+    if not dist.is_main:
+        state = trainer.fit()
+        return {"model": model, "epochs": state.epoch, "rank": dist.rank}
     write_json(
         run / "data.json",
         {
