@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from cnnlab.data import cifar
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import read_idx, read_image_tree
+from cnnlab.data.loader import StreamedImages, scan_image_tree
 from cnnlab.errors import CnnlabError
 
 
@@ -87,13 +89,22 @@ class ImageSet:
         """Return the images and labels at `index`, with the same classes."""
         return ImageSet(self.images[index], self.labels[index], self.classes, skipped)
 
+    def batches(self, batch_indices: Iterable[torch.Tensor], device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (uint8 images, labels) on `device` for each index tensor."""
+        for index in batch_indices:
+            yield self.images[index].to(device), self.labels[index].to(device)
+
+    def sample(self) -> torch.Tensor:
+        """Return the images the normalisation statistics are computed from: all of them."""
+        return self.images
+
 
 @dataclass(frozen=True)
 class DataSplits:
     """A training set and a separate test set with the same classes."""
 
-    train: ImageSet
-    test: ImageSet
+    train: ImageSet | StreamedImages
+    test: ImageSet | StreamedImages
 
     @property
     def skipped(self) -> int:
@@ -237,21 +248,31 @@ def _tree_splits(source: Path) -> DataSplits:
     return DataSplits(*(ImageSet(*parts[p]) for p in ("train", "test")))
 
 
-def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> DataSplits:
+def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, stream: bool = False) -> DataSplits:
     """Return an image folder (or archive) of class sub-folders, with a seeded held-out test part.
 
-    A tree with train/ and test/ folders keeps its own split.
+    A tree with train/ and test/ folders keeps its own split. With `stream`, a folder's files
+    are listed, not read: DataLoader workers decode them batch by batch while training.
     """
     source = Path(path).expanduser()
     if not source.exists():
         raise CnnlabError(f"{source} does not exist: give folder:PATH of class sub-folders")
-    if source.is_dir() and (source / "train").is_dir() and (source / "test").is_dir():
+    has_split = source.is_dir() and (source / "train").is_dir() and (source / "test").is_dir()
+    if stream:
+        if not source.is_dir():
+            raise CnnlabError(f"{source} is an archive: extract it to stream its files, or set stream=false")
+        prefixes = ("train", "test") if has_split else ("",)
+        parts = {p: StreamedImages(*listed) for p, listed in scan_image_tree(source, prefixes).items()}
+        if has_split:
+            return DataSplits(parts["train"], parts["test"])
+        return DataSplits(*split(parts[""], test_fraction, seed))
+    if has_split:
         return _tree_splits(source)
     rest, held = split(ImageSet(*read_image_tree(source)[""]), test_fraction, seed)
     return DataSplits(rest, held)
 
 
-def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0) -> DataSplits:
+def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False) -> DataSplits:
     """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH."""
     if spec == "digits":
         # digits has no official split: a seeded 20 % is held out for testing.
@@ -264,7 +285,7 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0) -> Dat
     if spec in ("cifar10", "cifar100"):
         return load_cifar(spec, data_dir)
     if spec.startswith("folder:"):
-        return load_folder(spec.removeprefix("folder:"), seed=seed)
+        return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream)
     raise CnnlabError(
         f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH"
     )

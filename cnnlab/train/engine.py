@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.data.loader import StreamedImages
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import AuxOutput
@@ -140,7 +141,7 @@ def _loss(out: torch.Tensor | AuxOutput, y: torch.Tensor, recipe: Recipe) -> tup
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet, norm: Normalisation, batch_size: int = 512) -> tuple[float, float, float]:
+def evaluate(model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, batch_size: int = 512) -> tuple[float, float, float]:
     """Return (mean loss, top-1, top-5) of `model` on `data`; the model's mode is restored after."""
     was_training = model.training
     model.eval()
@@ -148,16 +149,16 @@ def evaluate(model: nn.Module, data: ImageSet, norm: Normalisation, batch_size: 
     loss_sum = torch.zeros((), device=device)
     top1 = torch.zeros((), device=device)
     top5 = torch.zeros((), device=device)
-    for start in range(0, len(data), batch_size):
-        x = norm(data.images[start : start + batch_size].to(device))
-        y = data.labels[start : start + batch_size].to(device)
-        logits = model(x)
+    count = 0
+    for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
+        logits = model(norm(images))
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
         top1 += (ranked[:, 0] == y).sum()
         top5 += (ranked == y[:, None]).any(dim=1).sum()
+        count += len(y)  # unreadable streamed images are left out of the count too
     model.train(was_training)
-    n = len(data)
+    n = max(count, 1)
     return loss_sum.item() / n, top1.item() / n, top5.item() / n
 
 
@@ -167,8 +168,8 @@ class Trainer:
 
     model: nn.Module
     recipe: Recipe
-    train_data: ImageSet
-    val_data: ImageSet
+    train_data: ImageSet | StreamedImages  # resident on the device, or read by DataLoader workers
+    val_data: ImageSet | StreamedImages
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     callbacks: Sequence[Callback] = ()
     state: TrainState = field(default_factory=TrainState)
@@ -181,8 +182,10 @@ class Trainer:
         self.model.to(self.device)
         if recipe.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.norm = Normalisation.of(self.train_data.images)
-        self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
+        self.norm = Normalisation.of(self.train_data.sample())
+        self.resident = isinstance(self.train_data, ImageSet)
+        if self.resident:
+            self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
         self.labels = self.train_data.labels.to(self.device)
         self.steps_per_epoch = -(-len(self.train_data) // recipe.batch_size)
         self.optimizer = build_optimizer(self.model, recipe.optim)
@@ -212,23 +215,29 @@ class Trainer:
         """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
         recipe, model = self.recipe, self.model
         dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
-        order = torch.randperm(len(self.labels), generator=self.generator).to(self.device)
+        order = torch.randperm(len(self.labels), generator=self.generator)
+        if self.resident:
+            order = order.to(self.device)  # indices too stay on the device: no per-step copies
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
-        seen = 0
-        model.train()
+        shares = []
         for start in range(0, len(order), recipe.batch_size):
             index = order[start : start + recipe.batch_size]
             if self.dist.enabled:
                 if len(index) < self.dist.world_size:
                     break  # a last batch too small to give every rank an image
                 index = index[self.dist.rank :: self.dist.world_size]  # this rank's share of the global batch
-            seen += len(index)
-            x = augment_batch(self.norm(self.images[index]), recipe.augment, self.augment_generator)
+            shares.append(index)
+        batches = ((self.images[i], self.labels[i]) for i in shares) if self.resident else (
+            self.train_data.batches(shares, self.device))
+        seen = 0
+        model.train()
+        for images, y in batches:
+            seen += len(y)
+            x = augment_batch(self.norm(images), recipe.augment, self.augment_generator)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = self.labels[index]
             with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 loss, logits = _loss(self.forward(x), y, recipe)
             self.optimizer.zero_grad(set_to_none=True)
@@ -244,7 +253,7 @@ class Trainer:
             # Kept on the device: the epoch ends with one sync, not one per step.
             bad = ~torch.isfinite(loss.detach())
             first_bad = torch.where(bad & (first_bad < 0), torch.tensor(self.state.step, device=self.device), first_bad)
-            loss_sum += loss.detach() * len(index)
+            loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
             self.state.step += 1
         totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(seen), device=self.device)]))

@@ -97,6 +97,8 @@ class Recipe:
     val_fraction: float = 0.1  # of the training set held out for validation, seeded
     input_size: int | None = None  # resize images to this square size once, before training; None = keep
     input_pad: int = 0  # zero pixels added on each side after resizing (MNIST 28 + 2 x 2 = LeNet's 32)
+    stream: bool | None = None  # read batches through DataLoader workers; None = only when too big to keep on the device
+    workers: int = 4  # DataLoader worker processes when streaming
     precision: Precision = Precision.FP32
     channels_last: bool = False  # NHWC memory layout: faster convolutions on tensor cores
     compile: bool = False  # torch.compile the model

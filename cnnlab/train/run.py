@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
 from torch import nn
 
 from cnnlab import __version__
+from cnnlab.data.loader import StreamedImages
 from cnnlab.data.sources import ImageSet, load, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
@@ -53,10 +54,50 @@ def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Te
     return images
 
 
-def _prepared(data: ImageSet, recipe: Recipe | dict[str, Any]) -> ImageSet:
-    """Return `data` with the recipe's (or data.json's) resize and padding applied once."""
-    size, pad = (recipe.input_size, recipe.input_pad) if isinstance(recipe, Recipe) else (recipe["resize"], recipe["pad"])
-    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped)
+RESIDENT_BUDGET_CPU = 4 << 30  # bytes of uint8 images kept in memory before streaming instead
+
+
+def _resident_budget(device: torch.device) -> int:
+    """Return how many bytes of uint8 images may live on `device` (a quarter of a GPU's free memory)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 4
+    return RESIDENT_BUDGET_CPU
+
+
+def _placed(data: ImageSet | StreamedImages, recipe: Recipe, device: torch.device) -> ImageSet | StreamedImages:
+    """Return `data` resized and padded once and held whole, or set up to stream through workers."""
+    if isinstance(data, StreamedImages):  # files on disk: always streamed
+        return replace(data, size=recipe.input_size, pad=recipe.input_pad, workers=recipe.workers, unreadable=set())
+    channels, height, _ = data.images.shape[1:]
+    side = (recipe.input_size or height) + 2 * recipe.input_pad
+    stream = recipe.stream if recipe.stream is not None else len(data) * channels * side * side > _resident_budget(device)
+    if stream:
+        return StreamedImages(data.images, data.labels, data.classes, channels, recipe.input_size, recipe.input_pad,
+                              recipe.workers)
+    return ImageSet(prepare_images(data.images, recipe.input_size, recipe.input_pad), data.labels, data.classes, data.skipped)
+
+
+def _input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
+    """Return (C, H, W) of the images the model will see."""
+    if isinstance(data, ImageSet):
+        return tuple(data.images.shape[1:])
+    if isinstance(data.source, torch.Tensor):
+        height = data.source.shape[2]
+    elif data.size is None:
+        raise CnnlabError("streamed image files need one size: set input_size=N (e.g. input_size=224)")
+    else:
+        height = data.size
+    side = (data.size or height) + 2 * data.pad
+    return (data.channels, side, side)
+
+
+def _read_size(data: ImageSet | StreamedImages, recipe: Recipe) -> tuple[int, ...]:
+    """Return (C, H, W) of the images as read (files of mixed sizes: as resized), before padding."""
+    if isinstance(data, ImageSet):
+        return tuple(data.images.shape[1:])
+    if isinstance(data.source, torch.Tensor):
+        return tuple(data.source.shape[1:])
+    return (data.channels, recipe.input_size, recipe.input_size)
 
 
 def _check_input(name: str, input_size: tuple[int, ...]) -> None:
@@ -121,10 +162,10 @@ def _train_run(
     else:
         model = model or DEFAULT_MODEL
         recipe = load_recipe(recipe_name or ("digits" if data == "digits" else "default"), overrides)
-    splits = load(data, data_dir, seed=recipe.seed)
+    splits = load(data, data_dir, seed=recipe.seed, stream=bool(recipe.stream))
     train, val = split(splits.train, recipe.val_fraction, recipe.seed)
-    train, val, test = (_prepared(part, recipe) for part in (train, val, splits.test))
-    input_size = tuple(train.images.shape[1:])
+    train, val, test = (_placed(part, recipe, target) for part in (train, val, splits.test))
+    input_size = _input_size(train)
     _check_input(model, input_size)
     if resume is None:
         run_name = f"{data}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
@@ -159,7 +200,7 @@ def _train_run(
             "classes": list(train.classes),
             "mean": list(trainer.norm.mean),
             "std": list(trainer.norm.std),
-            "image_size": list(splits.train.images.shape[1:]),  # as read, before resize and padding
+            "image_size": list(_read_size(splits.train, recipe)),  # before padding (and resizing, if images share a size)
             "resize": recipe.input_size,
             "pad": recipe.input_pad,
             "input_size": list(input_size),  # what the model sees
@@ -181,6 +222,7 @@ def _train_run(
         raise
     seconds = time.perf_counter() - started
     test_loss, test_top1, test_top5 = evaluate(trainer.scored_model, test, trainer.norm)
+    skipped = splits.skipped + sum(part.skipped for part in (train, val, test) if isinstance(part, StreamedImages))
     result = {
         "model": model,
         "best_val_acc": state.best_val_acc,
@@ -191,10 +233,11 @@ def _train_run(
         "training_seconds": round(seconds, 3),
         "test_images": len(test),
         "stop_reason": state.stop_reason,
+        "skipped_images": skipped,
     }
     write_json(run / "summary.json", result)
-    if splits.skipped:
-        console.print(f"skipped {splits.skipped} unreadable images")
+    if skipped:
+        console.print(f"skipped {skipped} unreadable images")
     console.print(
         f"test accuracy {test_top1:.2%} on {len(test)} held-out images after {state.epoch} "
         f"epochs ({seconds:.1f} s); run directory: {run}"
