@@ -51,9 +51,29 @@ def unflatten_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+def _retired(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}-retired")
+
+
+def _recover(directory: Path) -> None:
+    """Put the previous checkpoint back if a process died between the two renames of a swap."""
+    retired = _retired(directory)
+    if not directory.exists() and retired.is_dir():
+        os.replace(retired, directory)
+
+
 def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], info: dict[str, Any]) -> None:
-    """Write a checkpoint directory whole: model weights, training state tensors, and info JSON."""
+    """Write a checkpoint directory whole: model weights, training state tensors, and info JSON.
+
+    The new directory is written beside the old one and swapped in by two renames; killed at
+    any moment, the process leaves either the old or the new checkpoint complete (between the
+    renames the old one waits as .NAME-retired, which the next load or save puts back).
+    """
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _recover(directory)
+    for stale in directory.parent.glob(f".{directory.name}-*"):  # half-written by a killed process
+        if stale != _retired(directory):
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -69,7 +89,7 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if directory.exists():
-        retired = directory.with_name(f".{directory.name}-retired")
+        retired = _retired(directory)
         shutil.rmtree(retired, ignore_errors=True)
         os.replace(directory, retired)
         os.replace(staging, directory)
@@ -80,6 +100,7 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
 
 def load_checkpoint(directory: Path, model: nn.Module | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (training state, info) of a checkpoint, loading its weights into `model` if given."""
+    _recover(directory)
     paths = [directory / n for n in ("model.safetensors", "state.safetensors", "state.json")]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
