@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cnnlab.train.engine import Callback, EpochMetrics, Trainer, TrainState
 from cnnlab.train.rundir import append_metrics
@@ -70,27 +70,38 @@ class TensorBoard(Callback):
 
 
 class ProgressBar(Callback):
-    """A rich bar over epochs with loss, validation accuracy and throughput."""
+    """A rich bar over all steps: epoch, step, last loss and accuracy, images/s and ETA."""
 
     order = 40
 
-    def __init__(self, epochs: int, console: object | None = None) -> None:
+    def __init__(self, epochs: int, steps_per_epoch: int, console: object | None = None) -> None:
         self.progress = Progress(
-            TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-            TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console,
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]} step {task.fields[step]}/{task.fields[steps]}"),
+            BarColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console,
         )
-        self.epochs = epochs
+        self.epochs, self.steps = epochs, steps_per_epoch
+        self.step_in_epoch = 0
 
     def on_fit_start(self, state: TrainState) -> None:
-        """Open the bar at the epoch the run starts from (after a resume, not at zero)."""
+        """Open the bar where the run starts from (after a resume, not at zero)."""
         self.progress.start()
-        self.task = self.progress.add_task("train", total=self.epochs, completed=state.epoch, status="")
+        self.task = self.progress.add_task(
+            "train", total=self.epochs * self.steps, completed=state.epoch * self.steps, status="",
+            epoch=state.epoch + 1, epochs=self.epochs, step=0, steps=self.steps,
+        )
+
+    def on_step_end(self, state: TrainState) -> None:
+        """Advance by one step (the counters only: reading the loss would sync the device)."""
+        self.step_in_epoch += 1
+        self.progress.update(self.task, advance=1, epoch=state.epoch + 1, step=self.step_in_epoch)
 
     def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
-        """Advance the bar."""
+        """Show the epoch's loss, accuracies and throughput."""
+        self.step_in_epoch = 0
         self.progress.update(
-            self.task, completed=state.epoch,
-            status=f"loss {metrics.train_loss:.3f}  val acc {metrics.val_acc:.2%}  {metrics.images_per_second:,.0f} img/s",
+            self.task, completed=state.epoch * self.steps,
+            status=(f"loss {metrics.train_loss:.3f}  train acc {metrics.train_acc:.2%}  val acc {metrics.val_acc:.2%}  "
+                    f"{metrics.images_per_second:,.0f} img/s"),
         )
 
     def on_fit_end(self, state: TrainState) -> None:

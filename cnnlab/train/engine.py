@@ -83,6 +83,9 @@ class Callback:
     def on_fit_start(self, state: TrainState) -> None:
         """Called once before the first epoch (also after a resume)."""
 
+    def on_step_end(self, state: TrainState) -> None:
+        """Called after every optimiser step, with no host sync: only the counters are new."""
+
     def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
         """Called after validation at the end of every epoch."""
 
@@ -205,6 +208,7 @@ class Trainer:
 
             forward = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward = torch.compile(forward) if recipe.compile else forward
+        self._step_callbacks: list[Callback] = []
 
     @property
     def scored_model(self) -> nn.Module:
@@ -256,6 +260,8 @@ class Trainer:
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
             self.state.step += 1
+            for callback in self._step_callbacks:
+                callback.on_step_end(self.state)
         totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(seen), device=self.device)]))
         self.dist.all_reduce(first_bad, op=torch.distributed.ReduceOp.MAX)
         if first_bad.item() >= 0:
@@ -268,6 +274,8 @@ class Trainer:
     def fit(self) -> TrainState:
         """Train until the recipe's epochs are done or a callback stops it; return the final state."""
         callbacks = sorted(self.callbacks, key=lambda c: c.order)
+        # Only callbacks that override the per-step hook are called per step.
+        self._step_callbacks = [c for c in callbacks if type(c).on_step_end is not Callback.on_step_end]
         for callback in callbacks:
             callback.on_fit_start(self.state)
         try:

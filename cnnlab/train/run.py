@@ -181,7 +181,7 @@ def _train_run(
     writers = [
         MetricsCSV(run / "metrics.csv"),
         Checkpoints(trainer, run / "checkpoints"),
-        ProgressBar(recipe.epochs, console),
+        ProgressBar(recipe.epochs, trainer.steps_per_epoch, console),
         *([TensorBoard(run)] if TensorBoard.available() else []),
     ]
     trainer.callbacks = [

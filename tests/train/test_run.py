@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -146,3 +147,25 @@ def test_ema_weights_are_what_the_run_serves(tmp_path) -> None:
     result = train_run(out=str(out), overrides=("epochs=2", "ema_decay=0.9"), console=QUIET)
     # The test score of the run and of `cnnlab eval` on its best checkpoint come from the EMA weights.
     assert evaluate_run(out, checkpoint="last")["loss"] == pytest.approx(result["test_loss"], rel=1e-5)
+
+
+def test_tensorboard_events_mirror_metrics_csv(tmp_path) -> None:
+    pytest.importorskip("tensorboard")  # an optional extra; installed with dev
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    train_run(out=str(out), overrides=("epochs=2",), console=QUIET)
+    events = EventAccumulator(str(out))
+    events.Reload()
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    val_acc = [e.value for e in events.Scalars("val_acc")]
+    assert [e.step for e in events.Scalars("train_loss")] == [1, 2]
+    assert val_acc == pytest.approx([float(r["val_acc"]) for r in rows], rel=1e-6)
+
+
+def test_progress_bar_shows_epoch_step_loss_accuracy_speed(tmp_path) -> None:
+    console = Console(record=True, width=200, file=open(os.devnull, "w"))  # noqa: SIM115
+    train_run(out=str(tmp_path / "bar"), overrides=("epochs=2", "batch_size=256"), console=console)
+    text = console.export_text()
+    # 1,438 training digits in batches of 256: 6 steps per epoch.
+    assert "epoch 2/2 step 6/6" in text and "loss " in text and "val acc " in text and "img/s" in text
