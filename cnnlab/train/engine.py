@@ -8,6 +8,8 @@ resumed ends with the same weights and metrics as one that never stopped.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -43,9 +45,36 @@ class Normalisation:
         return cls(tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-        return (images.float() / 255.0 - mean) / std
+        scale, shift = _affine(self.mean, self.std, images.device)
+        return torch.addcmul(shift, images.float(), scale)  # (x/255 - mean)/std as one multiply-add
+
+
+@functools.lru_cache(maxsize=16)
+def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (scale, shift) of uint8 -> normalised, made once per device: no copy per batch."""
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, -1, 1, 1)
+    return scale.to(device), shift.to(device)
+
+
+class ModelEMA(nn.Module):
+    """An exponential moving average of a model's weights (Polyak & Juditsky 1992), kept in `module`.
+
+    Parameters move towards the model's by (1 - decay) each step in one fused update with no host
+    sync; buffers (BatchNorm statistics) are copied, so the average evaluates with current statistics.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average one step towards `model`."""
+        torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), 1.0 - self.decay)
+        for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
 @dataclass
@@ -108,24 +137,27 @@ class EarlyStopping(Callback):
 
 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Return a flipped / translated / cut-out copy of a normalised batch (B, C, H, W)."""
+    """Return a flipped / translated / cut-out copy of a normalised batch (B, C, H, W).
+
+    `generator` lives on the batch's device, so nothing crosses to the host.
+    """
     batch, _, height, width = x.shape
     device = x.device
     if config.flip:
-        flip = torch.rand(batch, generator=generator).to(device) < 0.5
+        flip = torch.rand(batch, generator=generator, device=device) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if config.crop_padding:
         pad = config.crop_padding
         padded = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
-        dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
+        dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)
+        dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)
         rows = (dy.view(-1, 1) + torch.arange(height, device=device)).view(batch, 1, height, 1)
         cols = (dx.view(-1, 1) + torch.arange(width, device=device)).view(batch, 1, 1, width)
         index = torch.arange(batch, device=device).view(-1, 1, 1, 1)
         x = padded[index, torch.arange(x.shape[1], device=device).view(1, -1, 1, 1), rows, cols]
     if config.cutout:
-        cy = torch.randint(0, height, (batch,), generator=generator).to(device).view(-1, 1, 1, 1)
-        cx = torch.randint(0, width, (batch,), generator=generator).to(device).view(-1, 1, 1, 1)
+        cy = torch.randint(0, height, (batch,), generator=generator, device=device).view(-1, 1, 1, 1)
+        cx = torch.randint(0, width, (batch,), generator=generator, device=device).view(-1, 1, 1, 1)
         ys = torch.arange(height, device=device).view(1, 1, -1, 1)
         xs = torch.arange(width, device=device).view(1, 1, 1, -1)
         half = config.cutout // 2
@@ -195,12 +227,11 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, recipe.schedule, self.steps_per_epoch, recipe.epochs)
         self.plateau = build_plateau(self.optimizer, recipe.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=recipe.precision is Precision.FP16)
-        self.ema = torch.optim.swa_utils.AveragedModel(
-            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay)
-        ) if recipe.ema_decay else None
+        self.ema = ModelEMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
         # Every rank draws the same global order; each augments its own share with its own stream.
         self.generator = torch.Generator().manual_seed(recipe.seed)
-        self.augment_generator = torch.Generator().manual_seed(recipe.seed + 1 + self.dist.rank)
+        # On the training device: random numbers drawn there need no copy (and no sync) per step.
+        self.augment_generator = torch.Generator(self.device).manual_seed(recipe.seed + 1 + self.dist.rank)
         # Training steps go through the (wrapped, compiled) module; weights and checkpoints stay on self.model.
         forward: nn.Module = self.model
         if self.dist.enabled:
@@ -217,6 +248,19 @@ class Trainer:
 
     def _train_epoch(self) -> tuple[float, float]:
         """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
+        loss_sum, correct, seen, first_bad = self._train_steps()
+        # The epoch's one host sync: totals over all ranks, and the NaN check.
+        totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.full((), float(seen), device=self.device)]))
+        self.dist.all_reduce(first_bad, op=torch.distributed.ReduceOp.MAX)
+        if first_bad.item() >= 0:
+            raise CnnlabError(
+                f"loss became NaN or infinite in epoch {self.state.epoch + 1} at step {first_bad.item()}: "
+                "lower the learning rate or use grad_clip; the last good checkpoint is kept"
+            )
+        return totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item()
+
+    def _train_steps(self) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        """Run the epoch's steps; return (loss sum, correct, images, first bad step) with no host sync."""
         recipe, model = self.recipe, self.model
         dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
         order = torch.randperm(len(self.labels), generator=self.generator)
@@ -253,23 +297,17 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             if self.ema is not None:
-                self.ema.update_parameters(model)
+                self.ema.update(model)
             # Kept on the device: the epoch ends with one sync, not one per step.
             bad = ~torch.isfinite(loss.detach())
-            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(self.state.step, device=self.device), first_bad)
+            here = torch.full((), self.state.step, device=self.device, dtype=torch.long)  # a fill, not a copy
+            first_bad = torch.where(bad & (first_bad < 0), here, first_bad)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
             self.state.step += 1
             for callback in self._step_callbacks:
                 callback.on_step_end(self.state)
-        totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(seen), device=self.device)]))
-        self.dist.all_reduce(first_bad, op=torch.distributed.ReduceOp.MAX)
-        if first_bad.item() >= 0:
-            raise CnnlabError(
-                f"loss became NaN or infinite in epoch {self.state.epoch + 1} at step {first_bad.item()}: "
-                "lower the learning rate or use grad_clip; the last good checkpoint is kept"
-            )
-        return totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item()
+        return loss_sum, correct, seen, first_bad
 
     def fit(self) -> TrainState:
         """Train until the recipe's epochs are done or a callback stops it; return the final state."""

@@ -130,3 +130,33 @@ def test_compile_trains_and_checkpoints_plain_names(digits, tmp_path) -> None:
     model = small_cnn(width=8)
     load_checkpoint(tmp_path / "last", model)  # no _orig_mod. prefixes in the weights
     assert torch.equal(model.fc.weight, trainer.model.fc.weight.detach())
+
+
+def test_model_ema_by_hand() -> None:
+    from cnnlab.train.engine import ModelEMA
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = ModelEMA(model, decay=0.9)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.module[0].weight, start + 0.1)  # 0.9 * old + 0.1 * new
+    assert torch.equal(ema.module[1].running_mean, torch.full((2,), 3.0))  # statistics are copied
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+@pytest.mark.gpu
+def test_resident_steps_never_sync_the_host(digits) -> None:
+    train, val = digits
+    recipe = load_recipe("digits", ["epochs=1", "precision=bf16", "ema_decay=0.99", "optim.grad_clip=1.0",
+                                    "augment.flip=true", "augment.crop_padding=2", "augment.cutout=3"])
+    trainer = Trainer(small_cnn(width=8), recipe, train, val, device=torch.device("cuda"))
+    trainer._train_epoch()  # warm-up: first-call allocations and cuDNN choices may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer._train_steps()  # every step of an epoch: a synchronising call would raise here
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
