@@ -144,18 +144,11 @@ def _idx_file(dataset: IdxDataset, file: IdxFile, data_dir: str | Path | None, a
     candidates = [c for d in dirs for c in ((d, d / dataset.name) if dataset.in_root else (d / dataset.name,))]
     path = find_file([file.stem + ".gz", file.stem], candidates)
     if path is None:
-        target = dirs[-1] / dataset.name / (file.stem + ".gz")
-        try:
-            if not allow_download:
-                raise CnnlabError("downloads are switched off")
-            download([mirror + file.stem + ".gz" for mirror in dataset.mirrors], target)
-        except CnnlabError as error:
-            looked = ", ".join(str(d) for d in candidates)
-            raise CnnlabError(
-                f"{dataset.name} file {file.stem}(.gz) not found in {looked} and {error}: put the four "
-                f"IDX files in {dirs[0] / dataset.name}, or pass --data-dir / set CNNLAB_DATA"
-            ) from None
-        path = target
+        path = dirs[-1] / dataset.name / (file.stem + ".gz")
+        _fetch(
+            [mirror + file.stem + ".gz" for mirror in dataset.mirrors], path, allow_download, candidates,
+            f"{dataset.name} file {file.stem}(.gz)", f"put the four IDX files in {dirs[0] / dataset.name}",
+        )
     if path.suffix == ".gz" and digest(path, "md5") == file.gz_md5:
         return path  # the official .gz itself
     if file.raw_md5 is None:
@@ -218,18 +211,24 @@ def load_cifar(name: str = "cifar10", data_dir: str | Path | None = None, *, all
             parts, classes = reader(archive, official[kind])
             return DataSplits(*(ImageSet(*parts[p], classes) for p in ("train", "test")))
     binary = official["binary"]
-    target = dirs[-1] / name / binary.name
+    _fetch(
+        [cifar.URL + binary.name], dirs[-1] / name / binary.name, allow_download, candidates, name,
+        f"put {binary.name} (or {official['python'].name}, or a {name}/train|test class-folder tree) in one of them",
+    )
+    return load_cifar(name, data_dir, allow_download=False)
+
+
+def _fetch(urls: list[str], target: Path, allow_download: bool, looked: list[Path], what: str, fix: str) -> None:
+    """Download the first answering URL to `target`, or raise one line: what is missing, where we looked, the fix."""
     try:
         if not allow_download:
             raise CnnlabError("downloads are switched off")
-        download([cifar.URL + binary.name], target)
+        download(urls, target)
     except CnnlabError as error:
-        looked = ", ".join(str(d) for d in candidates)
         raise CnnlabError(
-            f"{name} not found in {looked} and {error}: put {binary.name} (or {official['python'].name}, or a "
-            f"{name}/train|test class-folder tree) in one of them, or pass --data-dir / set CNNLAB_DATA"
+            f"{what} not found in {', '.join(str(d) for d in looked)} and {error}: {fix}, "
+            "or pass --data-dir / set CNNLAB_DATA"
         ) from None
-    return load_cifar(name, data_dir, allow_download=False)
 
 
 def _verify(path: Path, algorithm: str, expected: str) -> None:
