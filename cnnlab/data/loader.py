@@ -110,8 +110,8 @@ class StreamedImages:
         )
         for images, labels, unreadable in loader:
             self.unreadable.update(unreadable)
-            if len(labels):
-                yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            # Empty batches too: data-parallel ranks must agree on every step (the trainer skips them).
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
     def sample(self, count: int = 5000, seed: int = 0) -> torch.Tensor:
         """Return up to `count` random images as one uint8 batch (for the normalisation statistics)."""

@@ -73,6 +73,11 @@ class ModelEMA(nn.Module):
     def update(self, model: nn.Module) -> None:
         """Move the average one step towards `model`."""
         torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), 1.0 - self.decay)
+        self.copy_buffers(model)
+
+    @torch.no_grad()
+    def copy_buffers(self, model: nn.Module) -> None:
+        """Take the model's buffers (BatchNorm statistics) as they are."""
         for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)
 
@@ -186,6 +191,8 @@ def evaluate(model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisat
     top5 = torch.zeros((), device=device)
     count = 0
     for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
+        if not len(y):
+            continue  # a streamed batch of unreadable files
         logits = model(norm(images))
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
@@ -231,7 +238,8 @@ class Trainer:
         # Every rank draws the same global order; each augments its own share with its own stream.
         self.generator = torch.Generator().manual_seed(recipe.seed)
         # On the training device: random numbers drawn there need no copy (and no sync) per step.
-        self.augment_generator = torch.Generator(self.device).manual_seed(recipe.seed + 1 + self.dist.rank)
+        # Reseeded from (seed, rank, epoch) every epoch, so resume needs no device-specific state.
+        self.augment_generator = torch.Generator(self.device)
         # Training steps go through the (wrapped, compiled) module; weights and checkpoints stay on self.model.
         forward: nn.Module = self.model
         if self.dist.enabled:
@@ -249,6 +257,13 @@ class Trainer:
     def _train_epoch(self) -> tuple[float, float]:
         """Run one epoch of optimiser steps; return (mean loss, accuracy) of its batches."""
         loss_sum, correct, seen, first_bad = self._train_steps()
+        if self.dist.enabled:
+            # Each rank updated BatchNorm statistics from its own share; rank 0's become everyone's,
+            # so validation, early stopping and the plateau schedule decide the same on all ranks.
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+            if self.ema is not None:
+                self.ema.copy_buffers(self.model)
         # The epoch's one host sync: totals over all ranks, and the NaN check.
         totals = self.dist.all_reduce(torch.stack([loss_sum, correct, torch.full((), float(seen), device=self.device)]))
         self.dist.all_reduce(first_bad, op=torch.distributed.ReduceOp.MAX)
@@ -262,6 +277,7 @@ class Trainer:
     def _train_steps(self) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
         """Run the epoch's steps; return (loss sum, correct, images, first bad step) with no host sync."""
         recipe, model = self.recipe, self.model
+        self.augment_generator.manual_seed((recipe.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.state.epoch)
         dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
         order = torch.randperm(len(self.labels), generator=self.generator)
         if self.resident:
@@ -282,6 +298,13 @@ class Trainer:
         seen = 0
         model.train()
         for images, y in batches:
+            if not self.resident:
+                empty = len(y) == 0  # every image of this share unreadable
+                if self.dist.enabled:  # then every rank skips the step, so DDP's collectives stay paired
+                    flag = torch.full((), float(empty), device=self.device)
+                    empty = bool(self.dist.all_reduce(flag, op=torch.distributed.ReduceOp.MAX).item())
+                if empty:
+                    continue
             seen += len(y)
             x = augment_batch(self.norm(images), recipe.augment, self.augment_generator)
             if recipe.channels_last:
@@ -351,7 +374,6 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng_torch": torch.get_rng_state(),
             "rng_loop": self.generator.get_state(),
-            "rng_augment": self.augment_generator.get_state(),
             "counters": asdict(self.state),
         }
 
@@ -374,7 +396,5 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng_torch"])
         self.generator.set_state(state["rng_loop"])
-        if "rng_augment" in state:
-            self.augment_generator.set_state(state["rng_augment"])
         # Whatever stopped the run before (Ctrl-C, a stop request) is what resume undoes.
         self.state = TrainState(**{**state["counters"], "stop_reason": None})

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from cnnlab.data.sources import ImageSet
 from cnnlab.models.small import small_cnn
 from cnnlab.train.distributed import init_distributed, shutdown
-from cnnlab.train.engine import Trainer
+from cnnlab.train.engine import Trainer, evaluate
 from cnnlab.train.recipe import load_recipe
 
 out = Path(sys.argv[1])
@@ -27,7 +27,8 @@ model = small_cnn(width=8)
 initial = {k: v.clone() for k, v in model.state_dict().items()}
 trainer = Trainer(model, recipe, data, data, device=device, dist=dist)
 loss, accuracy = trainer._train_epoch()  # 4 global steps of 16 images, 8 per rank
+val_loss, _, _ = evaluate(model, data, trainer.norm)  # on the same weights and statistics everywhere
 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{dist.rank}.safetensors"))
 save_file({k: v.contiguous() for k, v in initial.items()}, str(out / f"initial{dist.rank}.safetensors"))
-(out / f"metrics{dist.rank}.txt").write_text(f"{loss} {accuracy} {trainer.state.step}")
+(out / f"metrics{dist.rank}.txt").write_text(f"{loss} {accuracy} {trainer.state.step} {val_loss!r}")
 shutdown(dist)
