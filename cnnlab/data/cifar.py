@@ -2,13 +2,13 @@
 
 The binary version is plain fixed-length records and is what cnnlab downloads. The python
 version is pickled; a pickle can run arbitrary code, so it is opened only after its MD5
-matches the published one, and even then through an unpickler that can build nothing but
-numpy arrays, lists, dicts, strings and numbers.
+matches the published one, and even then through an unpickler whose few globals are this
+module's stand-ins: it builds dicts, lists, strings, numbers and plain numeric arrays, never
+a numpy object of the pickle's choosing.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import pickle
 import tarfile
@@ -63,44 +63,114 @@ ARCHIVES: dict[str, dict[str, CifarArchive]] = {
     },
 }
 
-# What a CIFAR pickle may construct: numpy's array reconstruction and nothing else. (_codecs.encode
-# turns text into bytes; Python 3 writes array buffers that way in protocol-2 pickles.)
-_ALLOWED_GLOBALS = {
-    ("_codecs", "encode"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
+class _NDArray:
+    """Stand-in for numpy.ndarray in a pickle: only a marker that `_reconstruct` checks for."""
+
+
+_PLAIN_DTYPES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"}
+
+
+class _DType:
+    """Stand-in for numpy.dtype in a pickle: a plain numeric type code, never fields or objects."""
+
+    def __init__(self, code: object, align: object = False, copy: object = True) -> None:
+        code = code.decode("ascii", "replace") if isinstance(code, bytes) else code
+        if code not in _PLAIN_DTYPES:
+            raise CnnlabError(f"refusing a pickled numpy dtype {code!r}: a CIFAR batch holds only plain numbers")
+        self.code, self.byteorder = str(code), "|"
+
+    def __setstate__(self, state: object) -> None:
+        # numpy's dtype state: (version, byteorder, subarray, names, fields, itemsize, alignment, flags).
+        if not isinstance(state, tuple) or len(state) < 5 or any(part is not None for part in state[2:5]):
+            raise CnnlabError("refusing a pickled numpy dtype with sub-arrays or fields: not a CIFAR batch")
+        if state[1] in ("<", ">"):
+            self.byteorder = state[1]
+
+    def numpy(self) -> np.dtype:
+        """Return the real numpy dtype this stands for."""
+        return np.dtype((self.byteorder if self.byteorder in "<>" else "") + self.code)
+
+
+class _Array:
+    """Stand-in for an unpickled numpy array: checked shape, plain dtype, exactly enough raw bytes."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise CnnlabError("refusing a pickled numpy array of an unknown layout: not a CIFAR batch")
+        _, shape, dtype, fortran, raw = state
+        if (
+            not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape)
+            or not isinstance(dtype, _DType) or not isinstance(raw, bytes)  # object arrays pickle a list
+        ):
+            raise CnnlabError("refusing a pickled numpy array that is not plain numbers: not a CIFAR batch")
+        kind = dtype.numpy()
+        if len(raw) != int(np.prod(shape)) * kind.itemsize:
+            raise CnnlabError("a pickled numpy array holds the wrong number of bytes for its shape: the file is damaged")
+        self.array = np.frombuffer(raw, dtype=kind).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _reconstruct(cls: object, shape: object, typecode: object) -> _Array:
+    """Stand-in for numpy's array reconstructor: returns an empty _Array for BUILD to fill."""
+    if cls is not _NDArray:
+        raise CnnlabError("refusing to reconstruct anything but a numpy array: not a CIFAR batch")
+    return _Array()
+
+
+def _latin1(text: object, encoding: object = "latin1") -> bytes:
+    """Stand-in for _codecs.encode, which Python 3 uses to store bytes in protocol-2 pickles."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise CnnlabError("refusing a pickled text conversion other than latin1: not a CIFAR batch")
+    return text.encode("latin1")
+
+
+# Everything a CIFAR pickle may name, mapped to stand-ins: the pickle never reaches numpy itself
+# (numpy.dtype's own __setstate__ accepts flags that turn raw bytes into object pointers).
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("_codecs", "encode"): _latin1,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): _NDArray,
+    ("numpy", "dtype"): _DType,
 }
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that refuses every global except numpy's array constructors (and text-to-bytes)."""
+    """An unpickler whose only globals are the stand-ins above."""
 
     def find_class(self, module: str, name: str) -> Any:
-        """Return numpy's array constructors; refuse anything else a pickle names."""
-        if (module, name) not in _ALLOWED_GLOBALS:
+        """Return the stand-in for one of the few names a CIFAR pickle uses; refuse anything else."""
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
             raise CnnlabError(
                 f"refusing to unpickle {module}.{name}: a CIFAR batch holds only numpy arrays and lists, "
                 "so this file is not one (it could run code); use the binary archive instead"
-            )
-        if module.startswith("numpy.core"):  # numpy 2 moved numpy.core to numpy._core
-            module = "numpy._core" + module.removeprefix("numpy.core")
-            try:
-                return getattr(importlib.import_module(module), name)
-            except ImportError:
-                module = "numpy.core" + module.removeprefix("numpy._core")
-        return getattr(importlib.import_module(module), name)
+            ) from None
+
+
+def _arrays(value: Any) -> Any:
+    """Return `value` with every stand-in array replaced by its numpy array."""
+    if isinstance(value, _Array):
+        if value.array is None:
+            raise CnnlabError("a pickled numpy array was never filled: the file is damaged")
+        return value.array
+    if isinstance(value, dict):
+        return {key: _arrays(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_arrays(item) for item in value]
+    return value
 
 
 def restricted_unpickle(payload: bytes) -> Any:
-    """Return the object a pickle holds, refusing any global but numpy's array constructors."""
+    """Return the object a pickle holds, refusing any global but numpy's plain-array constructors."""
     try:
-        return _ArraysOnly(io.BytesIO(payload), encoding="bytes").load()
+        return _arrays(_ArraysOnly(io.BytesIO(payload), encoding="bytes").load())
     except CnnlabError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise CnnlabError(f"unreadable CIFAR pickle ({error}): delete the archive and fetch it again") from None
+    except Exception as error:  # noqa: BLE001 - any failure of a hostile or broken pickle is one message
+        raise CnnlabError(f"unreadable CIFAR pickle ({type(error).__name__}): delete the archive and fetch it again") from None
 
 
 def _members(archive: Path, names: set[str]) -> dict[str, bytes]:

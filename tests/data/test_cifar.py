@@ -121,3 +121,36 @@ def test_class_folder_tree_comes_first(tmp_path, no_network) -> None:
         Image.new("RGB", (32, 32), (200, 0, 0)).save(folder / "0.png")
     data = sources.load("cifar100", tmp_path)
     assert data.train.classes == ("apple",) and data.test.images.shape == (1, 3, 32, 32)
+
+
+def test_restricted_unpickler_builds_plain_arrays_only() -> None:
+    plain = {b"data": np.arange(12, dtype=np.uint8).reshape(3, 4), b"ints": np.arange(3, dtype=">i8"),
+             b"fortran": np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)), b"names": [b"a"]}
+    payload = pickle.dumps(plain, protocol=2)
+    back = cifar.restricted_unpickle(payload)
+    for key in (b"data", b"ints", b"fortran"):
+        assert np.array_equal(back[key], plain[key]) and back[key].dtype == plain[key].dtype
+    # Pickles written by numpy 1 (CIFAR's own) name numpy.core; numpy 2 writes numpy._core.
+    old = payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert np.array_equal(cifar.restricted_unpickle(old)[b"data"], plain[b"data"])
+
+
+@pytest.mark.parametrize("hostile", [
+    np.zeros(2, dtype=[("a", "O")]),  # fields holding Python objects
+    np.zeros(2, dtype=[("a", "u1"), ("b", "f4")]),  # any structured dtype
+    np.array([object(), 1], dtype=object),  # object arrays
+    np.zeros(2, dtype="M8[s]"),  # not a plain number
+])
+def test_restricted_unpickler_refuses_other_arrays(hostile) -> None:
+    try:
+        payload = pickle.dumps({b"data": hostile}, protocol=2)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        pytest.skip("numpy cannot pickle this here")
+    with pytest.raises(CnnlabError, match="refusing|unreadable"):
+        cifar.restricted_unpickle(payload)
+
+
+def test_restricted_unpickler_checks_the_byte_count() -> None:
+    short = pickle.dumps({b"data": np.zeros(8, dtype=np.uint8)}, protocol=2).replace(b"K\x08\x85", b"K\t\x85", 1)
+    with pytest.raises(CnnlabError):
+        cifar.restricted_unpickle(short)  # the shape promises 9 bytes, the buffer holds 8
