@@ -33,13 +33,13 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def _decode(payload: bytes) -> np.ndarray | None:
-    """Return an (H, W, 3) uint8 image, or None when the bytes are not a readable image."""
+def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
+    """Return an (H, W, 3) uint8 image ((H, W) for mode "L"), or None when the bytes are not a readable image."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(payload)) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(image.convert(mode))  # 16-bit, palette, CMYK, animated (frame 0): all to 8-bit
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
 
@@ -92,7 +92,7 @@ def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str
     found: dict[str, dict[str, list[np.ndarray]]] = {prefix: {} for prefix in prefixes}
     skipped = dict.fromkeys(prefixes, 0)
     for prefix, class_name, payload in entries:
-        image = _decode(payload)
+        image = decode(payload)
         images = found[prefix].setdefault(class_name, [])
         if image is None:
             skipped[prefix] += 1

@@ -2,7 +2,7 @@
 
 Small sets live on the device as uint8 (cnnlab.train.engine). Larger ones, an upsampled
 CIFAR (50,000 x 3 x 224 x 224 is 7.5 GB) or a folder of many files, are read here instead:
-workers decode (torchvision.io) and resize / pad (torchvision transforms v2) each image,
+workers decode (PIL, as the eager reader does) and resize / pad (torchvision transforms v2) each image,
 batches arrive as uint8 in pinned memory, and normalisation and augmentation stay on the
 device, exactly as for resident data, so both paths train the same way.
 """
@@ -17,19 +17,32 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.data.images import IMAGE_SUFFIXES
+from cnnlab.data.images import IMAGE_SUFFIXES, decode
 from cnnlab.errors import CnnlabError
+
+STATISTICS_IMAGES = 60_000  # all of MNIST or CIFAR; a bounded one-time pass over anything larger
+
+
+def sample_indices(total: int, count: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Return the sorted indices of a seeded sample of min(count, total) images (all when it covers them).
+
+    Resident and streamed sets draw the same sample, so their normalisation is the same.
+    """
+    count = STATISTICS_IMAGES if count is None else count
+    if count >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
 def _decode_file(path: Path, channels: int) -> torch.Tensor | None:
-    """Return a file's image as uint8 (C, H, W), or None when it is not a readable image."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    """Return a file's image as uint8 (C, H, W), or None when it is unreadable (as the eager reader decodes)."""
     try:
-        return decode_image(str(path), mode=mode)
-    except (RuntimeError, ValueError, OSError):
+        array = decode(path.read_bytes(), "L" if channels == 1 else "RGB")
+    except OSError:
         return None
+    if array is None:
+        return None
+    return torch.from_numpy(array.copy()).view(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
 
 
 class _Images(Dataset):
@@ -113,11 +126,10 @@ class StreamedImages:
             # Empty batches too: data-parallel ranks must agree on every step (the trainer skips them).
             yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
-    def sample(self, count: int = 5000, seed: int = 0) -> torch.Tensor:
-        """Return up to `count` random images as one uint8 batch (for the normalisation statistics)."""
-        # Sorted, so that a sample of everything is the set in its own order (the same float sums).
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count].sort().values
-        return torch.cat([images for images, _ in self.batches(order.split(256), torch.device("cpu"))])
+    def sample_batches(self, count: int | None = None, seed: int = 0) -> Iterator[torch.Tensor]:
+        """Yield the uint8 images the normalisation statistics come from, in batches (see sample_indices)."""
+        for images, _ in self.batches(sample_indices(len(self), count, seed).split(256), torch.device("cpu")):
+            yield images
 
 
 def scan_image_tree(root: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, tuple[tuple[Path, ...], torch.Tensor, tuple[str, ...]]]:

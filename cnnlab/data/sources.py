@@ -11,7 +11,7 @@ import torch
 from cnnlab.data import cifar
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import read_idx, read_image_tree
-from cnnlab.data.loader import StreamedImages, scan_image_tree
+from cnnlab.data.loader import StreamedImages, sample_indices, scan_image_tree
 from cnnlab.errors import CnnlabError
 
 
@@ -94,9 +94,10 @@ class ImageSet:
         for index in batch_indices:
             yield self.images[index].to(device), self.labels[index].to(device)
 
-    def sample(self) -> torch.Tensor:
-        """Return the images the normalisation statistics are computed from: all of them."""
-        return self.images
+    def sample_batches(self, count: int | None = None, seed: int = 0) -> Iterator[torch.Tensor]:
+        """Yield the uint8 images the normalisation statistics come from, in batches (see sample_indices)."""
+        for index in sample_indices(len(self), count, seed).split(4096):
+            yield self.images[index]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import copy
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,22 @@ class Normalisation:
     std: tuple[float, ...]
 
     @classmethod
-    def of(cls, images: torch.Tensor) -> Normalisation:
-        """Return the per-channel statistics of uint8 images (N, C, H, W)."""
-        x = images.float() / 255.0
-        return cls(tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()))
+    def of(cls, batches: torch.Tensor | Iterable[torch.Tensor]) -> Normalisation:
+        """Return the per-channel statistics of uint8 images (N, C, H, W), given whole or in batches."""
+        total = total_sq = None
+        count = 0
+        # float64 sums batch by batch: exact enough, and never a float copy of the whole set.
+        for images in [batches] if isinstance(batches, torch.Tensor) else batches:
+            x = images.double() / 255.0
+            sums, squares = x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3))
+            total = sums if total is None else total + sums
+            total_sq = squares if total_sq is None else total_sq + squares
+            count += images.shape[0] * images.shape[2] * images.shape[3]
+        if total is None or count < 2:
+            raise CnnlabError("no training images to compute the normalisation from: check the data spec")
+        mean = total / count
+        std = ((total_sq - count * mean.square()) / (count - 1)).clamp_min(1e-12).sqrt()
+        return cls(tuple(mean.tolist()), tuple(std.tolist()))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         scale, shift = _affine(self.mean, self.std, images.device)
@@ -224,7 +236,7 @@ class Trainer:
         self.model.to(self.device)
         if recipe.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.norm = Normalisation.of(self.train_data.sample())
+        self.norm = Normalisation.of(self.train_data.sample_batches())
         self.resident = isinstance(self.train_data, ImageSet)
         if self.resident:
             self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device

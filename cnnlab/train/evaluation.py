@@ -15,7 +15,7 @@ from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.engine import Normalisation
-from cnnlab.train.run import build_model, prepare_images
+from cnnlab.train.run import build_model, place, prepare_images
 
 
 def load_run(run: Path, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Normalisation]:
@@ -41,12 +41,16 @@ def evaluate_run(
     if split != "test":
         raise CnnlabError(f"split {split!r} is not available: this version evaluates the test split")
     spec = data or info["spec"]
-    images = load(spec, data_dir).test
-    if tuple(images.classes) != tuple(info["classes"]):
-        raise CnnlabError(f"{spec} has classes {list(images.classes)[:5]}..., the run was trained on {info['classes'][:5]}...")
-    pixels = prepare_images(images.images, info.get("resize"), info.get("pad", 0))
-    logits = torch.cat([model(norm(pixels[i : i + 512])) for i in range(0, len(images), 512)])
-    labels = images.labels
+    stream = info.get("stream", False)
+    # The run's own seed: digits and split-less folders hold out their test part by it.
+    test = load(spec, data_dir, seed=info.get("seed", 0), stream=stream).test
+    if tuple(test.classes) != tuple(info["classes"]):
+        raise CnnlabError(f"{spec} has classes {list(test.classes)[:5]}..., the run was trained on {info['classes'][:5]}...")
+    test = place(test, info.get("resize"), info.get("pad", 0), stream)  # as the training images were
+    device = next(model.parameters()).device
+    scored = list(test.batches(torch.arange(len(test)).split(512), device))  # unreadable files are left out
+    logits = torch.cat([model(norm(images)) for images, y in scored if len(y)])
+    labels = torch.cat([y for _, y in scored])
     n_classes = len(info["classes"])
     ranked = logits.topk(min(5, n_classes), dim=1).indices
     confusion = torch.zeros(n_classes, n_classes, dtype=torch.long)
@@ -96,12 +100,15 @@ def predict(run: Path, image_paths: list[str], top_k: int = 5) -> list[dict[str,
     for name in image_paths:
         try:
             with Image.open(name) as image:
-                picture = image.convert("L" if channels == 1 else "RGB").resize((width, height))
+                picture = image.convert("L" if channels == 1 else "RGB")
+                if not info.get("resize"):  # the model saw images at their read size: bring this one there
+                    picture = picture.resize((width, height))
         except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
             raise CnnlabError(f"cannot read image {name} ({type(error).__name__}): give a PNG or JPEG file") from None
-        array = np.asarray(picture, dtype=np.uint8).reshape(height, width, channels)
+        array = np.asarray(picture, dtype=np.uint8).reshape(picture.height, picture.width, channels)
         x = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)  # (1, C, H, W) uint8
-        x = prepare_images(x, info.get("resize"), info.get("pad", 0))  # as the training images were
+        # The training resize (antialiased, torchvision's) and padding, from the image's own size.
+        x = prepare_images(x, info.get("resize"), info.get("pad", 0))
         probabilities = model(norm(x)).softmax(dim=1)[0]
         values, indices = probabilities.topk(min(top_k, len(info["classes"])))
         results.append({

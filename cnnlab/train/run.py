@@ -64,17 +64,22 @@ def _resident_budget(device: torch.device) -> int:
     return RESIDENT_BUDGET_CPU
 
 
-def _placed(data: ImageSet | StreamedImages, recipe: Recipe, device: torch.device) -> ImageSet | StreamedImages:
-    """Return `data` resized and padded once and held whole, or set up to stream through workers."""
-    if isinstance(data, StreamedImages):  # files on disk: always streamed
-        return replace(data, size=recipe.input_size, pad=recipe.input_pad, workers=recipe.workers, unreadable=set())
+def _too_big(data: ImageSet | StreamedImages, size: int | None, pad: int, device: torch.device) -> bool:
+    """Return whether `data`, resized and padded, exceeds what may stay resident on `device`."""
+    if isinstance(data, StreamedImages):
+        return True
     channels, height, _ = data.images.shape[1:]
-    side = (recipe.input_size or height) + 2 * recipe.input_pad
-    stream = recipe.stream if recipe.stream is not None else len(data) * channels * side * side > _resident_budget(device)
+    side = (size or height) + 2 * pad
+    return len(data) * channels * side * side > _resident_budget(device)
+
+
+def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: bool, workers: int = 4) -> ImageSet | StreamedImages:
+    """Return `data` resized and padded once and held whole, or set up to be streamed by workers."""
+    if isinstance(data, StreamedImages):  # files on disk: always streamed
+        return replace(data, size=size, pad=pad, workers=workers, unreadable=set())
     if stream:
-        return StreamedImages(data.images, data.labels, data.classes, channels, recipe.input_size, recipe.input_pad,
-                              recipe.workers)
-    return ImageSet(prepare_images(data.images, recipe.input_size, recipe.input_pad), data.labels, data.classes, data.skipped)
+        return StreamedImages(data.images, data.labels, data.classes, data.images.shape[1], size, pad, workers)
+    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped)
 
 
 def _input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
@@ -164,7 +169,10 @@ def _train_run(
         recipe = load_recipe(recipe_name or ("digits" if data == "digits" else "default"), overrides)
     splits = load(data, data_dir, seed=recipe.seed, stream=bool(recipe.stream))
     train, val = split(splits.train, recipe.val_fraction, recipe.seed)
-    train, val, test = (_placed(part, recipe, target) for part in (train, val, splits.test))
+    stream = recipe.stream if recipe.stream is not None else _too_big(train, recipe.input_size, recipe.input_pad, target)
+    stream = bool(dist.broadcast(stream))  # rank 0 decides: every rank must read its data the same way
+    train, val, test = (place(part, recipe.input_size, recipe.input_pad, stream, recipe.workers)
+                        for part in (train, val, splits.test))
     input_size = _input_size(train)
     _check_input(model, input_size)
     if resume is None:
@@ -183,9 +191,9 @@ def _train_run(
         Checkpoints(trainer, run / "checkpoints"),
         ProgressBar(recipe.epochs, trainer.steps_per_epoch, console),
         *([TensorBoard(run)] if TensorBoard.available() else []),
-    ]
+    ] if dist.is_main else []  # every rank computes the same metrics; one writes them
     trainer.callbacks = [
-        *(writers if dist.is_main else []),  # every rank computes the same metrics; one writes them
+        *writers,
         *([EarlyStopping(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []),
     ]
     if resume is not None:
@@ -203,6 +211,8 @@ def _train_run(
             "image_size": list(_read_size(splits.train, recipe)),  # before padding (and resizing, if images share a size)
             "resize": recipe.input_size,
             "pad": recipe.input_pad,
+            "stream": stream,
+            "seed": recipe.seed,  # of the held-out test part, for specs without an official one
             "input_size": list(input_size),  # what the model sees
             "train_images": len(train),
             "val_images": len(val),

@@ -140,6 +140,14 @@ def test_too_small_images_are_named_with_the_fix(tmp_path) -> None:
     assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
 
 
+def test_eval_scores_the_runs_own_held_out_part(tmp_path) -> None:
+    from cnnlab.train.evaluation import evaluate_run
+
+    # digits has no official test split: the run holds one out by its seed, and eval must too.
+    result = train_run(out=str(tmp_path / "s3"), overrides=("epochs=2", "seed=3"), console=QUIET)
+    assert evaluate_run(tmp_path / "s3", checkpoint="last")["loss"] == pytest.approx(result["test_loss"], rel=1e-5)
+
+
 def test_ema_weights_are_what_the_run_serves(tmp_path) -> None:
     from cnnlab.train.evaluation import evaluate_run
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -27,13 +28,12 @@ def test_streamed_and_resident_training_agree(tmp_path) -> None:
 
 def test_too_big_for_the_device_streams(monkeypatch) -> None:
     from cnnlab.data.sources import load
-    from cnnlab.train.recipe import load_recipe
-
     data = load("digits").train
-    recipe = load_recipe("digits", ["input_size=16"])
-    assert type(run_module._placed(data, recipe, torch.device("cpu"))).__name__ == "ImageSet"
+    cpu = torch.device("cpu")
+    assert not run_module._too_big(data, 16, 0, cpu)
     monkeypatch.setattr(run_module, "RESIDENT_BUDGET_CPU", len(data) * 16 * 16 - 1)  # one byte short
-    placed = run_module._placed(data, recipe, torch.device("cpu"))
+    assert run_module._too_big(data, 16, 0, cpu)
+    placed = run_module.place(data, 16, 0, stream=True)
     assert isinstance(placed, StreamedImages) and placed.size == 16
     images, labels = next(placed.batches([torch.arange(4)], torch.device("cpu")))
     assert images.shape == (4, 1, 16, 16) and images.dtype == torch.uint8  # resized in the worker
@@ -51,14 +51,22 @@ def test_folder_files_stream_with_workers_and_skip_unreadable(tmp_path) -> None:
     root = tmp_path / "pictures"
     _folder(root, [12, 16, 20, 24] * 10)  # mixed sizes: fine when streamed with a resize
     (root / "dark" / "broken.png").write_bytes(b"not a png")
+    # Formats torchvision.io cannot decode, or decodes to other than 8-bit RGB, read as the eager path reads them.
+    Image.new("RGB", (14, 14), (40, 40, 40)).save(root / "dark" / "extra.bmp")
+    Image.fromarray(np.full((15, 15), 60000, dtype=np.uint16)).save(root / "light" / "deep.png")
     out = tmp_path / "run"
     result = train_run(data=f"folder:{root}", out=str(out), recipe_name="default",
                        overrides=("stream=true", "workers=2", "input_size=16", "epochs=3", "batch_size=8",
                                   "optim.lr=0.05"), console=QUIET)
     data = json.loads((out / "data.json").read_text())
     assert data["input_size"] == [3, 16, 16] and data["classes"] == ["dark", "light"]
-    assert result["test_images"] == 8 and result["test_top1"] >= 0.75  # light vs dark is easy
+    assert result["test_images"] == 9 and result["test_top1"] >= 0.75  # light vs dark is easy
     assert result["skipped_images"] == 1  # counted once, although its part was read every epoch
+    from cnnlab.train.evaluation import evaluate_run
+
+    evaluation = evaluate_run(out, checkpoint="last")  # the same held-out files, streamed and resized again
+    assert result["test_images"] - 1 <= evaluation["images"] <= result["test_images"]  # less the broken file, if there
+    assert evaluation["loss"] == pytest.approx(result["test_loss"], rel=1e-4)
     with pytest.raises(CnnlabError, match="set input_size=N"):
         train_run(data=f"folder:{root}", out=str(tmp_path / "r2"), recipe_name="default",
                   overrides=("stream=true", "epochs=1"), console=QUIET)
