@@ -214,3 +214,8 @@ def test_eval_and_predict_commands(capsys, tmp_path) -> None:
     assert code == 0 and out.count("%") == 2
     code, _, err = run(capsys, "eval", str(tmp_path))
     assert code == 2 and "no data.json" in err
+
+
+def test_unknown_device_is_one_line(capsys, tmp_path) -> None:
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--device", "gpu")
+    assert code == 2 and "is not a device" in err and len(err.strip().splitlines()) == 1

@@ -62,7 +62,7 @@ def create_act(name: str) -> LayerFactory:
 
 def build_act(act_layer: LayerFactory, inplace: bool = True) -> nn.Module:
     """Return an instance of `act_layer`, in place when asked and the layer supports it."""
-    if inplace:
+    if inplace and "inplace" not in getattr(act_layer, "keywords", {}):  # partial(nn.ReLU, inplace=False) wins
         # Only a layer that takes `inplace` can do it; GELU, Sigmoid and Tanh cannot.
         try:
             return act_layer(inplace=True)

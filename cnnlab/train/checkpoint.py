@@ -59,7 +59,10 @@ def _recover(directory: Path) -> None:
     """Put the previous checkpoint back if a process died between the two renames of a swap."""
     retired = _retired(directory)
     if not directory.exists() and retired.is_dir():
-        os.replace(retired, directory)
+        try:
+            os.replace(retired, directory)
+        except FileNotFoundError:
+            pass  # another process (a data-parallel rank) put it back first
 
 
 def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], info: dict[str, Any]) -> None:

@@ -57,6 +57,13 @@ class Distributed:
 def init_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
     """Return this process's Distributed (joining the process group under torchrun) and its device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if device != "auto":
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise CnnlabError(f"--device {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise CnnlabError("--device cuda but this machine has no CUDA GPU: use --device cpu (or auto)")
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if world_size == 1:
         return Distributed(), torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)

@@ -241,6 +241,11 @@ class Trainer:
         if self.resident:
             self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
         self.labels = self.train_data.labels.to(self.device)
+        if recipe.batch_size < self.dist.world_size:
+            raise CnnlabError(
+                f"batch_size {recipe.batch_size} is smaller than the {self.dist.world_size} processes sharing each "
+                f"batch: use batch_size >= {self.dist.world_size}"
+            )
         self.steps_per_epoch = -(-len(self.train_data) // recipe.batch_size)
         self.optimizer = build_optimizer(self.model, recipe.optim)
         self.scheduler = build_scheduler(self.optimizer, recipe.schedule, self.steps_per_epoch, recipe.epochs)

@@ -83,6 +83,9 @@ class AugmentConfig:
     cutout: int = 0  # side of a zeroed square at a random place (DeVries & Taylor 2017); 0 = off
 
 
+RUNTIME_KEYS = frozenset({"workers", "stream"})  # may differ on resume
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything a training run needs besides the model and the data."""
@@ -107,6 +110,23 @@ class Recipe:
     seed: int = 0  # initialisation, split, shuffling, augmentation
     deterministic: bool = False  # deterministic kernels: a resumed run repeats an unbroken one
 
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0.0 < self.val_fraction < 1.0, "val_fraction must lie in (0, 1)"),
+            (0.0 <= self.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)"),
+            (self.input_size is None or self.input_size >= 1, "input_size must be >= 1 (or null to keep the size)"),
+            (self.input_pad >= 0, "input_pad must be >= 0"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (self.ema_decay is None or 0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1) (or null for none)"),
+            (self.optim.lr > 0, "optim.lr must be > 0"),
+            (self.early_stopping_patience is None or self.early_stopping_patience >= 1, "early_stopping_patience must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CnnlabError(f"recipe: {message}")
+
     def to_dict(self) -> dict[str, Any]:
         """Return the recipe as plain YAML-ready data."""
         return _plain(dataclasses.asdict(self))
@@ -116,8 +136,10 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def digest(self) -> str:
-        """Return a short hash of the recipe: checkpoints record it so resume can compare."""
-        return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:16]
+        """Return a short hash of what the recipe computes: checkpoints record it so resume can compare."""
+        # How data reach the model (workers, streaming) changes speed, not results.
+        relevant = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
+        return hashlib.sha256(yaml.safe_dump(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:

@@ -160,3 +160,21 @@ def test_resident_steps_never_sync_the_host(digits) -> None:
         trainer._train_steps()  # every step of an epoch: a synchronising call would raise here
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_batch_smaller_than_ranks(digits) -> None:
+    from cnnlab.train.distributed import Distributed
+
+    train, val = digits
+    recipe = load_recipe("default", ["batch_size=1"])
+    with pytest.raises(CnnlabError, match="batch_size 1 is smaller than the 2 processes"):
+        Trainer(small_cnn(width=8), recipe, train, val, dist=Distributed(rank=0, world_size=2))
+
+
+def test_explicit_inplace_false_is_kept() -> None:
+    from functools import partial
+
+    from cnnlab.nn import ConvNormAct
+
+    assert ConvNormAct(2, 2, act_layer=partial(nn.ReLU, inplace=False)).act.inplace is False
+    assert ConvNormAct(2, 2).act.inplace is True and ConvNormAct(2, 2, inplace=False).act.inplace is False

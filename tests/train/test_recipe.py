@@ -72,3 +72,22 @@ def test_unknown_recipe_names_the_known_ones() -> None:
 
 def test_partial_mapping_keeps_defaults() -> None:
     assert recipe_from_dict({"optim": {"lr": 0.3}}) == Recipe(optim=Recipe().optim.__class__(lr=0.3))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=0", "epochs must be >= 1"),
+    ("input_size=0", "input_size must be >= 1"),
+    ("input_pad=-1", "input_pad must be >= 0"),
+    ("workers=-2", "workers must be >= 0"),
+    ("ema_decay=1.0", "ema_decay must lie in"),
+    ("val_fraction=1.5", "val_fraction must lie in"),
+])
+def test_out_of_range_values_are_one_line_errors(override: str, message: str) -> None:
+    with pytest.raises(CnnlabError, match=message):
+        load_recipe("default", [override])
+
+
+def test_runtime_keys_do_not_change_the_digest() -> None:
+    base = load_recipe("default")
+    assert load_recipe("default", ["workers=0", "stream=true"]).digest() == base.digest()
+    assert load_recipe("default", ["epochs=3"]).digest() != base.digest()
