@@ -1,6 +1,6 @@
 """LeNet-5 on MNIST through `cnnlab train` (the training issue's CPU target), printed as JSON.
 
-    python benchmarks/lenet_mnist.py --seeds 0 1 2 [--data-dir DIR] [key=value ...]
+    python benchmarks/lenet_mnist.py [--seeds 0,1,2] [--data-dir DIR] [key=value ...]
 
 Each seed is one full `cnnlab train lenet5 --data mnist --recipe lenet-mnist` run in a
 temporary run directory; `training_seconds` is the engine's own count (all epochs, including
@@ -24,7 +24,8 @@ from cnnlab.train.run import train_run
 def main() -> None:
     """Print mean/std test accuracy and training seconds over the seeds as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[0, 1, 2],
+                        help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--recipe", default="lenet-mnist")
     parser.add_argument("overrides", nargs="*")
