@@ -81,6 +81,7 @@ class ProgressBar(Callback):
         )
         self.epochs, self.steps = epochs, steps_per_epoch
         self.step_in_epoch = 0
+        self.every = max(1, steps_per_epoch // 100)  # about 100 redraws an epoch: the bar costs nothing
 
     def on_fit_start(self, state: TrainState) -> None:
         """Open the bar where the run starts from (after a resume, not at zero)."""
@@ -93,7 +94,9 @@ class ProgressBar(Callback):
     def on_step_end(self, state: TrainState) -> None:
         """Advance by one step (the counters only: reading the loss would sync the device)."""
         self.step_in_epoch += 1
-        self.progress.update(self.task, advance=1, epoch=state.epoch + 1, step=self.step_in_epoch)
+        if self.step_in_epoch % self.every == 0 or self.step_in_epoch == self.steps:
+            self.progress.update(self.task, completed=state.epoch * self.steps + self.step_in_epoch,
+                                 epoch=state.epoch + 1, step=self.step_in_epoch)
 
     def on_epoch_end(self, state: TrainState, metrics: EpochMetrics, is_best: bool) -> None:
         """Show the epoch's loss, accuracies and throughput."""

@@ -8,6 +8,7 @@ resumed ends with the same weights and metrics as one that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -299,9 +300,6 @@ class Trainer:
         order = torch.randperm(len(self.labels), generator=self.generator)
         if self.resident:
             order = order.to(self.device)  # indices too stay on the device: no per-step copies
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
         shares = []
         for start in range(0, len(order), recipe.batch_size):
             index = order[start : start + recipe.batch_size]
@@ -312,7 +310,12 @@ class Trainer:
             shares.append(index)
         batches = ((self.images[i], self.labels[i]) for i in shares) if self.resident else (
             self.train_data.batches(shares, self.device))
-        seen = 0
+        # One slot per step, written on the device; summed once at the end (no sync, few small ops).
+        losses = torch.zeros(len(shares), device=self.device)
+        corrects = torch.zeros(len(shares), device=self.device, dtype=torch.long)
+        sizes: list[int] = []
+        first_step = self.state.step
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         model.train()
         for images, y in batches:
             if not self.resident:
@@ -322,11 +325,10 @@ class Trainer:
                     empty = bool(self.dist.all_reduce(flag, op=torch.distributed.ReduceOp.MAX).item())
                 if empty:
                     continue
-            seen += len(y)
             x = augment_batch(self.norm(images), recipe.augment, self.augment_generator)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast:
                 loss, logits = _loss(self.forward(x), y, recipe)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -338,16 +340,17 @@ class Trainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update(model)
-            # Kept on the device: the epoch ends with one sync, not one per step.
-            bad = ~torch.isfinite(loss.detach())
-            here = torch.full((), self.state.step, device=self.device, dtype=torch.long)  # a fill, not a copy
-            first_bad = torch.where(bad & (first_bad < 0), here, first_bad)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(dim=1) == y).sum()
+            losses[len(sizes)] = loss.detach()
+            corrects[len(sizes)] = (logits.argmax(dim=1) == y).sum()
+            sizes.append(len(y))
             self.state.step += 1
             for callback in self._step_callbacks:
                 callback.on_step_end(self.state)
-        return loss_sum, correct, seen, first_bad
+        done = len(sizes)
+        weights = torch.tensor(sizes, dtype=torch.float32).to(self.device, non_blocking=True)
+        bad = ~torch.isfinite(losses[:done])
+        first_bad = torch.where(bad.any(), first_step + bad.int().argmax(), -1) if done else torch.tensor(-1)
+        return (losses[:done] * weights).sum(), corrects[:done].sum().float(), sum(sizes), first_bad.to(self.device)
 
     def fit(self) -> TrainState:
         """Train until the recipe's epochs are done or a callback stops it; return the final state."""
