@@ -15,6 +15,7 @@ from cnnlab.models import (  # noqa: F401
     mobilenet,
     nin,
     resnet,
+    speed,
     unet,
     vgg,
     xception,

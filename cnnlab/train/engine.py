@@ -29,7 +29,7 @@ from cnnlab.models.base import AuxOutput
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.distributed import Distributed
 from cnnlab.train.optim import build_optimizer, build_plateau, build_scheduler
-from cnnlab.train.recipe import AugmentConfig, Precision, Recipe
+from cnnlab.train.recipe import TTA, AugmentConfig, Precision, Recipe
 
 
 @dataclass(frozen=True)
@@ -193,9 +193,27 @@ def _loss(out: torch.Tensor | AuxOutput, y: torch.Tensor, recipe: Recipe) -> tup
     return loss, logits
 
 
+def tta_views(x: torch.Tensor, mode: TTA | str = TTA.NONE) -> list[torch.Tensor]:
+    """Return the test-time views of a batch (B, C, H, W): itself, plus mirror and/or 1-pixel shifts."""
+    mode = TTA(mode)
+    views = [x]
+    if mode in (TTA.FLIP, TTA.FLIP_SHIFT):
+        views.append(x.flip(3))
+    if mode in (TTA.SHIFT, TTA.FLIP_SHIFT):
+        height, width = x.shape[2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        views.append(padded[:, :, 0:height, 0:width])  # content moves 1 down and right
+        source = padded if mode is TTA.SHIFT else F.pad(x.flip(3), (1, 1, 1, 1), mode="replicate")
+        views.append(source[:, :, 2 : height + 2, 2 : width + 2])  # (the mirror) moves 1 up and left
+    return views
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, batch_size: int = 512) -> tuple[float, float, float]:
-    """Return (mean loss, top-1, top-5) of `model` on `data`; the model's mode is restored after."""
+def evaluate(
+    model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, batch_size: int = 512,
+    tta: TTA | str = TTA.NONE,
+) -> tuple[float, float, float]:
+    """Return (mean loss, top-1, top-5) of `model` on `data` (logits averaged over `tta` views); mode restored."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -206,7 +224,8 @@ def evaluate(model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisat
     for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
         if not len(y):
             continue  # a streamed batch of unreadable files
-        logits = model(norm(images))
+        x = norm(images)
+        logits = torch.stack([model(view) for view in tta_views(x, tta)]).float().mean(0)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
         top1 += (ranked[:, 0] == y).sum()
@@ -242,6 +261,8 @@ class Trainer:
         if self.resident:
             self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
         self.labels = self.train_data.labels.to(self.device)
+        if recipe.whiten_init:
+            self.whiten()  # before the optimiser and the EMA copy the weights
         if recipe.batch_size < self.dist.world_size:
             raise CnnlabError(
                 f"batch_size {recipe.batch_size} is smaller than the {self.dist.world_size} processes sharing each "
@@ -266,6 +287,16 @@ class Trainer:
             forward = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward = torch.compile(forward) if recipe.compile else forward
         self._step_callbacks: list[Callback] = []
+
+    def whiten(self, count: int = 5000) -> None:
+        """Initialise the model's `whiten` conv from patches of up to `count` training images (data-dependent)."""
+        from cnnlab.models.speed import whitening_init
+
+        layer = getattr(self.model, "whiten", None)
+        if not isinstance(layer, nn.Conv2d):
+            raise CnnlabError("recipe whiten_init=true needs a model with a `whiten` conv (speednet): set whiten_init=false")
+        images = next(self.train_data.sample_batches(count=count))[:count] if not self.resident else self.images[:count]
+        whitening_init(layer, self.norm(images.to(self.device)))
 
     @property
     def scored_model(self) -> nn.Module:

@@ -49,13 +49,17 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
             group["decoupled_weight_decay"], group["weight_decay"] = group["weight_decay"], 0.0
     if config.nesterov and (config.name is not OptimizerName.SGD or config.momentum <= 0):
         raise CnnlabError("optim.nesterov needs optim.name=sgd and optim.momentum > 0")
+    # Fused kernels exist for CUDA tensors; elsewhere the default (foreach) implementation runs.
+    fused = {"fused": True} if config.fused and all(p.is_cuda for g in groups for p in g["params"]) else {}
     if config.name is OptimizerName.SGD:
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, **fused
+        )
     elif config.name is OptimizerName.ADAM:
-        optimizer = torch.optim.Adam(groups, lr=config.lr)
+        optimizer = torch.optim.Adam(groups, lr=config.lr, **fused)
     elif config.name is OptimizerName.ADAMW:
         # AdamW is decoupled by definition; its own weight_decay already does lr * wd * p.
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, **fused)
     else:
         optimizer = torch.optim.RMSprop(groups, lr=config.lr, momentum=config.momentum)
     if config.decoupled and config.name is not OptimizerName.ADAMW:

@@ -40,6 +40,15 @@ class ScheduleName(StrEnum):
     PLATEAU = "plateau"
 
 
+class TTA(StrEnum):
+    """Test-time views of the final test score, whose logits are averaged."""
+
+    NONE = "none"
+    FLIP = "flip"  # the image and its mirror (not for digits or text)
+    SHIFT = "shift"  # the image and two copies shifted by one pixel
+    FLIP_SHIFT = "flip+shift"  # the image, its mirror, each shifted by one pixel
+
+
 class Precision(StrEnum):
     """Arithmetic of the forward and backward pass."""
 
@@ -59,6 +68,7 @@ class OptimConfig:
     weight_decay: float = 5e-4  # never applied to biases and normalisation parameters
     decoupled: bool = False  # decay weights by lr*wd directly (Loshchilov & Hutter 2019), not via the gradient
     grad_clip: float | None = None  # clip the global gradient norm to this value; None = off
+    fused: bool = False  # one fused kernel per optimiser step on a GPU (SGD, Adam, AdamW); ignored on CPU
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,8 @@ class Recipe:
     val_fraction: float = 0.1  # of the training set held out for validation, seeded
     input_size: int | None = None  # resize images to this square size once, before training; None = keep
     input_pad: int = 0  # zero pixels added on each side after resizing (MNIST 28 + 2 x 2 = LeNet's 32)
+    whiten_init: bool = False  # initialise the model's `whiten` conv from training patches (speednet)
+    tta: TTA = TTA.NONE  # test-time augmentation of the final test score
     stream: bool | None = None  # read batches through DataLoader workers; None = only when too big to keep on the device
     workers: int = 4  # DataLoader worker processes when streaming
     precision: Precision = Precision.FP32

@@ -231,7 +231,7 @@ def _train_run(
         console.print(f"interrupted: checkpoint saved; continue with cnnlab train --resume {run}")
         raise
     seconds = time.perf_counter() - started
-    test_loss, test_top1, test_top5 = evaluate(trainer.scored_model, test, trainer.norm)
+    test_loss, test_top1, test_top5 = evaluate(trainer.scored_model, test, trainer.norm, tta=recipe.tta)
     skipped = splits.skipped + sum(part.skipped for part in (train, val, test) if isinstance(part, StreamedImages))
     result = {
         "model": model,

@@ -178,3 +178,37 @@ def test_explicit_inplace_false_is_kept() -> None:
 
     assert ConvNormAct(2, 2, act_layer=partial(nn.ReLU, inplace=False)).act.inplace is False
     assert ConvNormAct(2, 2).act.inplace is True and ConvNormAct(2, 2, inplace=False).act.inplace is False
+
+
+def test_tta_views_by_hand() -> None:
+    from cnnlab.train.engine import tta_views
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert len(tta_views(x, "none")) == 1 and len(tta_views(x, "flip")) == 2 and len(tta_views(x, "flip+shift")) == 4
+    flip = tta_views(x, "flip")[1]
+    assert torch.equal(flip[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
+    down_right, up_left = tta_views(x, "shift")[1:]
+    assert down_right[0, 0, 1, 1] == x[0, 0, 0, 0] and up_left[0, 0, 0, 0] == x[0, 0, 1, 1]
+    assert down_right[0, 0, 0, 0] == x[0, 0, 0, 0]  # the border repeats (replicate padding)
+
+
+def test_tta_averages_logits(digits) -> None:
+    from cnnlab.train.engine import Normalisation, evaluate
+
+    _, test = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    norm = Normalisation((0.5,), (0.25,))
+    plain = evaluate(model, test, norm)
+    # A model that sees only a mirror-symmetric sum of the image scores flips exactly as the image.
+    symmetric = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with torch.no_grad():
+        weight = symmetric[1].weight.view(10, 8, 8)
+        weight.copy_((weight + weight.flip(2)) / 2)
+    assert evaluate(symmetric, test, norm, tta="flip") == pytest.approx(evaluate(symmetric, test, norm))
+    assert evaluate(model, test, norm, tta="flip") != pytest.approx(plain)  # averaging changes a non-symmetric one
+
+
+def test_fused_is_ignored_off_the_gpu(digits) -> None:
+    trainer = _trainer(digits, ["epochs=1", "optim.fused=true"])
+    assert not trainer.optimizer.defaults.get("fused")
+    trainer._train_epoch()

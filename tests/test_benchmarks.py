@@ -1,0 +1,25 @@
+"""The GPU speed benchmarks run end to end from a clean checkout (here on the CPU, on digits)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("script, extra", [
+    ("speedrun_cifar10.py", ["input_size=32", "batch_size=256"]),
+    ("mnist_time_to_accuracy.py", ["batch_size=256"]),
+])
+def test_speed_benchmark_prints_its_json(script: str, extra: list[str]) -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / script), "--runs", "2", "--epochs", "1", "--data", "digits",
+               "--device", "cpu", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert {"mean_acc", "std_acc", "mean_seconds", "runs", "device", "torch", "load_seconds"} <= set(result)
+    assert result["runs"] == 2 and result["device"] == "cpu" and 0.0 <= result["mean_acc"] <= 1.0
+    assert result["mean_seconds"] > 0 and len(result["accuracies"]) == 2
