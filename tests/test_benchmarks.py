@@ -23,3 +23,16 @@ def test_speed_benchmark_prints_its_json(script: str, extra: list[str]) -> None:
     assert {"mean_acc", "std_acc", "mean_seconds", "runs", "device", "torch", "load_seconds"} <= set(result)
     assert result["runs"] == 2 and result["device"] == "cpu" and 0.0 <= result["mean_acc"] <= 1.0
     assert result["mean_seconds"] > 0 and len(result["accuracies"]) == 2
+
+
+def test_throughput_benchmark_prints_ratios() -> None:
+    pytest.importorskip("timm")
+    command = [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--models", "resnet18", "--modes", "eager",
+               "--windows", "2", "--steps", "1", "--warmup", "1", "--batch", "2", "--size", "32", "--dtype", "fp32",
+               "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    row = result["results"][0]
+    assert result["timm"] and row["model"] == "resnet18" and row["train_ratio"] > 0 and row["infer_ratio"] > 0
+    assert row["gmacs_per_image"] == pytest.approx(1.814 * (32 / 224) ** 2, rel=0.1)  # ResNet-18's 1.81 GMACs, scaled
