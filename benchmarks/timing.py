@@ -15,6 +15,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -72,6 +73,7 @@ def _one_run(network: torch.nn.Module, fresh: dict, recipe: Recipe, train: Image
     trainer = Trainer(network, recipe, train, test, device=device)  # statistics and whitening: timed
     for _ in range(recipe.epochs):
         trainer._train_epoch()  # no progress evaluation between epochs
+        trainer.state.epoch += 1
     dtype = torch.bfloat16 if recipe.precision is Precision.BF16 else None
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         _, top1, _ = evaluate(trainer.scored_model, test, trainer.norm, batch_size=2000, tta=recipe.tta)
@@ -104,7 +106,8 @@ def time_to_accuracy(args: argparse.Namespace, benchmark: str, extra: Callable[[
     for run in range(args.runs):
         torch.manual_seed(run)
         fresh = build_model(args.models, len(train.classes), train.images.shape[1]).state_dict()
-        top1, spent = _one_run(network, fresh, recipe, train, test, device)
+        # Each run its own seed: initial weights, order, augmentation and whitening sample all differ.
+        top1, spent = _one_run(network, fresh, replace(recipe, seed=run), train, test, device)
         accuracies.append(top1)
         seconds.append(spent)
     return {

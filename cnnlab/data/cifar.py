@@ -83,8 +83,9 @@ class _DType:
         # numpy's dtype state: (version, byteorder, subarray, names, fields, itemsize, alignment, flags).
         if not isinstance(state, tuple) or len(state) < 5 or any(part is not None for part in state[2:5]):
             raise CnnlabError("refusing a pickled numpy dtype with sub-arrays or fields: not a CIFAR batch")
-        if state[1] in ("<", ">"):
-            self.byteorder = state[1]
+        order = state[1].decode("ascii", "replace") if isinstance(state[1], bytes) else state[1]  # Python 2 pickles
+        if order in ("<", ">"):
+            self.byteorder = order
 
     def numpy(self) -> np.dtype:
         """Return the real numpy dtype this stands for."""

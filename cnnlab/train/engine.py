@@ -201,9 +201,10 @@ def tta_views(x: torch.Tensor, mode: TTA | str = TTA.NONE) -> list[torch.Tensor]
         views.append(x.flip(3))
     if mode in (TTA.SHIFT, TTA.FLIP_SHIFT):
         height, width = x.shape[2:]
-        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        # Zero borders, as the training translations pad (zero is the mean after normalisation).
+        padded = F.pad(x, (1, 1, 1, 1))
         views.append(padded[:, :, 0:height, 0:width])  # content moves 1 down and right
-        source = padded if mode is TTA.SHIFT else F.pad(x.flip(3), (1, 1, 1, 1), mode="replicate")
+        source = padded if mode is TTA.SHIFT else F.pad(x.flip(3), (1, 1, 1, 1))
         views.append(source[:, :, 2 : height + 2, 2 : width + 2])  # (the mirror) moves 1 up and left
     return views
 
@@ -285,7 +286,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             forward = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.forward = torch.compile(forward) if recipe.compile else forward
+        # Static shapes: a partial last batch gets its own graph instead of turning every batch dynamic.
+        self.forward = torch.compile(forward, dynamic=False) if recipe.compile else forward
         self._step_callbacks: list[Callback] = []
 
     def whiten(self, count: int = 5000) -> None:
@@ -295,7 +297,9 @@ class Trainer:
         layer = getattr(self.model, "whiten", None)
         if not isinstance(layer, nn.Conv2d):
             raise CnnlabError("recipe whiten_init=true needs a model with a `whiten` conv (speednet): set whiten_init=false")
-        images = next(self.train_data.sample_batches(count=count))[:count] if not self.resident else self.images[:count]
+        images = self.images[:count] if self.resident else torch.cat(list(self.train_data.sample_batches(count=count)))
+        if len(images) == 0:
+            raise CnnlabError("no readable training images to initialise the whitening layer from: check the data")
         whitening_init(layer, self.norm(images.to(self.device)))
 
     @property
@@ -326,7 +330,8 @@ class Trainer:
     def _train_steps(self) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
         """Run the epoch's steps; return (loss sum, correct, images, first bad step) with no host sync."""
         recipe, model = self.recipe, self.model
-        self.augment_generator.manual_seed((recipe.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.state.epoch)
+        stream = ((recipe.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.state.epoch) % (1 << 63)  # any seed fits
+        self.augment_generator.manual_seed(stream)
         dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
         order = torch.randperm(len(self.labels), generator=self.generator)
         if self.resident:

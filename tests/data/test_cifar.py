@@ -154,3 +154,12 @@ def test_restricted_unpickler_checks_the_byte_count() -> None:
     short = pickle.dumps({b"data": np.zeros(8, dtype=np.uint8)}, protocol=2).replace(b"K\x08\x85", b"K\t\x85", 1)
     with pytest.raises(CnnlabError):
         cifar.restricted_unpickle(short)  # the shape promises 9 bytes, the buffer holds 8
+
+
+def test_python2_byte_order_is_kept() -> None:
+    array = np.array([1, 2, 3], dtype=">i2")
+    payload = pickle.dumps({b"data": array}, protocol=2)
+    # Python 2 wrote the dtype's byte order as a byte string, which encoding="bytes" keeps as bytes.
+    python2 = payload.replace(b"X\x01\x00\x00\x00>", b"U\x01>", 1)
+    assert python2 != payload
+    assert cifar.restricted_unpickle(python2)[b"data"].tolist() == [1, 2, 3]

@@ -189,7 +189,7 @@ def test_tta_views_by_hand() -> None:
     assert torch.equal(flip[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
     down_right, up_left = tta_views(x, "shift")[1:]
     assert down_right[0, 0, 1, 1] == x[0, 0, 0, 0] and up_left[0, 0, 0, 0] == x[0, 0, 1, 1]
-    assert down_right[0, 0, 0, 0] == x[0, 0, 0, 0]  # the border repeats (replicate padding)
+    assert down_right[0, 0, 0, 0] == 0 and up_left[0, 0, 3, 3] == 0  # zero borders, as training translations
 
 
 def test_tta_averages_logits(digits) -> None:
@@ -206,6 +206,10 @@ def test_tta_averages_logits(digits) -> None:
         weight.copy_((weight + weight.flip(2)) / 2)
     assert evaluate(symmetric, test, norm, tta="flip") == pytest.approx(evaluate(symmetric, test, norm))
     assert evaluate(model, test, norm, tta="flip") != pytest.approx(plain)  # averaging changes a non-symmetric one
+
+
+def test_any_seed_works(digits) -> None:
+    _trainer(digits, ["epochs=1", "seed=123456789012"])._train_epoch()  # the augmentation stream stays in range
 
 
 def test_fused_is_ignored_off_the_gpu(digits) -> None:
