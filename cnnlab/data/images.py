@@ -7,12 +7,14 @@ import io
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
 
+T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -44,19 +46,40 @@ def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
         return None
 
 
-def _folder_entries(root: Path, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
-    """Yield (part, class name, bytes) for every image under root/<part>/<class>/."""
+def list_image_tree(root: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, dict[str, list[Path]]]:
+    """Return {part: {class name: sorted image files}} of root/[part/]class/, refusing missing parts and empty classes."""
+    found: dict[str, dict[str, list[Path]]] = {}
     for prefix in prefixes:
         base = root / prefix if prefix else root
         if not base.is_dir():
             raise CnnlabError(f"{base} does not exist: expected class sub-folders there")
-        empty = [p.name for p in base.iterdir() if p.is_dir() and not any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir())]
+        found[prefix] = {
+            folder.name: sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            for folder in sorted(p for p in base.iterdir() if p.is_dir())
+        }
+        empty = [name for name, files in found[prefix].items() if not files]
         if empty:
             raise CnnlabError(f"class folder {base / empty[0]} holds no images: remove it or add images")
-        for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-            for file in sorted(class_dir.iterdir()):
-                if file.suffix.lower() in IMAGE_SUFFIXES:
-                    yield prefix, class_dir.name, file.read_bytes()
+    return found
+
+
+def by_label(found: dict[str, dict[str, list[T]]]) -> tuple[tuple[str, ...], dict[str, tuple[list[T], list[int]]]]:
+    """Return (class names shared by all parts, {part: (items in class order, their labels)})."""
+    classes = tuple(sorted({name for by_class in found.values() for name in by_class}))  # CIFAR's order too
+    parts = {
+        prefix: ([item for name in classes for item in by_class.get(name, [])],
+                 [index for index, name in enumerate(classes) for _ in by_class.get(name, [])])
+        for prefix, by_class in found.items()
+    }
+    return classes, parts
+
+
+def _folder_entries(root: Path, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (part, class name, bytes) for every image under root/<part>/<class>/."""
+    for prefix, by_class in list_image_tree(root, prefixes).items():
+        for class_name, files in by_class.items():
+            for file in files:
+                yield prefix, class_name, file.read_bytes()
 
 
 def _archive_entries(archive: Path, prefixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
@@ -98,7 +121,7 @@ def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str
             skipped[prefix] += 1
         else:
             images.append(image)
-    classes = tuple(sorted({name for by_class in found.values() for name in by_class}))  # CIFAR's order too
+    classes, parts = by_label(found)
     result = {}
     for prefix, by_class in found.items():
         where = f"{source}/{prefix}" if prefix else str(source)
@@ -108,10 +131,7 @@ def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str
         if len(sizes) > 1:
             shown = ", ".join("x".join(map(str, s[:2])) for s in sorted(sizes)[:3])
             raise CnnlabError(f"images in {where} have different sizes ({shown}...): resize them to one size first")
-        images, labels = [], []
-        for index, name in enumerate(classes):
-            images += by_class.get(name, [])
-            labels += [index] * len(by_class.get(name, []))
+        images, labels = parts[prefix]
         tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
         result[prefix] = (tensor, torch.tensor(labels, dtype=torch.int64), classes, skipped[prefix])
     return result

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.data.images import IMAGE_SUFFIXES, decode
+from cnnlab.data.images import by_label, decode, list_image_tree
 from cnnlab.errors import CnnlabError
 
 STATISTICS_IMAGES = 60_000  # all of MNIST or CIFAR; a bounded one-time pass over anything larger
@@ -134,24 +134,10 @@ class StreamedImages:
 
 def scan_image_tree(root: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, tuple[tuple[Path, ...], torch.Tensor, tuple[str, ...]]]:
     """Return {part: (image files, labels, class names)} of root/[part/]class/file, without decoding them."""
-    found: dict[str, dict[str, list[Path]]] = {}
-    for prefix in prefixes:
-        base = root / prefix if prefix else root
-        if not base.is_dir():
-            raise CnnlabError(f"{base} does not exist: expected class sub-folders there")
-        found[prefix] = {
-            d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            for d in sorted(p for p in base.iterdir() if p.is_dir())
-        }
-        empty = [name for name, files in found[prefix].items() if not files]
-        if empty:
-            raise CnnlabError(f"class folder {base / empty[0]} holds no images: remove it or add images")
-    classes = tuple(sorted({name for by_class in found.values() for name in by_class}))
+    classes, parts = by_label(list_image_tree(root, prefixes))
     result = {}
-    for prefix, by_class in found.items():
-        files = [f for name in classes for f in by_class.get(name, [])]
+    for prefix, (files, labels) in parts.items():
         if not files:
             raise CnnlabError(f"no images found in {root / prefix}: expected class/image files")
-        labels = torch.tensor([i for i, name in enumerate(classes) for _ in by_class.get(name, [])], dtype=torch.int64)
-        result[prefix] = (tuple(files), labels, classes)
+        result[prefix] = (tuple(files), torch.tensor(labels, dtype=torch.int64), classes)
     return result
