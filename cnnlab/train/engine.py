@@ -259,9 +259,10 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.norm = Normalisation.of(self.train_data.sample_batches())
         self.resident = isinstance(self.train_data, ImageSet)
-        if self.resident:
-            self.images = self.train_data.images.to(self.device)  # uint8 stays small on the device
-        self.labels = self.train_data.labels.to(self.device)
+        # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
+        self.source = ImageSet(
+            self.train_data.images.to(self.device), self.train_data.labels.to(self.device), self.train_data.classes
+        ) if self.resident else self.train_data
         if recipe.whiten_init:
             self.whiten()  # before the optimiser and the EMA copy the weights
         if recipe.batch_size < self.dist.world_size:
@@ -297,7 +298,7 @@ class Trainer:
         layer = getattr(self.model, "whiten", None)
         if not isinstance(layer, nn.Conv2d):
             raise CnnlabError("recipe whiten_init=true needs a model with a `whiten` conv (speednet): set whiten_init=false")
-        images = self.images[:count] if self.resident else torch.cat(list(self.train_data.sample_batches(count=count)))
+        images = self.source.images[:count] if self.resident else torch.cat(list(self.train_data.sample_batches(count=count)))
         if len(images) == 0:
             raise CnnlabError("no readable training images to initialise the whitening layer from: check the data")
         whitening_init(layer, self.norm(images.to(self.device)))
@@ -333,7 +334,7 @@ class Trainer:
         stream = ((recipe.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.state.epoch) % (1 << 63)  # any seed fits
         self.augment_generator.manual_seed(stream)
         dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(recipe.precision)
-        order = torch.randperm(len(self.labels), generator=self.generator)
+        order = torch.randperm(len(self.train_data), generator=self.generator)
         if self.resident:
             order = order.to(self.device)  # indices too stay on the device: no per-step copies
         shares = []
@@ -344,8 +345,7 @@ class Trainer:
                     break  # a last batch too small to give every rank an image
                 index = index[self.dist.rank :: self.dist.world_size]  # this rank's share of the global batch
             shares.append(index)
-        batches = ((self.images[i], self.labels[i]) for i in shares) if self.resident else (
-            self.train_data.batches(shares, self.device))
+        batches = self.source.batches(shares, self.device)
         # One slot per step, written on the device; summed once at the end (no sync, few small ops).
         losses = torch.zeros(len(shares), device=self.device)
         corrects = torch.zeros(len(shares), device=self.device, dtype=torch.long)
@@ -411,7 +411,7 @@ class Trainer:
                     self.state.stale_epochs += 1
                 metrics = EpochMetrics(
                     self.state.epoch, train_loss, train_acc, val_loss, val_acc, val_top5,
-                    self.optimizer.param_groups[0]["lr"], seconds, len(self.labels) / seconds,
+                    self.optimizer.param_groups[0]["lr"], seconds, len(self.train_data) / seconds,
                 )
                 for callback in callbacks:
                     callback.on_epoch_end(self.state, metrics, is_best)
