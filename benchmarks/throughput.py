@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from torch import nn
 
 from cnnlab.inspect.summary import summary
 from cnnlab.models import create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import Clock  # noqa: E402 - the benchmarks' one clock (CUDA events on a GPU)
 
 TIMM_NAMES = {
     "resnet18": "resnet18",
@@ -46,26 +50,6 @@ TIMM_REGULARISATION = {
     "efficientnet_b0": {"drop_rate": 0.2, "drop_path_rate": 0.2},
     "convnext_tiny": {"drop_path_rate": 0.1},
 }
-
-
-class _Clock:
-    """Seconds of queued device work between start and stop (CUDA events), or wall time on a CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-
-    def time(self, work: Callable[[], None]) -> float:
-        """Return the seconds `work` takes once the device has finished it."""
-        if self.cuda:
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            work()
-            end.record()
-            end.synchronize()
-            return begin.elapsed_time(end) / 1000.0
-        started = time.perf_counter()
-        work()
-        return time.perf_counter() - started
 
 
 def _steps(model: nn.Module, batch: int, size: int, device: torch.device, dtype: torch.dtype | None,
@@ -107,7 +91,7 @@ def measure(name: str, mode: str, args: argparse.Namespace, device: torch.device
     ours = _steps(create_model(name), args.batch, args.size, device, dtype, compiled)
     reference = timm.create_model(TIMM_NAMES[name], pretrained=False, **TIMM_REGULARISATION.get(name, {}))
     theirs = _steps(reference, args.batch, args.size, device, dtype, compiled)
-    clock = _Clock(device)
+    clock = Clock(device)
     result: dict = {"model": name, "timm_model": TIMM_NAMES[name], "mode": mode}
     for phase, index in (("train", 0), ("infer", 1)):
         for side in (ours, theirs):  # warm-up: compilation, cuDNN autotuning, allocator
@@ -116,7 +100,9 @@ def measure(name: str, mode: str, args: argparse.Namespace, device: torch.device
         for window in range(args.windows):
             order = (("cnnlab", ours), ("timm", theirs))
             for label, side in order if window % 2 == 0 else order[::-1]:  # neither side always goes first
-                seconds = clock.time(lambda run=side[index]: run(args.steps))
+                clock.start()
+                side[index](args.steps)
+                seconds = clock.seconds()
                 rates[label].append(args.steps * args.batch / seconds)
         ratios = [a / b for a, b in zip(rates["cnnlab"], rates["timm"], strict=True)]
         result[f"{phase}_cnnlab_img_s"] = statistics.median(rates["cnnlab"])

@@ -41,7 +41,7 @@ def arguments(description: str, recipe: str, data: str, model: str) -> argparse.
     return parser.parse_args()
 
 
-class _Clock:
+class Clock:
     """Wall time of a span: CUDA events on a GPU (no host timing of queued work), perf_counter elsewhere."""
 
     def __init__(self, device: torch.device) -> None:
@@ -68,7 +68,7 @@ def _one_run(network: torch.nn.Module, fresh: dict, recipe: Recipe, train: Image
              device: torch.device) -> tuple[float, float]:
     """Return (test top-1, seconds) of one timed run on `network`, reset to the weights `fresh`."""
     network.load_state_dict(fresh)  # in place: the compiled graph of this module stays valid
-    clock = _Clock(device)
+    clock = Clock(device)
     clock.start()
     trainer = Trainer(network, recipe, train, test, device=device)  # statistics and whitening: timed
     for _ in range(recipe.epochs):
