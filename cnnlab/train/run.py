@@ -86,14 +86,13 @@ def _input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
     """Return (C, H, W) of the images the model will see."""
     if isinstance(data, ImageSet):
         return tuple(data.images.shape[1:])
-    if isinstance(data.source, torch.Tensor):
-        height = data.source.shape[2]
-    elif data.size is None:
-        raise CnnlabError("streamed image files need one size: set input_size=N (e.g. input_size=224)")
+    if data.size is not None:
+        height = width = data.size
+    elif isinstance(data.source, torch.Tensor):
+        height, width = data.source.shape[2:]
     else:
-        height = data.size
-    side = (data.size or height) + 2 * data.pad
-    return (data.channels, side, side)
+        raise CnnlabError("streamed image files need one size: set input_size=N (e.g. input_size=224)")
+    return (data.channels, height + 2 * data.pad, width + 2 * data.pad)
 
 
 def _read_size(data: ImageSet | StreamedImages, recipe: Recipe) -> tuple[int, ...]:
