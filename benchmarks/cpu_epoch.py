@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
+from cnnlab.data.images import prepare_images
 from cnnlab.data.sources import load, split
 from cnnlab.train.recipe import load_recipe
-from cnnlab.train.run import prepare_images, train_run
+from cnnlab.train.run import train_run
 
 OVERRIDES = ("epochs=1", "augment.crop_padding=0")
 

@@ -19,10 +19,11 @@ from dataclasses import replace
 
 import torch
 
+from cnnlab.data.images import prepare_images
 from cnnlab.data.sources import ImageSet, load
 from cnnlab.train.engine import Trainer, evaluate
 from cnnlab.train.recipe import Precision, Recipe, load_recipe
-from cnnlab.train.run import build_model, prepare_images
+from cnnlab.train.run import build_model
 
 
 def arguments(description: str, recipe: str, data: str, model: str) -> argparse.Namespace:

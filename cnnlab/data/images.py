@@ -35,6 +35,17 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
+def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Tensor:
+    """Return uint8 images (N, C, H, W) resized to size x size (antialiased) and zero-padded by `pad`."""
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        from torchvision.transforms.v2 import functional as TF
+
+        images = TF.resize(images, [size, size], antialias=True)
+    if pad:
+        images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    return images
+
+
 def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
     """Return an (H, W, 3) uint8 image ((H, W) for mode "L"), or None when the bytes are not a readable image."""
     from PIL import Image, UnidentifiedImageError

@@ -2,7 +2,7 @@
 
 Small sets live on the device as uint8 (cnnlab.train.engine). Larger ones, an upsampled
 CIFAR (50,000 x 3 x 224 x 224 is 7.5 GB) or a folder of many files, are read here instead:
-workers decode (PIL, as the eager reader does) and resize / pad (torchvision transforms v2) each image,
+workers decode (PIL, as the eager reader does) and resize / pad (prepare_images: torchvision v2's resize) each image,
 batches arrive as uint8 in pinned memory, and normalisation and augmentation stay on the
 device, exactly as for resident data, so both paths train the same way.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.data.images import by_label, decode, list_image_tree
+from cnnlab.data.images import by_label, decode, list_image_tree, prepare_images
 from cnnlab.errors import CnnlabError
 
 STATISTICS_IMAGES = 60_000  # all of MNIST or CIFAR; a bounded one-time pass over anything larger
@@ -50,11 +50,7 @@ class _Images(Dataset):
 
     def __init__(self, source: torch.Tensor | Sequence[Path], labels: torch.Tensor, channels: int,
                  size: int | None, pad: int) -> None:
-        from torchvision.transforms import v2
-
-        self.source, self.labels, self.channels = source, labels, channels
-        steps = ([v2.Resize((size, size), antialias=True)] if size else []) + ([v2.Pad(pad)] if pad else [])
-        self.transform = v2.Compose(steps) if steps else None
+        self.source, self.labels, self.channels, self.size, self.pad = source, labels, channels, size, pad
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,8 +60,8 @@ class _Images(Dataset):
             image: torch.Tensor | None = self.source[index]
         else:
             image = _decode_file(self.source[index], self.channels)
-        if image is not None and self.transform is not None:
-            image = self.transform(image)
+        if image is not None:
+            image = prepare_images(image[None], self.size, self.pad)[0]  # the resident path's own resize and pad
         return image, int(self.labels[index]), index
 
 

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.data.images import prepare_images
 from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.engine import Normalisation
-from cnnlab.train.run import build_model, place, prepare_images
+from cnnlab.train.run import build_model, place
 
 
 def load_run(run: Path, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Normalisation]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from torch import nn
 
 from cnnlab import __version__
+from cnnlab.data.images import prepare_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.sources import ImageSet, load, split
 from cnnlab.errors import CnnlabError
@@ -41,17 +42,6 @@ def build_model(name: str, num_classes: int, in_chans: int) -> nn.Module:
     from cnnlab.models.registry import create_model
 
     return create_model(name, num_classes=num_classes, in_chans=in_chans)
-
-
-def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Tensor:
-    """Return uint8 images (N, C, H, W) resized to size x size (antialiased) and zero-padded by `pad`."""
-    if size is not None and tuple(images.shape[-2:]) != (size, size):
-        from torchvision.transforms.v2 import functional as TF
-
-        images = TF.resize(images, [size, size], antialias=True)
-    if pad:
-        images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
-    return images
 
 
 RESIDENT_BUDGET_CPU = 4 << 30  # bytes of uint8 images kept in memory before streaming instead
