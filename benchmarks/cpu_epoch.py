@@ -17,7 +17,9 @@ import csv
 import json
 import os
 import statistics
+import sys
 import tempfile
+from pathlib import Path
 import time
 
 import torch
@@ -27,8 +29,11 @@ from torch import nn
 
 from cnnlab.data.images import prepare_images
 from cnnlab.data.sources import load, split
-from cnnlab.train.recipe import load_recipe
+from cnnlab.runs.recipe import load_recipe
 from cnnlab.train.run import train_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_name  # noqa: E402
 
 OVERRIDES = ("epochs=1", "augment.crop_padding=0")
 
@@ -75,7 +80,7 @@ def plain_epoch(images: torch.Tensor, labels: torch.Tensor, seed: int) -> float:
         x = (images[index].float() / 255.0 - mean) / std
         y = labels[index]
         logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        loss = F.cross_entropy(logits, y, label_smoothing=recipe.loss.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -103,8 +108,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     recipe = load_recipe("lenet-mnist", list(OVERRIDES))
-    train, _ = split(load("mnist", args.data_dir).train, recipe.val_fraction, recipe.seed)
-    images = prepare_images(train.images, recipe.input_size, recipe.input_pad)
+    train, _ = split(load("mnist", args.data_dir).train, recipe.data.val_fraction, recipe.seed)
+    images = prepare_images(train.images, recipe.data.input_size, recipe.data.input_pad)
     ours, plain = [], []
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(args.repeats):
@@ -119,6 +124,7 @@ def main() -> None:
         "target_ratio": 1.05,
         "cnnlab_s": ours,
         "plain_s": plain,
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }, indent=2))

@@ -13,12 +13,17 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 from rich.console import Console
 
 from cnnlab.train.run import train_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_name  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +53,7 @@ def main() -> None:
         "std_acc": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
         "max_seconds": max(seconds),
         "mean_seconds": statistics.mean(seconds),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "runs": runs,

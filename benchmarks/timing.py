@@ -21,9 +21,10 @@ import torch
 
 from cnnlab.data.images import prepare_images
 from cnnlab.data.sources import ImageSet, load
-from cnnlab.train.engine import Trainer, evaluate
-from cnnlab.train.recipe import Precision, Recipe, load_recipe
-from cnnlab.train.run import build_model
+from cnnlab.models.registry import create_model
+from cnnlab.runs.recipe import Precision, Recipe, load_recipe
+from cnnlab.train.engine import Trainer
+from cnnlab.train.evaluation import evaluate
 
 
 def arguments(description: str, recipe: str, data: str, model: str) -> argparse.Namespace:
@@ -71,14 +72,15 @@ def _one_run(network: torch.nn.Module, fresh: dict, recipe: Recipe, train: Image
     network.load_state_dict(fresh)  # in place: the compiled graph of this module stays valid
     clock = Clock(device)
     clock.start()
-    trainer = Trainer(network, recipe, train, test, device=device)  # statistics and whitening: timed
-    for _ in range(recipe.epochs):
-        trainer._train_epoch()  # no progress evaluation between epochs
-        trainer.state.epoch += 1
-    dtype = torch.bfloat16 if recipe.precision is Precision.BF16 else None
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        _, top1, _ = evaluate(trainer.scored_model, test, trainer.norm, batch_size=2000, tta=recipe.tta)
-    return top1, clock.seconds()
+    trainer = Trainer(network, recipe, train, test, device=device)  # statistics: timed
+    dtype = torch.bfloat16 if recipe.runtime.precision is Precision.BF16 else None
+    with trainer.session():  # the whitening initialisation (a callback at fit start): timed
+        for _ in range(recipe.epochs):
+            trainer.train_epoch()  # no progress evaluation between epochs
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            tally = evaluate(trainer.scored_model, test, trainer.norm, trainer.task, tta=recipe.evaluation.tta,
+                             batch_size=2000)
+    return tally.result()["acc"], clock.seconds()
 
 
 def time_to_accuracy(args: argparse.Namespace, benchmark: str, extra: Callable[[Recipe], dict] | None = None) -> dict:
@@ -91,22 +93,23 @@ def time_to_accuracy(args: argparse.Namespace, benchmark: str, extra: Callable[[
     started = time.perf_counter()
     splits = load(args.data, args.data_dir)
     limit = slice(0, args.limit)
-    train = ImageSet(prepare_images(splits.train.images[limit], recipe.input_size, recipe.input_pad).to(device),
+    size, pad = recipe.data.input_size, recipe.data.input_pad
+    train = ImageSet(prepare_images(splits.train.images[limit], size, pad).to(device),
                      splits.train.labels[limit].to(device), splits.train.classes)
-    test = ImageSet(prepare_images(splits.test.images, recipe.input_size, recipe.input_pad).to(device),
+    test = ImageSet(prepare_images(splits.test.images, size, pad).to(device),
                     splits.test.labels.to(device), splits.test.classes)
     if device.type == "cuda":
         torch.cuda.synchronize()
     load_seconds = time.perf_counter() - started
 
     torch.manual_seed(0)
-    network = build_model(args.models, len(train.classes), train.images.shape[1])
+    network = create_model(args.models, num_classes=len(train.classes), in_chans=train.images.shape[1])
     if device.type == "cuda" and not args.no_warmup:  # compile and autotune once, untimed, on throwaway weights
         _one_run(network, network.state_dict(), load_recipe(args.recipe, [*overrides, "epochs=1"]), train, test, device)
     accuracies, seconds = [], []
     for run in range(args.runs):
         torch.manual_seed(run)
-        fresh = build_model(args.models, len(train.classes), train.images.shape[1]).state_dict()
+        fresh = create_model(args.models, num_classes=len(train.classes), in_chans=train.images.shape[1]).state_dict()
         # Each run its own seed: initial weights, order, augmentation and whitening sample all differ.
         top1, spent = _one_run(network, fresh, replace(recipe, seed=run), train, test, device)
         accuracies.append(top1)

@@ -1,4 +1,8 @@
-"""Every example in the README runs: the Python blocks execute, the CLI lines exit 0."""
+"""Every example in the README runs and shows what the README says it shows.
+
+Python blocks: each `print(...)  # expected` line must print that text (before any ': why').
+CLI lines: each must exit 0 and print the fragments EXPECTED names for it; a new line needs an entry.
+"""
 
 import re
 import shlex
@@ -6,21 +10,62 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab import __version__
 from cnnlab.cli import main
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 CLI_LINES = [
-    line.split("#")[0].strip()
+    line.split("  #")[0].strip()
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     for line in block.splitlines()
     if line.startswith("cnnlab ")
 ]
+EXPECTED = {
+    "cnnlab --version": [f"cnnlab {__version__}"],
+    "cnnlab arith conv --input 32x32 --kernel 3 --stride 2 --padding same --in-channels 3 --out-channels 64":
+        ["output size      16x16", "padding used     0+1 x 0+1", "parameters       1,792", "MACs             442,368"],
+    "cnnlab arith tconv --input 7 --kernel 4 --stride 2 --padding 1": ["output size      14  (input 7)"],
+    "cnnlab arith pool --input 112 --kernel 3 --stride 2 --ceil-mode": ["output size      56  (input 112)"],
+    "cnnlab models 'resnet*'": ["resnet50", "25,557,032", "4.089", "resnet20", "269,722"],
+    "cnnlab summary vgg16 --input 3x224x224": ["138,357,544", "features"],
+    "cnnlab summary tv/resnet18 --input 3x224x224 --format json": ['"total_params": 11689512'],
+    "cnnlab summary torchvision.models:mobilenet_v2 --input 3x224x224 --format csv": ["features.0.0,Conv2d,32x112x112"],
+    "cnnlab rf torchvision.models:alexnet --input 3x224x224 --erf --layer features.12 --samples 2":
+        ["195x195", "effective receptive field"],
+    "cnnlab train --out runs/demo --epochs 30": ["test accuracy", "on 359 held-out images", "runs/demo"],
+    "cnnlab train --out runs/tuned --recipe digits optim.lr=0.005 augment.crop_padding=1 epochs=20": ["test accuracy"],
+    "cnnlab train --resume runs/tuned": ["test accuracy", "after 20 epochs"],  # its own recipe: epochs=20
+    "cnnlab eval runs/demo --format json": ['"images": 359', '"weights": {', '"checkpoint": "best"'],
+    "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
+    "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
+    "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
+    "cnnlab eval runs/seg": ["digits-seg test: pixel accuracy", "mIoU", "(400 images, best weights"],
+}
+NEEDS_REAL_DATA = "--data-dir"
+
+
+def _expected_prints(code: str) -> list[str]:
+    return [line.split("#", 1)[1].strip().split(": ")[0] for line in code.splitlines()
+            if line.lstrip().startswith("print(") and "#" in line]
 
 
 @pytest.mark.parametrize("code", PYTHON_BLOCKS)
-def test_python_example_runs(code: str) -> None:
-    exec(compile(code, "README.md", "exec"), {})
+def test_python_example_prints_what_it_says(code: str) -> None:
+    printed: list[str] = []
+
+    def record(*values: object) -> None:
+        printed.append(" ".join(str(v) for v in values))
+
+    exec(compile(code, "README.md", "exec"), {"print": record})
+    commented = [i for i, line in enumerate(l for l in code.splitlines() if l.lstrip().startswith("print(")) if "#" in line]
+    expected = _expected_prints(code)
+    assert [printed[i] for i in commented] == expected
+
+
+def test_every_cli_line_has_its_expectation() -> None:
+    missing = [line for line in CLI_LINES if line not in EXPECTED and NEEDS_REAL_DATA not in line]
+    assert not missing, missing
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +75,11 @@ def workdir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("line", CLI_LINES)
-def test_cli_example_runs(line: str, workdir, monkeypatch) -> None:
+def test_cli_example_shows_what_it_says(line: str, workdir, monkeypatch, capfd) -> None:
     monkeypatch.chdir(workdir)  # `cnnlab train` writes runs/ here, not into the checkout
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables wide enough for whole numbers
     argv = shlex.split(line)[1:]
-    if "--data-dir" in argv:
+    if NEEDS_REAL_DATA in argv:
         pytest.skip("trains on 60,000 real images: minutes on a CPU, run by hand")
     if argv[0] == "train" and "--resume" not in argv:
         argv += ["--epochs", "2"]  # the README's 30 epochs are what `make run` shows; 2 prove it runs
@@ -41,7 +87,10 @@ def test_cli_example_runs(line: str, workdir, monkeypatch) -> None:
         code = main(argv)
     except SystemExit as exit_:
         code = exit_.code
+    out = capfd.readouterr().out
     assert code == 0, line
+    for fragment in EXPECTED[line]:
+        assert fragment in out, (line, fragment, out[-1500:])
 
 
 def test_readme_opens_with_the_two_commands() -> None:

@@ -35,12 +35,19 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
+def resize_images(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return uint8 images (N, C, H, W) resized to height x width (torchvision's antialiased resize), or as given."""
+    if tuple(images.shape[-2:]) == (height, width):
+        return images
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.resize(images, [height, width], antialias=True)
+
+
 def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Tensor:
     """Return uint8 images (N, C, H, W) resized to size x size (antialiased) and zero-padded by `pad`."""
-    if size is not None and tuple(images.shape[-2:]) != (size, size):
-        from torchvision.transforms.v2 import functional as TF
-
-        images = TF.resize(images, [size, size], antialias=True)
+    if size is not None:
+        images = resize_images(images, size, size)
     if pad:
         images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     return images
@@ -55,6 +62,17 @@ def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
             return np.asarray(image.convert(mode))  # 16-bit, palette, CMYK, animated (frame 0): all to 8-bit
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+
+
+def read_image(path: Path, channels: int = 3) -> torch.Tensor | None:
+    """Return a file's image as uint8 (C, H, W), or None when it is unreadable (one decoder: `decode`)."""
+    try:
+        array = decode(path.read_bytes(), "L" if channels == 1 else "RGB")
+    except OSError:
+        return None
+    if array is None:
+        return None
+    return torch.from_numpy(array.copy()).view(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
 
 
 def list_image_tree(root: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, dict[str, list[Path]]]:

@@ -1,6 +1,6 @@
 """Streaming data: a DataLoader path for image sets too large to hold on the training device.
 
-Small sets live on the device as uint8 (cnnlab.train.engine). Larger ones, an upsampled
+Small sets live on the device as uint8 (cnnlab.data.placement). Larger ones, an upsampled
 CIFAR (50,000 x 3 x 224 x 224 is 7.5 GB) or a folder of many files, are read here instead:
 workers decode (PIL, as the eager reader does) and resize / pad (prepare_images: torchvision v2's resize) each image,
 batches arrive as uint8 in pinned memory, and normalisation and augmentation stay on the
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.data.images import by_label, decode, list_image_tree, prepare_images
+from cnnlab.data.images import by_label, list_image_tree, prepare_images, read_image
 from cnnlab.errors import CnnlabError
 
 STATISTICS_IMAGES = 60_000  # all of MNIST or CIFAR; a bounded one-time pass over anything larger
@@ -34,17 +34,6 @@ def sample_indices(total: int, count: int | None = None, seed: int = 0) -> torch
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
-def _decode_file(path: Path, channels: int) -> torch.Tensor | None:
-    """Return a file's image as uint8 (C, H, W), or None when it is unreadable (as the eager reader decodes)."""
-    try:
-        array = decode(path.read_bytes(), "L" if channels == 1 else "RGB")
-    except OSError:
-        return None
-    if array is None:
-        return None
-    return torch.from_numpy(array.copy()).view(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
-
-
 class _Images(Dataset):
     """(uint8 image, label) items from a uint8 tensor or image files, resized and padded."""
 
@@ -59,7 +48,7 @@ class _Images(Dataset):
         if isinstance(self.source, torch.Tensor):
             image: torch.Tensor | None = self.source[index]
         else:
-            image = _decode_file(self.source[index], self.channels)
+            image = read_image(self.source[index], self.channels)
         if image is not None:
             image = prepare_images(image[None], self.size, self.pad)[0]  # the resident path's own resize and pad
         return image, int(self.labels[index]), index

@@ -10,7 +10,8 @@ import torch
 
 from cnnlab.data import cifar
 from cnnlab.data.files import digest, download, find_file, search_dirs
-from cnnlab.data.images import read_idx, read_image_tree
+from cnnlab.data import segmentation
+from cnnlab.data.images import prepare_images, read_idx, read_image_tree
 from cnnlab.data.loader import StreamedImages, sample_indices, scan_image_tree
 from cnnlab.errors import CnnlabError
 
@@ -68,10 +69,10 @@ CIFAR10_JPEG = ("cifar10-jpeg.tar.gz", "d34c68f61cca57aa9144c8f25bda427abb9921bd
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images held as uint8 (N, C, H, W) with int64 labels and the class names they index."""
+    """Images held as uint8 (N, C, H, W) with their targets and the class names the targets index."""
 
     images: torch.Tensor  # uint8, (N, C, H, W)
-    labels: torch.Tensor  # int64, (N,)
+    labels: torch.Tensor  # int64 (N,) class per image, or uint8 (N, H, W) class per pixel (segmentation)
     classes: tuple[str, ...]
     skipped: int = 0  # unreadable images left out while reading
 
@@ -272,8 +273,29 @@ def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, 
     return DataSplits(rest, held)
 
 
+# Digit-canvas segmentation (cnnlab.data.segmentation): (train canvases, test canvases, side).
+# The canvases are a fixed data set: made with seeds 0 (train) and 1 (test), never the run's.
+SEGMENTATION_SPECS = {"mnist-seg": (10_000, 2_000, 64), "digits-seg": (2_000, 400, 32)}
+
+
+def load_segmentation(spec: str, data_dir: str | Path | None = None) -> DataSplits:
+    """Return digit canvases with per-pixel targets: MNIST digits on 64x64, or 8x8 digits (as 16x16) on 32x32."""
+    train_count, test_count, side = SEGMENTATION_SPECS[spec]
+    if spec == "mnist-seg":
+        digits = load_mnist(data_dir)
+        parts = (digits.train, digits.test)
+    else:
+        rest, held = split(load_digits(), 0.2, 0)
+        parts = tuple(ImageSet(prepare_images(p.images, 16, 0), p.labels, p.classes) for p in (rest, held))
+    made = [
+        ImageSet(*segmentation.digit_canvases(part.images, part.labels, count, side, seed=seed), segmentation.CLASSES)
+        for part, count, seed in zip(parts, (train_count, test_count), (0, 1), strict=True)
+    ]
+    return DataSplits(*made)
+
+
 def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False) -> DataSplits:
-    """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH."""
+    """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, mnist-seg, digits-seg."""
     if spec == "digits":
         # digits has no official split: a seeded 20 % is held out for testing.
         rest, held = split(load_digits(), 0.2, seed)
@@ -284,8 +306,11 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream
         return load_idx(FASHION_MNIST, data_dir)
     if spec in ("cifar10", "cifar100"):
         return load_cifar(spec, data_dir)
+    if spec in SEGMENTATION_SPECS:
+        return load_segmentation(spec, data_dir)
     if spec.startswith("folder:"):
         return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream)
     raise CnnlabError(
-        f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH"
+        f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, "
+        "or mnist-seg / digits-seg for segmentation"
     )

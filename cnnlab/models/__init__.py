@@ -4,6 +4,7 @@
 from cnnlab.models import (  # noqa: F401
     alexnet,
     allconv,
+    baseline,
     cifar_resnet,
     convnext,
     course,
@@ -15,6 +16,7 @@ from cnnlab.models import (  # noqa: F401
     mobilenet,
     nin,
     resnet,
+    small,
     speed,
     unet,
     vgg,

@@ -22,6 +22,7 @@ from torch import nn
 from cnnlab.models.base import Classifier, init_conv_bn
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv
+from cnnlab.nn.factory import LayerFactory
 from cnnlab.nn.residual import CifarBasicBlock, PreActBlock, Shortcut, norm_act
 from cnnlab.nn.residual import (
     ZeroPadShortcut as ZeroPadShortcut,  # re-exported: the option-A shortcut
@@ -50,6 +51,8 @@ class CifarResNetConfig:
     stem_width: int = 16  # maps of the first 3x3 conv
     shortcut: Shortcut = Shortcut.A  # post-activation blocks only; pre-activation ones project
     drop_rate: float = 0.0  # dropout between the two convs of a pre-activation basic block (WRN)
+    norm_layer: LayerFactory = nn.BatchNorm2d  # post-activation blocks and their stem
+    act_layer: LayerFactory = nn.ReLU
 
 
 class CifarResNet(Classifier):
@@ -65,7 +68,8 @@ class CifarResNet(Classifier):
         if preact:
             self.stem: nn.Module = conv(in_chans, config.stem_width, 3, padding=1, bias=False)
         else:
-            self.stem = ConvNormAct(in_chans, config.stem_width, 3, padding=1)
+            self.stem = ConvNormAct(in_chans, config.stem_width, 3, padding=1, norm_layer=config.norm_layer,
+                                    act_layer=config.act_layer)
         self.stages = nn.Sequential()
         channels = config.stem_width
         for index, (depth, width) in enumerate(zip(config.depths, config.widths, strict=True)):
@@ -86,7 +90,7 @@ class CifarResNet(Classifier):
     @staticmethod
     def _block(config: CifarResNetConfig, in_channels: int, out_channels: int, stride: int) -> nn.Module:
         if config.block is Block.BASIC:
-            return CifarBasicBlock(in_channels, out_channels, stride, config.shortcut)
+            return CifarBasicBlock(in_channels, out_channels, stride, config.shortcut, config.norm_layer, config.act_layer)
         bottleneck = config.block is Block.PREACT_BOTTLENECK
         return PreActBlock(in_channels, out_channels, stride, bottleneck=bottleneck, drop_rate=config.drop_rate)
 
@@ -115,7 +119,8 @@ def _register(paper: str) -> Callable[[Callable[..., nn.Module]], Callable[..., 
 
 def _he_cifar(n: int, shortcut: Shortcut | str, num_classes: int, in_chans: int, **kwargs: object) -> CifarResNet:
     """Return He et al.'s 6n+2-layer CIFAR ResNet."""
-    config = CifarResNetConfig(Block.BASIC, (n, n, n), (16, 32, 64), shortcut=Shortcut(shortcut))
+    layers = {key: kwargs.pop(key) for key in ("norm_layer", "act_layer") if key in kwargs}
+    config = CifarResNetConfig(Block.BASIC, (n, n, n), (16, 32, 64), shortcut=Shortcut(shortcut), **layers)
     return CifarResNet(config, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 

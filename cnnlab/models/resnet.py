@@ -7,7 +7,7 @@ order so `load_torchvision_state_dict` maps its weights one to one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from cnnlab.models.base import Classifier, init_conv_bn
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct
+from cnnlab.nn.factory import LayerFactory
 from cnnlab.nn.residual import BasicBlock, Bottleneck
 
 PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition"
@@ -30,6 +31,8 @@ class ResNetConfig:
     groups: int = 1  # ResNeXt cardinality (Xie et al. 2017)
     width_per_group: int = 64  # bottleneck width = planes * width_per_group / 64 * groups
     se_reduction: int | None = None  # Squeeze-and-Excitation after the last conv (Hu et al. 2018)
+    norm_layer: LayerFactory = nn.BatchNorm2d  # every normalisation, stem and shortcuts included
+    act_layer: LayerFactory = nn.ReLU  # every activation
 
 
 class ResNet(Classifier):
@@ -42,7 +45,7 @@ class ResNet(Classifier):
         super().__init__()
         block = BasicBlock if config.block == "basic" else Bottleneck
         self.num_classes = num_classes
-        self.stem = ConvNormAct(in_chans, 64, 7, stride=2, padding=3)
+        self.stem = ConvNormAct(in_chans, 64, 7, stride=2, padding=3, norm_layer=config.norm_layer, act_layer=config.act_layer)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_planes = 64
         stages = []
@@ -50,7 +53,8 @@ class ResNet(Classifier):
             stride = 1 if index == 0 else 2
             downsample = None
             if stride != 1 or in_planes != planes * block.expansion:
-                downsample = ConvNormAct(in_planes, planes * block.expansion, 1, stride=stride, padding=0, act_layer=None)
+                downsample = ConvNormAct(in_planes, planes * block.expansion, 1, stride=stride, padding=0,
+                                         norm_layer=config.norm_layer, act_layer=None)
             layers = [block(in_planes, planes, stride, downsample, config)]
             in_planes = planes * block.expansion
             layers += [block(in_planes, planes, 1, None, config) for _ in range(blocks - 1)]
@@ -85,7 +89,9 @@ class ResNet(Classifier):
 
 
 def _resnet(config: ResNetConfig, num_classes: int, in_chans: int, **kwargs: object) -> ResNet:
-    return ResNet(config, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    # norm_layer / act_layer belong to the config, so they reach every block (torchvision's rule).
+    layers = {key: kwargs.pop(key) for key in ("norm_layer", "act_layer") if key in kwargs}
+    return ResNet(replace(config, **layers), num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet18")

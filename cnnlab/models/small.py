@@ -7,7 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnlab.models.base import Classifier
+from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, global_avg_pool
+
+PAPER = "cnnlab (2026): the make-run demo network, VGG's conv-conv-pool pattern (Simonyan & Zisserman 2015) shrunk"
 
 
 @dataclass(frozen=True)
@@ -20,11 +24,15 @@ class SmallCNNConfig:
     dropout: float = 0.1  # before the classifier
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Classifier):
     """conv-conv-pool-conv-conv-pool-GAP-linear; 8x8 -> 4x4 -> 2x2 maps."""
+
+    classifier_path = "fc"
+    stage_names = ("stages.0", "stages.1")
 
     def __init__(self, config: SmallCNNConfig = SmallCNNConfig()) -> None:
         super().__init__()
+        self.num_classes = config.num_classes
         w = config.width
         self.stages = nn.Sequential(
             nn.Sequential(ConvNormAct(config.in_chans, w, 3), ConvNormAct(w, w, 3), nn.MaxPool2d(2)),
@@ -34,14 +42,19 @@ class SmallCNN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(2 * w, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class logits (B, num_classes) for images (B, C, H, W)."""
-        x = self.stages(x)  # (B, 2w, H/4, W/4)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the second stage's map (B, 2w, H/4, W/4)."""
+        return self.stages(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits (B, num_classes) from the feature map."""
         x = self.pool(x)  # (B, 2w)
         x = self.dropout(x)
         return self.fc(x)  # (B, num_classes)
 
 
-def small_cnn(num_classes: int = 10, in_chans: int = 1, width: int = 32) -> SmallCNN:
-    """Return the small CNN of the digits demo."""
-    return SmallCNN(SmallCNNConfig(in_chans=in_chans, num_classes=num_classes, width=width))
+@register_model(family="small", paper=PAPER, year=2026, input_size=(1, 8, 8), small_input=True,
+                min_train_size=4, min_eval_size=4, default_classes=10)
+def small_cnn(num_classes: int = 10, in_chans: int = 1, width: int = 32, **kwargs: object) -> SmallCNN:
+    """Return the small CNN of the digits demo (`cnnlab train` with no model named)."""
+    return SmallCNN(SmallCNNConfig(in_chans=in_chans, num_classes=num_classes, width=width, **kwargs))

@@ -37,34 +37,38 @@ class UNetConfig:
 
     widths: tuple[int, ...] = (64, 128, 256, 512, 1024)  # levels, top to the bottleneck
     padding: ConvPadding = ConvPadding.VALID
+    norm_layer: type[nn.Module] | None = None  # the paper has none; nn.BatchNorm2d trains a small one faster
 
 
 class DoubleConv(nn.Sequential):
-    """Two 3x3 convs, each with a bias and a ReLU (no normalisation in the paper)."""
+    """Two 3x3 convs, each with a ReLU (and a bias: no normalisation in the paper, unless norm_layer)."""
 
-    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding) -> None:
+    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding,
+                 norm_layer: type[nn.Module] | None = None) -> None:
         super().__init__()
         pad = 0 if padding is ConvPadding.VALID else 1
-        self.conv1 = ConvNormAct(in_channels, out_channels, 3, padding=pad, norm_layer=None)
-        self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=pad, norm_layer=None)
+        self.conv1 = ConvNormAct(in_channels, out_channels, 3, padding=pad, norm_layer=norm_layer)
+        self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=pad, norm_layer=norm_layer)
 
 
 class Down(nn.Sequential):
     """2x2 max-pool (stride 2) then a DoubleConv: one level down the contracting path."""
 
-    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding) -> None:
+    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding,
+                 norm_layer: type[nn.Module] | None = None) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2, stride=2)
-        self.convs = DoubleConv(in_channels, out_channels, padding)
+        self.convs = DoubleConv(in_channels, out_channels, padding, norm_layer)
 
 
 class Up(nn.Module):
     """2x2 stride-2 transposed conv halving the channels, concatenation with the cropped skip, DoubleConv."""
 
-    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding) -> None:
+    def __init__(self, in_channels: int, out_channels: int, padding: ConvPadding,
+                 norm_layer: type[nn.Module] | None = None) -> None:
         super().__init__()
         self.up = conv_transpose(in_channels, in_channels // 2, 2, stride=2)
-        self.convs = DoubleConv(in_channels // 2 + out_channels, out_channels, padding)
+        self.convs = DoubleConv(in_channels // 2 + out_channels, out_channels, padding, norm_layer)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """Return DoubleConv([crop(skip), up(x)]) for a deeper map x and the encoder map skip."""
@@ -86,14 +90,14 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig, num_classes: int = 2, in_chans: int = 1) -> None:
         super().__init__()
-        widths = config.widths
+        widths, padding, norm = config.widths, config.padding, config.norm_layer
         self.num_classes = num_classes
-        self.encoder = nn.ModuleList([DoubleConv(in_chans, widths[0], config.padding)])
-        self.encoder.extend(Down(a, b, config.padding) for a, b in zip(widths[:-2], widths[1:-1], strict=True))
-        self.bottleneck = Down(widths[-2], widths[-1], config.padding)
+        self.encoder = nn.ModuleList([DoubleConv(in_chans, widths[0], padding, norm)])
+        self.encoder.extend(Down(a, b, padding, norm) for a, b in zip(widths[:-2], widths[1:-1], strict=True))
+        self.bottleneck = Down(widths[-2], widths[-1], padding, norm)
         deep_to_shallow = widths[::-1]
         self.decoder = nn.ModuleList(
-            Up(a, b, config.padding) for a, b in zip(deep_to_shallow[:-1], deep_to_shallow[1:], strict=True)
+            Up(a, b, padding, norm) for a, b in zip(deep_to_shallow[:-1], deep_to_shallow[1:], strict=True)
         )
         self.head = conv1x1(widths[0], num_classes)
         self._init_weights()
@@ -103,7 +107,8 @@ class UNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.ConvTranspose2d):
                 # Stride = kernel: each output pixel sees one tap per input channel, so N = C_in.
                 nn.init.normal_(module.weight, std=(2 / module.in_channels) ** 0.5)
@@ -141,3 +146,19 @@ def unet(num_classes: int = 2, in_chans: int = 1, padding: Literal["valid", "sam
     """Return the paper's U-Net: 64-128-256-512-1024 channels, valid 3x3 convs by default."""
     config = UNetConfig(padding=ConvPadding(padding), **kwargs)
     return UNet(config, num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(
+    family="unet",
+    paper=PAPER,
+    year=2015,
+    input_size=(1, 64, 64),
+    min_train_size=8,  # three 2x2 pools: sides divisible by 8
+    min_eval_size=8,
+    classifier=False,
+    default_classes=11,
+)
+def unet_small(num_classes: int = 11, in_chans: int = 1, **kwargs: object) -> UNet:
+    """Return a small U-Net for CPU-sized segmentation: 8-16-32-64 channels, "same" convs with BatchNorm."""
+    options = {"widths": (8, 16, 32, 64), "padding": ConvPadding.SAME, "norm_layer": nn.BatchNorm2d, **kwargs}
+    return UNet(UNetConfig(**options), num_classes=num_classes, in_chans=in_chans)

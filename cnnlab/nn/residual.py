@@ -19,6 +19,7 @@ from torch import nn
 
 from cnnlab.nn.attention import SqueezeExcitation
 from cnnlab.nn.conv import ConvNormAct, conv
+from cnnlab.nn.factory import LayerFactory, build_act
 
 
 class ResidualConfig(Protocol):
@@ -27,6 +28,8 @@ class ResidualConfig(Protocol):
     groups: int  # ResNeXt cardinality of the bottleneck's 3x3 (Xie et al. 2017)
     width_per_group: int  # bottleneck width = planes * width_per_group / 64 * groups
     se_reduction: int | None  # Squeeze-and-Excitation reduction before the add (Hu et al. 2018), or None
+    norm_layer: LayerFactory  # nn.BatchNorm2d in the paper
+    act_layer: LayerFactory  # nn.ReLU in the paper
 
 
 class BasicBlock(nn.Module):
@@ -36,11 +39,12 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResidualConfig) -> None:
         super().__init__()
-        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1)
-        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, act_layer=None)
+        layers = {"norm_layer": config.norm_layer}
+        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1, act_layer=config.act_layer, **layers)
+        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, act_layer=None, **layers)
         self.se = SqueezeExcitation(planes, config.se_reduction) if config.se_reduction else None
         self.downsample = downsample
-        self.act = nn.ReLU(inplace=True)
+        self.act = build_act(config.act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return relu(F(x) + shortcut(x))."""
@@ -60,12 +64,14 @@ class Bottleneck(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResidualConfig) -> None:
         super().__init__()
         width = int(planes * config.width_per_group / 64) * config.groups
-        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0)
-        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=config.groups)
-        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, act_layer=None)
+        layers = {"norm_layer": config.norm_layer}
+        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0, act_layer=config.act_layer, **layers)
+        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=config.groups,
+                                 act_layer=config.act_layer, **layers)
+        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, act_layer=None, **layers)
         self.se = SqueezeExcitation(planes * self.expansion, config.se_reduction) if config.se_reduction else None
         self.downsample = downsample
-        self.act = nn.ReLU(inplace=True)
+        self.act = build_act(config.act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return relu(F(x) + shortcut(x))."""
@@ -103,17 +109,19 @@ class ZeroPadShortcut(nn.Module):
 class CifarBasicBlock(nn.Module):
     """Two 3x3 conv-BN layers, a ReLU between and after the addition (He et al. 2016a)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: Shortcut) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: Shortcut,
+                 norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__()
-        self.conv1 = ConvNormAct(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=1, act_layer=None)
+        self.conv1 = ConvNormAct(in_channels, out_channels, 3, stride=stride, padding=1, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=1, norm_layer=norm_layer, act_layer=None)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             if shortcut is Shortcut.A:
                 self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
             else:
-                self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride=stride, padding=0, act_layer=None)
-        self.act = nn.ReLU(inplace=True)
+                self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride=stride, padding=0,
+                                            norm_layer=norm_layer, act_layer=None)
+        self.act = build_act(act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return relu(F(x) + shortcut(x))."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
+from cnnlab.runs.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -71,12 +71,13 @@ def lr_factor(config: ScheduleConfig, step: int, steps_per_epoch: int, epochs: i
     """Return the multiplier of the peak learning rate at optimiser step `step` (0-based)."""
     total = steps_per_epoch * epochs
     if config.name is ScheduleName.ONECYCLE:
-        # Smith & Topin 2017, linear form: from peak/25 up to the peak over the first 30 % of
-        # the steps, then down to zero; it has its own warm-up, so warmup_epochs is not used.
-        progress = step / max(total, 1)
-        if progress < 0.3:
-            return 0.04 + 0.96 * progress / 0.3
-        return max(1.0 - (progress - 0.3) / 0.7, 0.0)
+        # Smith & Topin 2017, linear form: from the peak times onecycle_start up to the peak over
+        # the first onecycle_peak_at of the steps, then down to zero; it has its own warm-up, so
+        # warmup_epochs is not used.
+        progress, peak, start = step / max(total, 1), config.onecycle_peak_at, config.onecycle_start
+        if progress < peak:
+            return start + (1.0 - start) * progress / peak
+        return max(1.0 - (progress - peak) / (1.0 - peak), 0.0)
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     if step < warmup:
         return (step + 1) / warmup  # linear warm-up, reaching the peak at its last step

@@ -1,112 +1,120 @@
 """`cnnlab train MODEL --data SPEC`: one training run, from data spec to run directory.
 
-Data are split into train / validation (seeded, `val_fraction`) and a separate test set; the
-run directory receives recipe.yaml, data.json, metrics.csv, checkpoints/{last,best}/ and
-summary.json. `resume` continues a run from its last checkpoint with its own recipe and model.
-With no model named, the small CNN of the `make run` demo is trained.
+Data are split into train / validation (seeded, `data.val_fraction`) and a separate test set;
+the run directory receives recipe.yaml, data.json, metrics.csv, checkpoints/{last,best}/ and
+summary.json, whose test figures come from the same function as `cnnlab eval`. `resume`
+continues a run from its last checkpoint with its own recipe and model. With no model named,
+the small CNN of the `make run` demo is trained (a small U-Net for segmentation data).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
-from torch import nn
 
 from cnnlab import __version__
-from cnnlab.data.images import prepare_images
 from cnnlab.data.loader import StreamedImages
-from cnnlab.data.sources import ImageSet, load, split
+from cnnlab.data.placement import model_input_size, place, read_size, too_big
+from cnnlab.data.sources import DataSplits, ImageSet, load, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
+from cnnlab.models.registry import create_model, model_info
+from cnnlab.runs.checkpoint import recover
+from cnnlab.runs.info import RunInfo, TaskName
+from cnnlab.runs.load import load_run
+from cnnlab.runs.recipe import Recipe, load_recipe
+from cnnlab.runs.rundir import new_run_dir, write_json
 from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
 from cnnlab.train.distributed import Distributed, init_distributed, shutdown
-from cnnlab.train.engine import EarlyStopping, Trainer, evaluate
-from cnnlab.train.recipe import Recipe, load_recipe
-from cnnlab.train.rundir import new_run_dir, write_json
+from cnnlab.train.engine import Trainer
+from cnnlab.train.evaluation import score_run
+from cnnlab.train.tasks import task_for, task_of_targets
 
-DEFAULT_MODEL = "small_cnn"
-
-
-def build_model(name: str, num_classes: int, in_chans: int) -> nn.Module:
-    """Return a freshly initialised model to train: `small_cnn` or any `create_model` name."""
-    if name == DEFAULT_MODEL:
-        from cnnlab.models.small import small_cnn
-
-        return small_cnn(num_classes=num_classes, in_chans=in_chans)
-    from cnnlab.models.registry import create_model
-
-    return create_model(name, num_classes=num_classes, in_chans=in_chans)
+DEFAULT_MODEL = {TaskName.CLASSIFICATION: "small_cnn", TaskName.SEGMENTATION: "unet_small"}
 
 
-RESIDENT_BUDGET_CPU = 4 << 30  # bytes of uint8 images kept in memory before streaming instead
+def default_recipe(data: str) -> str:
+    """Return the recipe a data spec trains with when none is named."""
+    if data == "digits":
+        return "digits"
+    return "segmentation" if data.endswith("-seg") else "default"
 
 
-def _resident_budget(device: torch.device) -> int:
-    """Return how many bytes of uint8 images may live on `device` (a quarter of a GPU's free memory)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0] // 4
-    return RESIDENT_BUDGET_CPU
-
-
-def _too_big(data: ImageSet | StreamedImages, size: int | None, pad: int, device: torch.device) -> bool:
-    """Return whether `data`, resized and padded, exceeds what may stay resident on `device`."""
-    if isinstance(data, StreamedImages):
-        return True
-    channels, height, _ = data.images.shape[1:]
-    side = (size or height) + 2 * pad
-    return len(data) * channels * side * side > _resident_budget(device)
-
-
-def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: bool, workers: int = 4) -> ImageSet | StreamedImages:
-    """Return `data` resized and padded once and held whole, or set up to be streamed by workers."""
-    if isinstance(data, StreamedImages):  # files on disk: always streamed
-        return replace(data, size=size, pad=pad, workers=workers, unreadable=set())
-    if stream:
-        return StreamedImages(data.images, data.labels, data.classes, data.images.shape[1], size, pad, workers)
-    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped)
-
-
-def _input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
-    """Return (C, H, W) of the images the model will see."""
-    if isinstance(data, ImageSet):
-        return tuple(data.images.shape[1:])
-    if data.size is not None:
-        height = width = data.size
-    elif isinstance(data.source, torch.Tensor):
-        height, width = data.source.shape[2:]
-    else:
-        raise CnnlabError("streamed image files need one size: set input_size=N (e.g. input_size=224)")
-    return (data.channels, height + 2 * data.pad, width + 2 * data.pad)
-
-
-def _read_size(data: ImageSet | StreamedImages, recipe: Recipe) -> tuple[int, ...]:
-    """Return (C, H, W) of the images as read (files of mixed sizes: as resized), before padding."""
-    if isinstance(data, ImageSet):
-        return tuple(data.images.shape[1:])
-    if isinstance(data.source, torch.Tensor):
-        return tuple(data.source.shape[1:])
-    return (data.channels, recipe.input_size, recipe.input_size)
-
-
-def _check_input(name: str, input_size: tuple[int, ...]) -> None:
+def check_input(name: str, input_size: tuple[int, ...]) -> None:
     """Raise a one-line error when the images are smaller than the model accepts."""
-    if name == DEFAULT_MODEL or "/" in name:
-        return
-    from cnnlab.models.registry import model_info
-
+    if "/" in name:
+        return  # tv/ and timm/ models: their own error, if any, names the size
     info = model_info(name)
-    smallest = min(input_size[1:])
-    if smallest < info.min_train_size:
+    if min(input_size[1:]) < info.min_train_size:
         raise CnnlabError(
             f"{name} needs images of at least {info.min_train_size}x{info.min_train_size} to train, "
             f"these are {input_size[1]}x{input_size[2]}: add input_size={info.min_train_size} (or input_pad=N)"
         )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to train: the model, the data spec, the recipe, and the run directory when resuming."""
+
+    model: str | None
+    spec: str
+    recipe: Recipe
+    resume: Path | None
+
+
+def _plan(model: str | None, data: str, recipe_name: str | None, overrides: tuple[str, ...], resume: str | None) -> Plan:
+    """Return the plan of a new run, or of a resumed one read from its own directory."""
+    if resume is None:
+        return Plan(model, data, load_recipe(recipe_name or default_recipe(data), overrides), None)
+    run = Path(resume)
+    recover(run / "checkpoints" / "last")  # a kill between the two renames of a swap left it retired
+    if not (run / "recipe.yaml").is_file() or not (run / "checkpoints" / "last").is_dir():
+        raise CnnlabError(f"{run} is not a run directory with a last checkpoint: give the run's folder")
+    previous = RunInfo.read(run)
+    if model is not None and model != previous.model:
+        raise CnnlabError(f"{run} trains {previous.model}, not {model}: leave the model out to resume")
+    return Plan(previous.model, previous.spec, load_recipe(str(run / "recipe.yaml"), overrides), run)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The data of one run, placed: train, validation (or None), test, and how they are read."""
+
+    splits: DataSplits
+    train: ImageSet | StreamedImages
+    val: ImageSet | StreamedImages | None
+    test: ImageSet | StreamedImages
+    stream: bool
+
+
+def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, device: torch.device) -> Parts:
+    """Return the run's data split and placed (resident or streamed: rank 0 decides for all)."""
+    splits = load(spec, data_dir, seed=recipe.seed, stream=bool(recipe.runtime.stream))
+    fraction = recipe.data.val_fraction
+    train, val = split(splits.train, fraction, recipe.seed) if fraction > 0 else (splits.train, None)
+    size, pad = recipe.data.input_size, recipe.data.input_pad
+    stream = recipe.runtime.stream if recipe.runtime.stream is not None else too_big(train, size, pad, device)
+    stream = bool(dist.broadcast(stream))  # every rank must read its data the same way
+    train, val, test = (None if part is None else place(part, size, pad, stream, recipe.runtime.workers)
+                        for part in (train, val, splits.test))
+    return Parts(splits, train, val, test, stream)
+
+
+def _run_info(plan: Plan, model: str, parts: Parts, trainer: Trainer, input_size: tuple[int, ...]) -> RunInfo:
+    """Return the data.json of a run: everything eval and predict need to rebuild its inputs."""
+    return RunInfo(
+        spec=plan.spec, model=model, classes=tuple(parts.train.classes), mean=trainer.norm.mean, std=trainer.norm.std,
+        image_size=tuple(read_size(parts.splits.train, plan.recipe.data.input_size)), input_size=input_size,
+        resize=plan.recipe.data.input_size, pad=plan.recipe.data.input_pad, stream=parts.stream, seed=plan.recipe.seed,
+        train_images=len(parts.train), val_images=len(parts.val) if parts.val is not None else 0,
+        test_images=len(parts.test), skipped_images=parts.splits.skipped, cnnlab=__version__, task=trainer.task.name,
+    )
 
 
 def train_run(
@@ -119,99 +127,60 @@ def train_run(
     resume: str | None = None,
     console: Console | None = None,
     device: str = "auto",
-) -> dict:
+) -> dict[str, Any]:
     """Train `model` on the data spec `data`, write a run directory, return its summary.json."""
     dist, target = init_distributed(device)
     try:
-        return _train_run(model, data, out, data_dir, recipe_name, overrides, resume, console, dist, target)
+        return _train_run(_plan(model, data, recipe_name, overrides, resume), out, data_dir, console, dist, target)
     finally:
         shutdown(dist)
 
 
-def _train_run(
-    model: str | None,
-    data: str,
-    out: str | None,
-    data_dir: str | None,
-    recipe_name: str | None,
-    overrides: tuple[str, ...],
-    resume: str | None,
-    console: Console | None,
-    dist: Distributed,
-    target: torch.device,
-) -> dict:
+def _trainer(plan: Plan, parts: Parts, dist: Distributed, target: torch.device, console: Console) -> tuple[str, Trainer]:
+    """Return (model name, a Trainer for it) with the task the data's targets imply."""
+    task = task_for(task_of_targets(parts.train.labels), len(parts.train.classes), plan.recipe.loss)
+    model = plan.model or DEFAULT_MODEL[task.name]
+    input_size = model_input_size(parts.train)
+    check_input(model, input_size)
+    task.check(plan.recipe)
+    torch.manual_seed(plan.recipe.seed)
+    network = create_model(model, num_classes=len(parts.train.classes), in_chans=input_size[0])
+    console.print(summary(network, input_size).to_table())
+    return model, Trainer(network, plan.recipe, parts.train, parts.val, task=task, device=target, dist=dist)
+
+
+def _open_run(plan: Plan, model: str, out: str | None, dist: Distributed) -> Path:
+    """Return the run directory: the resumed one, or a new one (rank 0 makes it and writes recipe.yaml)."""
+    if plan.resume is not None:
+        return plan.resume
+    run: Path | None = None
+    if dist.is_main:
+        name = f"{plan.spec}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
+        run = new_run_dir(out or f"runs/{name}", exist_ok_suffix=out is None)
+        (run / "recipe.yaml").write_text(plan.recipe.to_yaml())
+    return Path(dist.broadcast(str(run) if run is not None else None))
+
+
+def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Console | None,
+               dist: Distributed, target: torch.device) -> dict[str, Any]:
     """Train on this process's device (one rank of several under torchrun); rank 0 writes the run."""
     if not dist.is_main:
         console = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - one console per worker process
     console = console or Console(width=max(Console().width, 120))  # the table needs ~110 columns
-    if resume is not None:
-        run = Path(resume)
-        if not (run / "recipe.yaml").is_file() or not (run / "checkpoints" / "last").is_dir():
-            raise CnnlabError(f"{run} is not a run directory with a last checkpoint: give the run's folder")
-        recipe = load_recipe(str(run / "recipe.yaml"), overrides)
-        previous = json.loads((run / "data.json").read_text())
-        if model is not None and model != previous["model"]:
-            raise CnnlabError(f"{run} trains {previous['model']}, not {model}: leave the model out to resume")
-        model, data = previous["model"], previous["spec"]
-    else:
-        model = model or DEFAULT_MODEL
-        recipe = load_recipe(recipe_name or ("digits" if data == "digits" else "default"), overrides)
-    splits = load(data, data_dir, seed=recipe.seed, stream=bool(recipe.stream))
-    train, val = split(splits.train, recipe.val_fraction, recipe.seed)
-    stream = recipe.stream if recipe.stream is not None else _too_big(train, recipe.input_size, recipe.input_pad, target)
-    stream = bool(dist.broadcast(stream))  # rank 0 decides: every rank must read its data the same way
-    train, val, test = (place(part, recipe.input_size, recipe.input_pad, stream, recipe.workers)
-                        for part in (train, val, splits.test))
-    input_size = _input_size(train)
-    _check_input(model, input_size)
-    if resume is None:
-        run_name = f"{data}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
-        if dist.is_main:
-            run = new_run_dir(out or f"runs/{run_name}", exist_ok_suffix=out is None)
-            (run / "recipe.yaml").write_text(recipe.to_yaml())
-        run = Path(dist.broadcast(str(run) if dist.is_main else None))
-
-    torch.manual_seed(recipe.seed)
-    network = build_model(model, len(train.classes), input_size[0])
-    console.print(summary(network, input_size).to_table())
-    trainer = Trainer(network, recipe, train, val, device=target, dist=dist)
-    writers = [
-        MetricsCSV(run / "metrics.csv"),
-        Checkpoints(trainer, run / "checkpoints"),
-        ProgressBar(recipe.epochs, trainer.steps_per_epoch, console),
-        *([TensorBoard(run)] if TensorBoard.available() else []),
-    ] if dist.is_main else []  # every rank computes the same metrics; one writes them
-    trainer.callbacks = [
-        *writers,
-        *([EarlyStopping(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []),
-    ]
-    if resume is not None:
+    parts = _data(plan.spec, data_dir, plan.recipe, dist, target)
+    model, trainer = _trainer(plan, parts, dist, target, console)
+    run = _open_run(plan, model, out, dist)
+    trainer.run = trainer.context.run = run
+    if dist.is_main:  # every rank computes the same metrics; one writes them
+        writers = [MetricsCSV(run / "metrics.csv"), Checkpoints(run / "checkpoints"),
+                   ProgressBar(plan.recipe.epochs, trainer.steps_per_epoch, console),
+                   *([TensorBoard(run)] if TensorBoard.available() else [])]
+        trainer.callbacks = sorted([*trainer.callbacks, *writers], key=lambda c: c.order)
+    if plan.resume is not None:
         trainer.resume(run / "checkpoints" / "last")
     if not dist.is_main:
-        state = trainer.fit()
-        return {"model": model, "epochs": state.epoch, "rank": dist.rank}
-    write_json(
-        run / "data.json",
-        {
-            "spec": data,
-            "classes": list(train.classes),
-            "mean": list(trainer.norm.mean),
-            "std": list(trainer.norm.std),
-            "image_size": list(_read_size(splits.train, recipe)),  # before padding (and resizing, if images share a size)
-            "resize": recipe.input_size,
-            "pad": recipe.input_pad,
-            "stream": stream,
-            "seed": recipe.seed,  # of the held-out test part, for specs without an official one
-            "input_size": list(input_size),  # what the model sees
-            "train_images": len(train),
-            "val_images": len(val),
-            "test_images": len(test),
-            "skipped_images": splits.skipped,
-            "model": model,
-            "cnnlab": __version__,
-        },
-    )
-
+        return {"model": model, "epochs": trainer.fit().epoch, "rank": dist.rank}
+    _run_info(plan, model, parts, trainer, model_input_size(parts.train)).write(run)
     started = time.perf_counter()
     try:
         state = trainer.fit()
@@ -220,25 +189,38 @@ def _train_run(
         console.print(f"interrupted: checkpoint saved; continue with cnnlab train --resume {run}")
         raise
     seconds = time.perf_counter() - started
-    test_loss, test_top1, test_top5 = evaluate(trainer.scored_model, test, trainer.norm, tta=recipe.tta)
-    skipped = splits.skipped + sum(part.skipped for part in (train, val, test) if isinstance(part, StreamedImages))
+    return _finish(run, parts, trainer, model, seconds, target, console)
+
+
+def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, seconds: float, device: torch.device,
+            console: Console) -> dict[str, Any]:
+    """Score the run as `cnnlab eval` does, write summary.json, print the headline; return the summary."""
+    state = trainer.state
+    scores = score_run(load_run(run, device=device), parts.test)
+    skipped = parts.splits.skipped + sum(p.skipped for p in (parts.train, parts.val, parts.test)
+                                         if isinstance(p, StreamedImages))
+    headline = {k: scores[k] for k in ("top1", "top5", "pixel_acc", "miou") if k in scores}
     result = {
         "model": model,
-        "best_val_acc": state.best_val_acc,
-        "test_top1": test_top1,
-        "test_top5": test_top5,
-        "test_loss": test_loss,
+        **{f"best_val_{k}": v for k, v in state.best.items() if k != "loss"},
+        "best_epoch": state.best_epoch,
+        **{f"test_{k}": v for k, v in headline.items()},
+        "test_loss": scores["loss"],
+        "weights": scores["weights"],
+        "tta": scores["tta"],
         "epochs": state.epoch,
         "training_seconds": round(seconds, 3),
-        "test_images": len(test),
+        "test_images": len(parts.test),
         "stop_reason": state.stop_reason,
         "skipped_images": skipped,
     }
     write_json(run / "summary.json", result)
     if skipped:
         console.print(f"skipped {skipped} unreadable images")
-    console.print(
-        f"test accuracy {test_top1:.2%} on {len(test)} held-out images after {state.epoch} "
-        f"epochs ({seconds:.1f} s); run directory: {run}"
-    )
+    if "top1" in headline:
+        figures = f"accuracy {headline['top1']:.2%} (top-5 {headline['top5']:.2%})"
+    else:
+        figures = f"pixel accuracy {headline['pixel_acc']:.2%}, mIoU {headline['miou']:.3f}"
+    console.print(f"test {figures} on {scores['images']} held-out images after {state.epoch} epochs "
+                  f"({seconds:.1f} s, {scores['weights']['checkpoint']} weights); run directory: {run}")
     return result

@@ -36,8 +36,8 @@ def test_unknown_name_gives_a_hint() -> None:
 
 
 def test_list_models_pattern() -> None:
-    assert {"resnet18", "resnet50"} <= set(list_models("resnet*"))
-    assert all(n.startswith("resnet") for n in list_models("resnet*"))
+    assert list_models("resnet*") == ["resnet101", "resnet110", "resnet152", "resnet18", "resnet20", "resnet32",
+                                      "resnet34", "resnet44", "resnet50", "resnet56"]
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -72,7 +72,19 @@ def test_forward_backward_and_contract(name: str) -> None:
 def test_summary_on_meta_at_default_input(name: str) -> None:
     info = model_info(name)
     result = summary(name, info.input_size)
-    assert result.total_params > 0 and result.total_macs > 0
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    # Independent references: the module's own parameters, and PyTorch's FLOP counter (2 per MAC).
+    assert result.total_params == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *info.input_size, device="meta"))
+    assert 2 * result.total_macs == counter.get_total_flops()
+
+
+def test_the_zoo_has_every_model_of_the_course() -> None:
+    # 58 architectures of the course, speednet, the demo's small CNN, the small U-Net, the 1x1 baseline.
+    assert len(ALL) == 62 and len(CLASSIFIERS) == 59 and len(WITH_TORCHVISION) == 36
+    assert {"small_cnn", "unet_small", "pointwise"} <= set(ALL) and not model_info("unet_small").classifier
 
 
 @pytest.mark.parametrize("name", WITH_TORCHVISION)

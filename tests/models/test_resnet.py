@@ -34,3 +34,21 @@ def test_resnext_grouped_width() -> None:
 def test_zero_init_residual_starts_blocks_as_identity() -> None:
     model = create_model("resnet18", zero_init_residual=True)
     assert all(block.conv2.norm.weight.abs().sum() == 0 for block in model.layer1)
+
+
+def test_norm_and_act_layers_reach_every_block() -> None:
+    from functools import partial
+
+    from torch import nn
+
+    from cnnlab.models import create_model
+
+    group_norm = partial(nn.GroupNorm, 8)
+    for name, norms in (("resnet18", 20), ("resnet50", 53), ("resnet20", 19)):
+        model = create_model(name, norm_layer=group_norm, act_layer=nn.SiLU)
+        kinds = [type(m) for m in model.modules()]
+        assert nn.BatchNorm2d not in kinds and nn.ReLU not in kinds, name
+        assert kinds.count(nn.GroupNorm) == norms, name  # as many as the BatchNorms they replace
+        assert kinds.count(nn.SiLU) > 0
+        baseline = [type(m) for m in create_model(name).modules()]
+        assert baseline.count(nn.BatchNorm2d) == norms

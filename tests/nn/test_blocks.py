@@ -36,6 +36,8 @@ class ResCfg:
     groups: int = 1
     width_per_group: int = 64
     se_reduction: int | None = None
+    norm_layer: type = nn.BatchNorm2d
+    act_layer: type = nn.ReLU
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from safetensors.torch import save_file
 from cnnlab.data.sources import ImageSet
 from cnnlab.models.small import small_cnn
 from cnnlab.train.distributed import init_distributed, shutdown
-from cnnlab.train.engine import Trainer, evaluate
-from cnnlab.train.recipe import load_recipe
+from cnnlab.runs.recipe import load_recipe
+from cnnlab.train.engine import Trainer
+from cnnlab.train.evaluation import evaluate
 
 out = Path(sys.argv[1])
 dist, device = init_distributed("cpu")
@@ -26,8 +27,10 @@ torch.manual_seed(dist.rank)  # different initial weights: DDP broadcasts rank 0
 model = small_cnn(width=8)
 initial = {k: v.clone() for k, v in model.state_dict().items()}
 trainer = Trainer(model, recipe, data, data, device=device, dist=dist)
-loss, accuracy = trainer._train_epoch()  # 4 global steps of 16 images, 8 per rank
-val_loss, _, _ = evaluate(model, data, trainer.norm)  # on the same weights and statistics everywhere
+with trainer.session():
+    figures = trainer.train_epoch()  # 4 global steps of 16 images, 8 per rank
+loss, accuracy = figures["loss"], figures["acc"]
+val_loss = evaluate(model, data, trainer.norm, trainer.task).result()["loss"]  # the same weights and statistics everywhere
 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{dist.rank}.safetensors"))
 save_file({k: v.contiguous() for k, v in initial.items()}, str(out / f"initial{dist.rank}.safetensors"))
 (out / f"metrics{dist.rank}.txt").write_text(f"{loss} {accuracy} {trainer.state.step} {val_loss!r}")

@@ -9,9 +9,11 @@ from torch import nn
 from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.small import small_cnn
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.engine import Callback, EarlyStopping, Trainer, augment_batch
-from cnnlab.train.recipe import AugmentConfig, load_recipe
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.recipe import load_recipe
+from cnnlab.train.engine import Trainer
+from cnnlab.train.state import Callback
+from cnnlab.train.tasks import Classification
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ class Recorder(Callback):
     def __init__(self) -> None:
         self.rows = []
 
-    def on_epoch_end(self, state, metrics, is_best) -> None:
+    def on_epoch_end(self, ctx, metrics, is_best) -> None:
         self.rows.append(metrics)
 
 
@@ -39,7 +41,7 @@ def test_learns_digits(digits) -> None:
     recorder = Recorder()
     state = _trainer(digits, ["epochs=4"], [recorder]).fit()
     assert state.epoch == 4 and state.step == 4 * math.ceil(len(digits[0]) / 64)
-    assert recorder.rows[-1].val_acc > 0.9 and recorder.rows[-1].val_top5 >= recorder.rows[-1].val_acc
+    assert recorder.rows[-1].val["acc"] > 0.9 and recorder.rows[-1].val["top5"] >= recorder.rows[-1].val["acc"]
 
 
 def test_resume_is_exact(digits, tmp_path) -> None:
@@ -52,9 +54,9 @@ def test_resume_is_exact(digits, tmp_path) -> None:
     first = _trainer(digits, overrides)
 
     class StopAfterTwo(Callback):
-        def on_epoch_end(self, state, metrics, is_best) -> None:
-            if state.epoch == 2:
-                state.stop_reason = "interrupted"
+        def on_epoch_end(self, ctx, metrics, is_best) -> None:
+            if ctx.state.epoch == 2:
+                ctx.state.stop_reason = "interrupted"
 
     first.callbacks = [StopAfterTwo()]
     first.fit()
@@ -69,7 +71,7 @@ def test_resume_is_exact(digits, tmp_path) -> None:
     for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert len(rows.rows) == 2
-    assert [r.val_loss for r in rows.rows] == [r.val_loss for r in full_rows.rows[2:]]
+    assert [r.val for r in rows.rows] == [r.val for r in full_rows.rows[2:]]
 
 
 def test_resume_refuses_another_recipe(digits, tmp_path) -> None:
@@ -86,10 +88,16 @@ def test_nan_stops_with_epoch_and_step(digits) -> None:
         trainer.fit()
 
 
-def test_early_stopping(digits) -> None:
-    trainer = _trainer(digits, ["epochs=20", "optim.lr=1e-9", "schedule.name=constant"], [EarlyStopping(2)])
-    state = trainer.fit()
-    assert state.stop_reason.startswith("early stopping") and state.epoch < 20
+def test_early_stopping_stops_at_the_exact_epoch(digits) -> None:
+    # A learning rate of 1e-30 moves no float32 weight: every epoch validates alike, so the first
+    # epoch stays best and patience 2 runs out at the end of epoch 3, no sooner, no later.
+    torch.manual_seed(0)
+    recipe = load_recipe("default", ["epochs=20", "optim.lr=1e-30", "schedule.name=constant",
+                                     "schedule.early_stopping_patience=2"])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    state = Trainer(model, recipe, *digits).fit()
+    assert state.epoch == 3 and state.best_epoch == 1 and state.stale_epochs == 2
+    assert state.stop_reason == "early stopping: validation loss flat for 2 epochs"
 
 
 def test_checkpoint_round_trip(digits, tmp_path) -> None:
@@ -106,20 +114,6 @@ def test_checkpoint_round_trip(digits, tmp_path) -> None:
         load_checkpoint(tmp_path)
 
 
-def test_augment_batch_by_hand() -> None:
-    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
-    g = torch.Generator().manual_seed(0)
-    flipped = augment_batch(x, AugmentConfig(flip=True), g)
-    is_flipped = (flipped == x.flip(3)).flatten(1).all(1)
-    assert ((flipped == x).flatten(1).all(1) | is_flipped).all() and 10 < is_flipped.sum() < 54
-    shifted = augment_batch(x, AugmentConfig(crop_padding=1), g)
-    # Every crop is the input shifted by at most one pixel with zeros coming in.
-    assert all(any(torch.equal(s[0], torch.roll(nn.functional.pad(x[0, 0], (1, 1, 1, 1)), (dy, dx), (0, 1))[1:5, 1:5])
-                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)) for s in shifted)
-    cut = augment_batch(torch.ones(8, 1, 9, 9), AugmentConfig(cutout=3), g)
-    assert ((cut == 0).flatten(1).sum(1) <= 9).all() and (cut == 0).any()
-
-
 def test_compile_trains_and_checkpoints_plain_names(digits, tmp_path) -> None:
     # Inductor on a CPU takes tens of seconds to compile: one epoch is enough to prove the path.
     trainer = _trainer(digits, ["epochs=1", "compile=true"])
@@ -133,7 +127,7 @@ def test_compile_trains_and_checkpoints_plain_names(digits, tmp_path) -> None:
 
 
 def test_model_ema_by_hand() -> None:
-    from cnnlab.train.engine import ModelEMA
+    from cnnlab.train.callbacks import ModelEMA
 
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     ema = ModelEMA(model, decay=0.9)
@@ -153,13 +147,14 @@ def test_resident_steps_never_sync_the_host(digits) -> None:
     recipe = load_recipe("digits", ["epochs=1", "precision=bf16", "ema_decay=0.99", "optim.grad_clip=1.0",
                                     "augment.flip=true", "augment.crop_padding=2", "augment.cutout=3"])
     trainer = Trainer(small_cnn(width=8), recipe, train, val, device=torch.device("cuda"))
-    trainer._train_epoch()  # warm-up: first-call allocations and cuDNN choices may sync
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        trainer._train_steps()  # every step of an epoch: a synchronising call would raise here
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    with trainer.session():
+        trainer.train_epoch()  # warm-up: first-call allocations and cuDNN choices may sync
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            trainer._steps()  # every step of an epoch: a synchronising call would raise here
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
 
 
 def test_batch_smaller_than_ranks(digits) -> None:
@@ -180,39 +175,83 @@ def test_explicit_inplace_false_is_kept() -> None:
     assert ConvNormAct(2, 2).act.inplace is True and ConvNormAct(2, 2, inplace=False).act.inplace is False
 
 
-def test_tta_views_by_hand() -> None:
-    from cnnlab.train.engine import tta_views
-
-    x = torch.arange(16.0).view(1, 1, 4, 4)
-    assert len(tta_views(x, "none")) == 1 and len(tta_views(x, "flip")) == 2 and len(tta_views(x, "flip+shift")) == 4
-    flip = tta_views(x, "flip")[1]
-    assert torch.equal(flip[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
-    down_right, up_left = tta_views(x, "shift")[1:]
-    assert down_right[0, 0, 1, 1] == x[0, 0, 0, 0] and up_left[0, 0, 0, 0] == x[0, 0, 1, 1]
-    assert down_right[0, 0, 0, 0] == 0 and up_left[0, 0, 3, 3] == 0  # zero borders, as training translations
-
-
 def test_tta_averages_logits(digits) -> None:
-    from cnnlab.train.engine import Normalisation, evaluate
+    from cnnlab.data.normalise import Normalisation
+    from cnnlab.train.evaluation import evaluate
 
     _, test = digits
+    task = Classification(10)
+
+    def scores(model, tta="none"):
+        return evaluate(model, test, norm, task, tta=tta).result()
+
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     norm = Normalisation((0.5,), (0.25,))
-    plain = evaluate(model, test, norm)
+    plain = scores(model)
     # A model that sees only a mirror-symmetric sum of the image scores flips exactly as the image.
     symmetric = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with torch.no_grad():
         weight = symmetric[1].weight.view(10, 8, 8)
         weight.copy_((weight + weight.flip(2)) / 2)
-    assert evaluate(symmetric, test, norm, tta="flip") == pytest.approx(evaluate(symmetric, test, norm))
-    assert evaluate(model, test, norm, tta="flip") != pytest.approx(plain)  # averaging changes a non-symmetric one
+    assert scores(symmetric, "flip") == pytest.approx(scores(symmetric))
+    assert scores(model, "flip")["loss"] != pytest.approx(plain["loss"])  # averaging changes a non-symmetric one
 
 
-def test_any_seed_works(digits) -> None:
-    _trainer(digits, ["epochs=1", "seed=123456789012"])._train_epoch()  # the augmentation stream stays in range
+def test_any_seed_works_and_repeats_itself(digits) -> None:
+    seed = 123456789012  # (seed * 1_000_003 + rank) * 1_000_003 + epoch overflows 63 bits: it is folded back
+    runs = []
+    for _ in range(2):
+        trainer = _trainer(digits, ["epochs=1", f"seed={seed}", "augment.crop_padding=1"])
+        with trainer.session():
+            runs.append(trainer.train_epoch())
+        assert trainer.augment_generator.initial_seed() == (seed * 1_000_003 * 1_000_003) % (1 << 63)
+    assert runs[0] == runs[1] and set(runs[0]) == {"loss", "acc"}
 
 
 def test_fused_is_ignored_off_the_gpu(digits) -> None:
     trainer = _trainer(digits, ["epochs=1", "optim.fused=true"])
     assert not trainer.optimizer.defaults.get("fused")
-    trainer._train_epoch()
+    assert trainer.fit().step == math.ceil(len(digits[0]) / 64)
+
+
+def test_fit_restores_the_deterministic_flag(digits) -> None:
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    _trainer(digits, ["epochs=1", "deterministic=true"]).fit()
+    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+    broken = _trainer(digits, ["epochs=1", "deterministic=true", "optim.lr=1e30", "optim.momentum=0.0",
+                               "optim.nesterov=false"])
+    with pytest.raises(CnnlabError, match="NaN"):
+        broken.fit()
+    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+
+
+def test_callbacks_run_in_order_with_a_typed_context(digits) -> None:
+    from cnnlab.train.callbacks import EMA, EarlyStopping
+    from cnnlab.train.state import Context
+
+    seen = []
+
+    class Spy(Callback):
+        order = 7  # between the EMA (5) and early stopping (10)
+
+        def on_fit_start(self, ctx) -> None:
+            seen.append(("start", type(ctx), ctx.scored_model is not ctx.model))  # the EMA copy is already set
+
+        def on_epoch_end(self, ctx, metrics, is_best) -> None:
+            seen.append(("epoch", ctx.state.epoch, ctx.optimizer is trainer.optimizer, sorted(metrics.row())))
+
+    trainer = _trainer(digits, ["epochs=1", "ema_decay=0.9", "schedule.early_stopping_patience=3"], [Spy()])
+    assert [type(c) for c in trainer.callbacks] == [EMA, Spy, EarlyStopping]
+    trainer.fit()
+    assert seen == [("start", Context, True), ("epoch", 1, True, sorted([
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "seconds", "images_per_second"]))]
+
+
+def test_no_validation_split_trains_and_refuses_early_stopping(digits) -> None:
+    torch.manual_seed(0)
+    recipe = load_recipe("default", ["epochs=2", "batch_size=64", "val_fraction=0"])
+    trainer = Trainer(small_cnn(width=8), recipe, digits[0], None)
+    state = trainer.fit()
+    assert state.epoch == 2 and state.best == {} and state.best_epoch == 0
+    with pytest.raises(CnnlabError, match="need a validation split"):
+        Trainer(small_cnn(width=8), load_recipe("default", ["schedule.early_stopping_patience=2"]), digits[0], None)

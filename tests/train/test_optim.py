@@ -13,7 +13,7 @@ from cnnlab.train.optim import (
     lr_factor,
     parameter_groups,
 )
-from cnnlab.train.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
+from cnnlab.runs.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 
 
 def _net() -> nn.Sequential:
@@ -27,14 +27,28 @@ def test_no_decay_on_biases_and_norms() -> None:
     assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0  # conv bias, BN w/b, fc bias
 
 
+def _first_step_by_hand(name: OptimizerName, p: torch.Tensor, g: torch.Tensor, lr: float, wd: float) -> torch.Tensor:
+    """Return a decayed weight after one step, from each optimiser's paper (state starts at zero)."""
+    if name is OptimizerName.SGD:  # Polyak momentum: the buffer starts as the gradient itself
+        return p - lr * (g + wd * p)
+    if name is OptimizerName.ADAM:  # Kingma & Ba: bias-corrected m / sqrt(v) is g / |g| on step one
+        grad = g + wd * p
+        return p - lr * grad / (grad.abs() + 1e-8)
+    if name is OptimizerName.ADAMW:  # Loshchilov & Hutter: decay the weight, then Adam on the plain gradient
+        return p * (1 - lr * wd) - lr * g / (g.abs() + 1e-8)
+    grad = g + wd * p  # RMSprop (Hinton's lecture 6e), alpha 0.99, momentum 0.9 on an empty buffer
+    return p - lr * grad / ((0.01 * grad.square()).sqrt() + 1e-8)
+
+
 @pytest.mark.parametrize("name", list(OptimizerName))
-def test_every_optimizer_builds_and_steps(name: OptimizerName) -> None:
+def test_every_optimizer_takes_its_papers_first_step(name: OptimizerName) -> None:
+    lr, wd = 0.01, 0.05
     model = _net()
-    optimizer = build_optimizer(model, OptimConfig(name=name, lr=0.01))
+    optimizer = build_optimizer(model, OptimConfig(name=name, lr=lr, weight_decay=wd))
     model(torch.randn(4, 1, 6, 6)).sum().backward()
-    before = model[0].weight.detach().clone()
+    weight, grad = model[0].weight.detach().clone(), model[0].weight.grad.clone()
     optimizer.step()
-    assert not torch.equal(before, model[0].weight)
+    torch.testing.assert_close(model[0].weight, _first_step_by_hand(name, weight, grad, lr, wd), rtol=1e-5, atol=1e-6)
 
 
 def test_decoupled_decay_for_sgd_by_hand() -> None:

@@ -10,10 +10,10 @@ from rich.console import Console
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.small import small_cnn
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.recipe import load_recipe
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.recipe import load_recipe
 from cnnlab.train.run import train_run
-from cnnlab.train.rundir import new_run_dir
+from cnnlab.runs.rundir import new_run_dir
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 
@@ -53,18 +53,18 @@ def test_ctrl_c_then_resume_ends_like_an_unbroken_run(tmp_path, monkeypatch) -> 
 
     from cnnlab.train.engine import Trainer
 
-    original = Trainer._train_epoch
+    original = Trainer.train_epoch
 
     def interrupted(self):  # Ctrl-C arrives as epoch 2 begins
         if self.state.epoch == 1:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_run(out=str(tmp_path / "part"), overrides=overrides, console=QUIET)
     assert load_checkpoint(tmp_path / "part" / "checkpoints" / "last")[1]["epoch"] == 1
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
     resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)
     assert resumed["epochs"] == 3 and resumed["test_loss"] == whole["test_loss"]
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last", small_cnn())[0]
@@ -91,6 +91,7 @@ def test_eval_and_predict_read_the_run(demo_run, tmp_path) -> None:
     from PIL import Image
 
     from cnnlab.data.sources import load
+    from cnnlab.runs.load import load_run
     from cnnlab.train.evaluation import evaluate_run, predict
 
     out, result = demo_run
@@ -103,18 +104,19 @@ def test_eval_and_predict_read_the_run(demo_run, tmp_path) -> None:
     index = 0
     path = tmp_path / "digit.png"
     Image.fromarray(test.images[index, 0].numpy(), mode="L").save(path)
-    top = predict(out, [str(path)], top_k=3)[0]["top"]
+    top = predict(load_run(out), [str(path)], top_k=3)[0]["top"]
     assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"]
     assert top[0]["class"] == test.classes[test.labels[index]]
     assert sum(t["probability"] for t in top) <= 1.0 + 1e-6
     with pytest.raises(CnnlabError, match="cannot read image"):
-        predict(out, [str(tmp_path / "missing.png")])
+        predict(load_run(out), [str(tmp_path / "missing.png")])
 
 
 def test_zoo_model_trains_and_eval_predict_rebuild_it(tmp_path) -> None:
     from PIL import Image
 
     from cnnlab.data.sources import load
+    from cnnlab.runs.load import load_run
     from cnnlab.train.evaluation import evaluate_run, predict
 
     out = tmp_path / "lenet"
@@ -129,7 +131,7 @@ def test_zoo_model_trains_and_eval_predict_rebuild_it(tmp_path) -> None:
     test = load("digits").test
     path = tmp_path / "digit.png"
     Image.fromarray(test.images[0, 0].numpy(), mode="L").save(path)
-    assert len(predict(out, [str(path)], top_k=2)[0]["top"]) == 2
+    assert len(predict(load_run(out), [str(path)], top_k=2)[0]["top"]) == 2
     with pytest.raises(CnnlabError, match="trains lenet5, not resnet18"):
         train_run("resnet18", resume=str(out), console=QUIET)
 
@@ -177,3 +179,27 @@ def test_progress_bar_shows_epoch_step_loss_accuracy_speed(tmp_path) -> None:
     text = console.export_text()
     # 1,438 training digits in batches of 256: 6 steps per epoch.
     assert "epoch 2/2 step 6/6" in text and "loss " in text and "val acc " in text and "img/s" in text
+
+
+def test_eval_equals_summary_with_tta_and_ema(tmp_path) -> None:
+    from cnnlab.train.evaluation import evaluate_run
+
+    out = tmp_path / "tta"
+    result = train_run(out=str(out), overrides=("epochs=4", "ema_decay=0.9", "tta=flip+shift"), console=QUIET)
+    evaluation = evaluate_run(out)
+    # One scoring path: the same weights (best, EMA), the same four views, to the last digit.
+    assert result["weights"] == evaluation["weights"] == {"checkpoint": "best", "ema": True}
+    assert result["tta"] == evaluation["tta"] == "flip+shift"
+    assert evaluation["top1"] == result["test_top1"] and evaluation["loss"] == result["test_loss"]
+    assert evaluation["top5"] == result["test_top5"]
+    last = evaluate_run(out, checkpoint="last")
+    assert last["weights"] == {"checkpoint": "last", "ema": True}
+
+
+def test_without_validation_the_last_weights_score(tmp_path) -> None:
+    out = tmp_path / "noval"
+    result = train_run(out=str(out), overrides=("epochs=2", "val_fraction=0"), console=QUIET)
+    assert result["weights"] == {"checkpoint": "last", "ema": False} and not (out / "checkpoints" / "best").exists()
+    assert json.loads((out / "data.json").read_text())["val_images"] == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "lr", "seconds", "images_per_second"]

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cnnlab.data.loader import StreamedImages
 from cnnlab.errors import CnnlabError
-from cnnlab.train import run as run_module
+from cnnlab.data import placement
 from cnnlab.train.run import train_run
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - lives for the test session
@@ -30,10 +30,10 @@ def test_too_big_for_the_device_streams(monkeypatch) -> None:
     from cnnlab.data.sources import load
     data = load("digits").train
     cpu = torch.device("cpu")
-    assert not run_module._too_big(data, 16, 0, cpu)
-    monkeypatch.setattr(run_module, "RESIDENT_BUDGET_CPU", len(data) * 16 * 16 - 1)  # one byte short
-    assert run_module._too_big(data, 16, 0, cpu)
-    placed = run_module.place(data, 16, 0, stream=True)
+    assert not placement.too_big(data, 16, 0, cpu)
+    monkeypatch.setattr(placement, "RESIDENT_BUDGET_CPU", len(data) * 16 * 16 - 1)  # one byte short
+    assert placement.too_big(data, 16, 0, cpu)
+    placed = placement.place(data, 16, 0, stream=True)
     assert isinstance(placed, StreamedImages) and placed.size == 16
     images, labels = next(placed.batches([torch.arange(4)], torch.device("cpu")))
     assert images.shape == (4, 1, 16, 16) and images.dtype == torch.uint8  # resized in the worker

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -55,7 +56,7 @@ def _retired(directory: Path) -> Path:
     return directory.with_name(f".{directory.name}-retired")
 
 
-def _recover(directory: Path) -> None:
+def recover(directory: Path) -> None:
     """Put the previous checkpoint back if a process died between the two renames of a swap."""
     retired = _retired(directory)
     if not directory.exists() and retired.is_dir():
@@ -73,7 +74,7 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
     renames the old one waits as .NAME-retired, which the next load or save puts back).
     """
     directory.parent.mkdir(parents=True, exist_ok=True)
-    _recover(directory)
+    recover(directory)
     for stale in directory.parent.glob(f".{directory.name}-*"):  # half-written by a killed process
         if stale != _retired(directory):
             shutil.rmtree(stale, ignore_errors=True)
@@ -103,13 +104,18 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
 
 def load_checkpoint(directory: Path, model: nn.Module | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (training state, info) of a checkpoint, loading its weights into `model` if given."""
-    _recover(directory)
+    recover(directory)
     paths = [directory / n for n in ("model.safetensors", "state.safetensors", "state.json")]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise CnnlabError(f"{directory} is not a complete checkpoint (missing {', '.join(missing)})")
-    if model is not None:
-        model.load_state_dict(load_file(str(paths[0])))
-    info = json.loads(paths[2].read_text())
-    state = unflatten_state(info.pop("state"), load_file(str(paths[1])))
+    try:
+        if model is not None:
+            model.load_state_dict(load_file(str(paths[0])))
+        info = json.loads(paths[2].read_text())
+        state = unflatten_state(info.pop("state"), load_file(str(paths[1])))
+    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        # Not safetensors, weights of another shape, a damaged state.json: one line, never a traceback.
+        detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CnnlabError(f"{directory} cannot be loaded ({detail}): the checkpoint is damaged or from another model") from None
     return state, info

@@ -2,7 +2,7 @@
 
 Files are written to a temporary sibling and renamed into place, so a killed process leaves
 either the previous complete file or the new complete one, never half of one (checkpoints:
-cnnlab.train.checkpoint).
+cnnlab.runs.checkpoint).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import tempfile
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +43,11 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(handle.name, path)
 
 
-def append_metrics(path: Path, row: Any) -> None:
-    """Append one dataclass row to a CSV file, writing the header on first use."""
+def append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Append one row (column -> value) to a CSV file, writing the header on first use."""
     is_new = not path.exists()
     with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(row)])
+        writer = csv.DictWriter(handle, fieldnames=list(row))
         if is_new:
             writer.writeheader()
-        writer.writerow(asdict(row))
+        writer.writerow(row)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.train import checkpoint
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.runs import checkpoint
+from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ WRITER = """
 import sys, torch
 from pathlib import Path
 from torch import nn
-from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.runs.checkpoint import save_checkpoint
 model = nn.Linear(256, 256)
 epoch = 0
 while True:

@@ -1,0 +1,103 @@
+"""`cnnlab models`, `cnnlab summary`, `cnnlab rf`: the zoo, per-layer tables, receptive fields."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cnnlab.cli.common import parse_ints, positive_int
+from cnnlab.errors import CnnlabError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the models, summary and rf commands."""
+    models = commands.add_parser("models", help="list the zoo: family, year, parameters, GMACs")
+    models.add_argument("pattern", nargs="?", default=None, help="shell pattern, e.g. 'resnet*'")
+    models.add_argument("--format", choices=["table", "json"], default="table")
+    models.set_defaults(func=run_models)
+
+    summ = commands.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field")
+    summ.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
+    summ.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
+    summ.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    summ.set_defaults(func=run_summary)
+
+    rf = commands.add_parser("rf", help="analytic (and with --erf effective) receptive field per layer")
+    rf.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
+    rf.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
+    rf.add_argument("--erf", action="store_true", help="also measure the effective receptive field")
+    rf.add_argument("--layer", default=None, help="layer whose centre unit the ERF follows")
+    rf.add_argument("--samples", type=positive_int, default=8, help="random inputs averaged for the ERF")
+    rf.set_defaults(func=run_rf)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Print the zoo table."""
+    from cnnlab.inspect.zoo import model_table
+
+    rows = model_table(args.pattern)
+    if not rows:
+        raise CnnlabError(f"no model matches {args.pattern!r}: try a shell pattern such as 'resnet*'")
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cnnlab zoo: {len(rows)} models")
+    for header in ("name", "family", "year", "params", "GMACs", "input"):
+        table.add_column(header, justify="right" if header in ("params", "GMACs") else "left")
+    for row in rows:
+        table.add_row(row["name"], row["family"], str(row["year"]), f"{row['params']:,}",
+                      f"{row['gmacs']:.3f}" if row["gmacs"] >= 0.01 else f"{row['gmacs']:.2g}", "x".join(map(str, row["input_size"])))
+    Console(width=max(Console().width, 100)).print(table)
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    """Print a model's per-layer summary."""
+    from cnnlab.inspect.summary import summary
+
+    result = summary(args.model, parse_ints(args.input, "--input"))
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "csv":
+        sys.stdout.write(result.to_csv())
+    else:
+        from rich.console import Console
+
+        Console(width=max(Console().width, 140)).print(result.to_table())
+    return 0
+
+
+def run_rf(args: argparse.Namespace) -> int:
+    """Print the receptive field per layer (and the effective one of a layer)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cnnlab.inspect.receptive import analytic_receptive_fields, effective_receptive_field
+    from cnnlab.inspect.summary import build_model
+
+    input_size = parse_ints(args.input, "--input")
+    rows = analytic_receptive_fields(args.model, input_size)
+    table = Table(title=f"receptive field of {args.model} at {args.input}")
+    for header in ("layer", "type", "output", "RF", "jump", "start"):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(
+            row.name, row.type, "x".join(map(str, row.output_shape)),
+            "x".join(map(str, row.receptive_field or ())), "x".join(map(str, row.jump or ())),
+            ", ".join(f"{s:g}" for s in row.start or ()),
+        )
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    if args.erf:
+        model = build_model(args.model).eval()  # our own copy: BatchNorm and dropout at inference
+        erf = effective_receptive_field(model, input_size, layer=args.layer, samples=args.samples)
+        console.print(
+            f"effective receptive field (Luo et al. 2016, {args.samples} random inputs): "
+            f"{erf.mass:.0%} of the gradient mass lies within radius {erf.radius:.1f} px of "
+            f"({', '.join(f'{c:.1f}' for c in erf.centre)})"
+        )
+    return 0

@@ -1,0 +1,82 @@
+"""The task seam's second task: per-pixel segmentation through the same fit, run directory and eval."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from cnnlab.train.run import train_run
+from cnnlab.train.tasks.segmentation import SegmentationTally, iou_per_class
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def test_iou_and_pixel_accuracy_by_hand() -> None:
+    tally = SegmentationTally(3, torch.device("cpu"))
+    truth = torch.tensor([[[0, 0, 1, 2]]])
+    logits = torch.nn.functional.one_hot(torch.tensor([[[0, 1, 1, 1]]]), 3).permute(0, 3, 1, 2).float()  # predicts 0 1 1 1
+    tally.add(logits, truth)
+    # class 0: 1 / 2, class 1: 1 / 3, class 2: 0 / 1; pixels right: 2 of 4.
+    assert iou_per_class(tally.matrix()).tolist() == pytest.approx([0.5, 1 / 3, 0.0])
+    scores = tally.result()
+    assert scores["pixel_acc"] == 0.5 and scores["miou"] == pytest.approx((0.5 + 1 / 3) / 3)
+
+
+def test_segmentation_trains_end_to_end_and_eval_agrees(tmp_path) -> None:
+    from cnnlab.train.evaluation import evaluate_run
+
+    out = tmp_path / "seg"
+    result = train_run("unet_small", "digits-seg", out=str(out), overrides=("epochs=2",), console=QUIET)
+    data = json.loads((out / "data.json").read_text())
+    assert data["task"] == "segmentation" and len(data["classes"]) == 11 and data["input_size"] == [1, 32, 32]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0])[:6] == ["epoch", "train_loss", "train_pixel_acc", "val_loss", "val_pixel_acc", "val_miou"]
+    evaluation = evaluate_run(out)
+    assert evaluation["miou"] == result["test_miou"] and evaluation["pixel_acc"] == result["test_pixel_acc"]
+    assert evaluation["images"] == 400 and len(evaluation["per_class_iou"]) == 11
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match="segmentation cannot augment yet"):
+        train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), overrides=("augment.flip=true",), console=QUIET)
+    with pytest.raises(CnnlabError, match="predict classifies images"):
+        from cnnlab.runs.load import load_run
+        from cnnlab.train.evaluation import predict
+
+        predict(load_run(out), [str(tmp_path / "x.png")])
+
+
+def test_ctrl_c_and_resume_work_for_segmentation(tmp_path, monkeypatch) -> None:
+    from cnnlab.train.engine import Trainer
+
+    whole = train_run("unet_small", "digits-seg", out=str(tmp_path / "whole"),
+                      overrides=("epochs=2", "deterministic=true"), console=QUIET)
+    original = Trainer.train_epoch
+
+    def interrupted(self):
+        if self.state.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_run("unet_small", "digits-seg", out=str(tmp_path / "part"), overrides=("epochs=2", "deterministic=true"),
+                  console=QUIET)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)
+    assert resumed["test_miou"] == whole["test_miou"] and resumed["test_loss"] == whole["test_loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "train-images-idx3-ubyte.gz").exists(), reason="../shared/data not present")
+def test_unet_beats_a_1x1_convolution_on_mnist_canvases() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from segmentation_mnist import run
+
+    result = run("mnist-seg", str(SHARED))
+    assert result["miou_gap"] >= 0.3, result
