@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-slow lint clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,11 @@ run: setup
 	$(BIN)/cnnlab train
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Tests marked slow (minutes each on 2 cores); .ci/run calls this after `make test`.
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 lint: setup
 	$(BIN)/ruff check cnnlab tests $(wildcard benchmarks)
