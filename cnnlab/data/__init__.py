@@ -1,1 +1,1 @@
-"""Data sources and loaders."""
+"""Data: sources and decoding, and the policy the engine applies (normalisation, placement, augmentation, TTA)."""

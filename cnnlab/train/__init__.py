@@ -1,1 +1,1 @@
-"""Training: the loop, and the run directory it writes."""
+"""Training: the engine, the tasks it trains, callbacks, scoring, optimisers and the `cnnlab train` run."""

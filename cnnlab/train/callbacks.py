@@ -108,7 +108,7 @@ class EMA(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when the validation loss has not improved for `patience` epochs."""
+    """Stop when the validation score that decides "best" (the task's) has not improved for `patience` epochs."""
 
     order = 10
 
@@ -118,7 +118,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, ctx: Context, metrics: EpochMetrics, is_best: bool) -> None:
         """Set state.stop_reason once patience runs out."""
         if ctx.state.stale_epochs >= self.patience:
-            ctx.state.stop_reason = f"early stopping: validation loss flat for {self.patience} epochs"
+            ctx.state.stop_reason = f"early stopping: no better validation score for {self.patience} epochs"
 
 
 def recipe_callbacks(recipe: Recipe) -> list[Callback]:

@@ -26,7 +26,7 @@ from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.runs.recipe import Precision, Recipe
+from cnnlab.runs.recipe import Precision, Recipe, ScheduleName
 from cnnlab.train.callbacks import recipe_callbacks
 from cnnlab.train.distributed import Distributed
 from cnnlab.train.evaluation import evaluate
@@ -59,7 +59,7 @@ class Trainer:
                 f"batch_size {recipe.batch_size} is smaller than the {self.dist.world_size} processes sharing each "
                 f"batch: use batch_size >= {self.dist.world_size}"
             )
-        if self.val_data is None and (recipe.schedule.early_stopping_patience or self.recipe.schedule.name == "plateau"):
+        if self.val_data is None and (recipe.schedule.early_stopping_patience or recipe.schedule.name is ScheduleName.PLATEAU):
             raise CnnlabError("early stopping and the plateau schedule need a validation split: set val_fraction > 0")
         self.task = self.task or Classification(len(self.train_data.classes), recipe.loss)
         self.task.check(recipe)

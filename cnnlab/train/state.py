@@ -24,7 +24,7 @@ class TrainState:
     step: int = 0  # completed optimiser steps
     best: dict[str, float] = field(default_factory=dict)  # validation scores of the best epoch so far
     best_epoch: int = 0  # 0 = none yet
-    stale_epochs: int = 0  # epochs since the validation loss last improved
+    stale_epochs: int = 0  # epochs since the task's validation score last improved
     stop_reason: str | None = None  # set by a callback (early stopping) to end training
 
     @classmethod

@@ -97,7 +97,7 @@ def test_early_stopping_stops_at_the_exact_epoch(digits) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     state = Trainer(model, recipe, *digits).fit()
     assert state.epoch == 3 and state.best_epoch == 1 and state.stale_epochs == 2
-    assert state.stop_reason == "early stopping: validation loss flat for 2 epochs"
+    assert state.stop_reason == "early stopping: no better validation score for 2 epochs"
 
 
 def test_checkpoint_round_trip(digits, tmp_path) -> None:

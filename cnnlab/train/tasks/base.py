@@ -56,8 +56,8 @@ class Task(ABC):
     targets: ClassVar[str]  # the form a batch's targets take, in words
     train_metric: ClassVar[str]  # the hit rate each epoch reports for its training batches
     metrics: ClassVar[tuple[str, ...]]  # validation and test metrics besides the loss
-    monitor: ClassVar[str] = "loss"  # the validation figure whose improvement makes a checkpoint "best"
-    higher_is_better: ClassVar[bool] = False
+    monitor: ClassVar[str]  # the validation figure whose improvement makes a checkpoint "best"
+    higher_is_better: ClassVar[bool]
 
     def __init__(self, num_classes: int, loss: LossConfig = LossConfig()) -> None:
         self.num_classes = num_classes
@@ -79,12 +79,12 @@ class Task(ABC):
         """Return an empty Tally for scoring batches on `device`."""
 
     def is_better(self, scores: dict[str, float], best: dict[str, float]) -> bool:
-        """Return whether validation `scores` beat the best so far (none yet: they do)."""
+        """Return whether validation `scores` beat the best so far (none yet: they do); a tie goes to the lower loss."""
         if self.monitor not in best:
             return True
-        if self.higher_is_better:
-            return scores[self.monitor] > best[self.monitor]
-        return scores[self.monitor] < best[self.monitor]
+        sign = 1.0 if self.higher_is_better else -1.0
+        mine, theirs = sign * scores[self.monitor], sign * best[self.monitor]
+        return mine > theirs or (mine == theirs and scores["loss"] < best["loss"])
 
 
 def refuse(ok: bool, message: str) -> None:

@@ -47,12 +47,16 @@ class ClassificationTally(Tally):
 
 
 class Classification(Task):
-    """Cross-entropy with label smoothing; auxiliary heads add aux_loss_weight times their loss."""
+    """Cross-entropy with label smoothing (auxiliary heads add aux_loss_weight times theirs); best = top-1."""
 
     name = TaskName.CLASSIFICATION
     targets = "int64 class per image (B,), or float probabilities (B, K) for soft targets"
     train_metric = "acc"
     metrics = ("acc", "top5")
+    # timm's checkpoint saver keeps the best top-1 too. The lowest loss is a worse guide with label
+    # smoothing: on lenet-mnist it chose epochs whose test accuracy was up to 0.2 points lower.
+    monitor = "acc"
+    higher_is_better = True
 
     def loss(self, output: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (loss, main logits); soft targets (B, K) use the probability form of cross-entropy."""

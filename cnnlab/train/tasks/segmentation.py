@@ -50,12 +50,14 @@ class SegmentationTally(Tally):
 
 
 class Segmentation(Task):
-    """Per-pixel cross-entropy; the best checkpoint has the lowest validation loss."""
+    """Per-pixel cross-entropy; the best checkpoint has the highest validation mIoU."""
 
     name = TaskName.SEGMENTATION
     targets = "uint8 or int64 class per pixel (B, H, W)"
     train_metric = "pixel_acc"
     metrics = ("pixel_acc", "miou")
+    monitor = "miou"  # the figure segmentation papers report; pixel accuracy is mostly background
+    higher_is_better = True
 
     def check(self, recipe: Recipe) -> None:
         """Refuse what would move images without their targets: augmentation, TTA, resizing."""
