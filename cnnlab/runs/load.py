@@ -1,0 +1,96 @@
+"""load_run: the one way anything reads a run directory (eval, predict, explain, report, a teacher).
+
+It gives the model with the chosen weights (the EMA copy when the run kept one), the recipe, the
+typed data.json, the normalisation, and the run's own held-out test split, prepared as training
+prepared its images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.data.images import prepare_images
+from cnnlab.data.loader import StreamedImages
+from cnnlab.data.normalise import Normalisation
+from cnnlab.data.placement import place
+from cnnlab.data.sources import ImageSet, load
+from cnnlab.errors import CnnlabError
+from cnnlab.models.registry import create_model
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.info import RunInfo
+from cnnlab.runs.recipe import Recipe, Weights, load_recipe
+
+
+@dataclass(frozen=True)
+class Run:
+    """A trained run: its model (eval mode, chosen weights), recipe, data.json and where they came from."""
+
+    path: Path
+    info: RunInfo
+    recipe: Recipe
+    model: nn.Module
+    checkpoint: str  # "best" or "last": the checkpoint directory the weights came from
+    ema: bool  # whether they are the run's exponential moving average
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """Return the normalisation the run trained with."""
+        return self.info.normalisation
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Return the class names the model's outputs index."""
+        return self.info.classes
+
+    def weights_used(self) -> dict[str, object]:
+        """Return which weights score the run, as summary.json and eval.json record them."""
+        return {"checkpoint": self.checkpoint, "ema": self.ema}
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Return uint8 images (N, C, H, W) resized and padded as the run's training images were."""
+        return prepare_images(images, self.info.resize, self.info.pad)
+
+    def test_split(self, data_dir: str | Path | None = None, spec: str | None = None) -> ImageSet | StreamedImages:
+        """Return the run's held-out test part (or `spec`'s), read and placed as training placed it."""
+        spec = spec or self.info.spec
+        # The run's own seed: digits and split-less folders hold out their test part by it.
+        test = load(spec, data_dir, seed=self.info.seed, stream=self.info.stream).test
+        if tuple(test.classes) != self.info.classes:
+            raise CnnlabError(f"{spec} has classes {list(test.classes)[:5]}..., the run was trained on {list(self.info.classes)[:5]}...")
+        return place(test, self.info.resize, self.info.pad, self.info.stream, self.recipe.runtime.workers)
+
+
+def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:
+    """Return "best" or "last": `auto` is best when the run validated (and kept a best), else last."""
+    weights = Weights(weights)
+    has_best = (run / "checkpoints" / "best").is_dir() or (run / "checkpoints" / ".best-retired").is_dir()
+    if weights is Weights.AUTO:
+        return "best" if info.val_images > 0 and has_best else "last"
+    if weights is Weights.BEST and not has_best:
+        raise CnnlabError(f"{run} has no best checkpoint (it kept no validation split): use --checkpoint last")
+    return weights.value
+
+
+def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu") -> Run:
+    """Return the run at `path` with its model on `device`: weights from the recipe's choice unless given."""
+    run = Path(path)
+    info = RunInfo.read(run)
+    if not (run / "recipe.yaml").is_file():
+        raise CnnlabError(f"{run} has no recipe.yaml: give a run directory written by cnnlab train")
+    recipe = load_recipe(str(run / "recipe.yaml"))
+    checkpoint = choose_checkpoint(run, info, weights or recipe.evaluation.weights)
+    model = create_model(info.model, num_classes=len(info.classes), in_chans=info.input_size[0])
+    state, _ = load_checkpoint(run / "checkpoints" / checkpoint, model)
+    ema = state.get("ema") is not None
+    if ema:
+        # The run validated (and chose `best` by) the EMA weights, so those are what it serves.
+        averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        try:
+            model.load_state_dict(averaged)
+        except RuntimeError as error:
+            raise CnnlabError(f"{run}/checkpoints/{checkpoint} holds EMA weights of another model ({str(error).splitlines()[0]})") from None
+    return Run(run, info, recipe, model.to(device).eval(), checkpoint, ema)

@@ -1,0 +1,295 @@
+"""Training recipes: one frozen, typed dataclass in sections, which YAML files and CLI overrides both parse into.
+
+A recipe is `recipes/<name>.yaml` (or any YAML path) plus dotted `key=value` overrides from the
+command line (`optim.lr=0.05 epochs=10`); the resolved recipe is saved with every run. The
+sections: data, model, optim and schedule, loss, augment (a list of ops), runtime, evaluation.
+The flat keys of the first release (`label_smoothing`, `precision`, `augment.crop_padding`, ...)
+are read as their sectioned places (cnnlab.runs.keys), in files and in overrides alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.data.augment import AugmentOp, Flip
+from cnnlab.data.tta import TTA
+from cnnlab.errors import CnnlabError
+from cnnlab.runs.config import build, to_plain
+from cnnlab.runs.keys import LEGACY_KEYS, LEGACY_ORDER, canonical, set_key
+
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _check(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise CnnlabError(f"recipe: {message}")
+
+
+class OptimizerName(StrEnum):
+    """Optimisers a recipe can name."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+    ADAMW = "adamw"
+    RMSPROP = "rmsprop"
+
+
+class ScheduleName(StrEnum):
+    """Learning-rate schedules a recipe can name."""
+
+    CONSTANT = "constant"
+    STEP = "step"
+    MULTISTEP = "multistep"
+    COSINE = "cosine"
+    ONECYCLE = "onecycle"
+    PLATEAU = "plateau"
+
+
+class Precision(StrEnum):
+    """Arithmetic of the forward and backward pass."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # autocast to bfloat16: no loss scaling needed
+    FP16 = "fp16"  # autocast to float16 with a gradient scaler
+
+
+class Weights(StrEnum):
+    """Which checkpoint the final test score and `cnnlab eval` use."""
+
+    AUTO = "auto"  # best when there is a validation split, else last
+    BEST = "best"  # the best validation score by the task's measure (top-1; mIoU), ties to the lower loss
+    LAST = "last"  # the end of training
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How the data set is split and shaped before training."""
+
+    val_fraction: float = 0.1  # of the training set held out for validation, seeded; 0 = no validation
+    input_size: int | None = None  # resize images to this square size once, before training; None = keep
+    input_pad: int = 0  # zero pixels added on each side after resizing (MNIST 28 + 2 x 2 = LeNet's 32)
+
+    def __post_init__(self) -> None:
+        _check([
+            (0.0 <= self.val_fraction < 1.0, "data.val_fraction must lie in [0, 1)"),
+            (self.input_size is None or self.input_size >= 1, "data.input_size must be >= 1 (or null to keep the size)"),
+            (self.input_pad >= 0, "data.input_pad must be >= 0"),
+        ])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Data-dependent initialisation of the model."""
+
+    whiten_init: bool = False  # initialise the model's `whiten` conv from training patches (speednet)
+    whiten_images: int = 5000  # images whose patches set the whitening: ~20 M 2x2 patches, plenty for a 12x12 covariance
+
+    def __post_init__(self) -> None:
+        _check([(self.whiten_images >= 1, "model.whiten_images must be >= 1")])
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser, its regularisation and weight averaging."""
+
+    name: OptimizerName = OptimizerName.SGD
+    lr: float = 0.1  # peak learning rate, per step, for a batch of `Recipe.batch_size`
+    momentum: float = 0.9  # SGD and RMSprop; Adam's beta1 stays 0.9
+    nesterov: bool = False  # SGD only (Sutskever et al. 2013)
+    weight_decay: float = 5e-4  # never applied to biases and normalisation parameters
+    decoupled: bool = False  # decay weights by lr*wd directly (Loshchilov & Hutter 2019), not via the gradient
+    grad_clip: float | None = None  # clip the global gradient norm to this value; None = off
+    fused: bool = False  # one fused kernel per optimiser step on a GPU (SGD, Adam, AdamW); ignored on CPU
+    ema_decay: float | None = None  # keep an exponential moving average of the weights (Polyak); None = off
+
+    def __post_init__(self) -> None:
+        _check([
+            (self.lr > 0, "optim.lr must be > 0"),
+            (self.ema_decay is None or 0.0 < self.ema_decay < 1.0, "optim.ema_decay must lie in (0, 1) (or null for none)"),
+        ])
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How the learning rate moves over training, and when training stops early."""
+
+    name: ScheduleName = ScheduleName.COSINE
+    warmup_epochs: float = 0.0  # linear warm-up from 0, in epochs (Goyal et al. 2017)
+    step_size: int = 30  # epochs between decays, for "step"
+    milestones: tuple[int, ...] = ()  # epochs at which to decay, for "multistep"
+    gamma: float = 0.1  # decay factor of step, multistep and plateau (AlexNet divided by 10)
+    patience: int = 5  # epochs without validation improvement before "plateau" decays
+    final_lr_fraction: float = 0.0  # cosine ends at lr * this fraction
+    # One-cycle (Smith & Topin 2017, linear form): from lr * onecycle_start up to lr over the first
+    # onecycle_peak_at of the steps, then down to zero. 0.3 and 1/25 are their paper's settings.
+    onecycle_peak_at: float = 0.3
+    onecycle_start: float = 0.04
+    early_stopping_patience: int | None = None  # epochs without a better validation score (the task's); None = off
+
+    def __post_init__(self) -> None:
+        _check([
+            (0.0 < self.onecycle_peak_at < 1.0, "schedule.onecycle_peak_at must lie in (0, 1)"),
+            (0.0 <= self.onecycle_start <= 1.0, "schedule.onecycle_start must lie in [0, 1]"),
+            (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             "schedule.early_stopping_patience must be >= 1"),
+        ])
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss."""
+
+    label_smoothing: float = 0.0  # Szegedy et al. 2016
+    aux_loss_weight: float = 0.3  # weight of each auxiliary head's loss (GoogLeNet's 0.3)
+
+    def __post_init__(self) -> None:
+        _check([(0.0 <= self.label_smoothing < 1.0, "loss.label_smoothing must lie in [0, 1)")])
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the run executes: arithmetic, layout, compilation, determinism, data workers."""
+
+    precision: Precision = Precision.FP32
+    channels_last: bool = False  # NHWC memory layout: faster convolutions on tensor cores
+    compile: bool = False  # torch.compile the model
+    deterministic: bool = False  # deterministic kernels: a resumed run repeats an unbroken one
+    stream: bool | None = None  # read batches through DataLoader workers; None = only when too big for the device
+    workers: int = 4  # DataLoader worker processes when streaming
+
+    def __post_init__(self) -> None:
+        _check([(self.workers >= 0, "runtime.workers must be >= 0")])
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How the final test score (and `cnnlab eval`) is computed."""
+
+    tta: TTA = TTA.NONE  # test-time augmentation: logits averaged over these views
+    batch_size: int = 512  # images per forward pass when scoring: memory only, results do not depend on it
+    weights: Weights = Weights.AUTO
+
+    def __post_init__(self) -> None:
+        _check([(self.batch_size >= 1, "evaluation.batch_size must be >= 1")])
+
+
+RUNTIME_KEYS = (("runtime", "stream"), ("runtime", "workers"))  # may differ on resume: speed, not results
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a training run needs besides the model and the data."""
+
+    epochs: int = 30  # passes over the training set
+    batch_size: int = 128  # images per optimiser step, over all devices
+    seed: int = 0  # initialisation, split, shuffling, augmentation
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: tuple[AugmentOp, ...] = ()  # applied in order to every training batch
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        _check([
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0 <= self.seed < 1 << 63, "seed must lie in [0, 2**63)"),
+        ])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the recipe as plain YAML-ready data."""
+        return to_plain(self)
+
+    def to_yaml(self) -> str:
+        """Return the recipe as a YAML document."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def digest(self) -> str:
+        """Return a short hash of what the recipe computes: checkpoints record it so resume can compare."""
+        relevant = self.to_dict()
+        for section, key in RUNTIME_KEYS:
+            relevant[section].pop(key)
+        return hashlib.sha256(yaml.safe_dump(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_digest(self) -> str | None:
+        """Return the digest the first release gave this recipe (flat keys), or None if it could not express it."""
+        return _legacy_digest(self)
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    """Return the Recipe a (possibly partial) mapping describes; missing keys keep their defaults."""
+    return build(Recipe, canonical(data or {}))
+
+
+def load_recipe(name_or_path: str = "default", overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Return a named recipe (recipes/<name>.yaml) or a YAML file, with key=value overrides applied."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")) if RECIPE_DIR.is_dir() else []
+        raise CnnlabError(f"no recipe {name_or_path!r}: use one of {', '.join(known)} or a YAML path")
+    try:
+        data = canonical(yaml.safe_load(path.read_text()) or {})
+    except yaml.YAMLError as error:
+        raise CnnlabError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CnnlabError(f"override {item!r} must look like key=value, e.g. optim.lr=0.05")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise CnnlabError(f"override {item!r} has a value YAML cannot read: quote it") from None
+        set_key(data, key.strip(), value)
+    return build(Recipe, data)
+
+
+def _legacy_digest(recipe: Recipe) -> str | None:
+    """Return the first release's digest of `recipe` (its flat form, runtime keys left out), if it has one."""
+    defaults = Recipe()
+    new_fields = [
+        (recipe.model.whiten_images, defaults.model.whiten_images),
+        (recipe.schedule.onecycle_peak_at, defaults.schedule.onecycle_peak_at),
+        (recipe.schedule.onecycle_start, defaults.schedule.onecycle_start),
+        (recipe.evaluation.batch_size, defaults.evaluation.batch_size),
+        (recipe.evaluation.weights, defaults.evaluation.weights),
+    ]
+    tags = [op.tag for op in recipe.augment]
+    if any(a != b for a, b in new_fields) or tags != [t for t in LEGACY_ORDER if t in tags]:
+        return None
+    if any(isinstance(op, Flip) and op.p != 0.5 for op in recipe.augment):
+        return None
+    by_tag = {op.tag: op for op in recipe.augment}
+    optim = {k: v for k, v in to_plain(recipe.optim).items() if k != "ema_decay"}
+    schedule = {k: v for k, v in to_plain(recipe.schedule).items()
+                if k not in ("onecycle_peak_at", "onecycle_start", "early_stopping_patience")}
+    flat = {
+        "epochs": recipe.epochs, "batch_size": recipe.batch_size, "optim": optim, "schedule": schedule,
+        "augment": {"flip": "flip" in by_tag, "crop_padding": by_tag["translate"].padding if "translate" in by_tag else 0,
+                    "cutout": by_tag["cutout"].size if "cutout" in by_tag else 0},
+        "seed": recipe.seed,
+    }
+    sections = {f.name: to_plain(getattr(recipe, f.name)) for f in fields(recipe)}
+    for key, place in LEGACY_KEYS.items():
+        section, _, name = place.partition(".")
+        if (section, name) not in RUNTIME_KEYS:
+            flat[key] = sections[section][name]
+    return hashlib.sha256(yaml.safe_dump(flat, sort_keys=True).encode()).hexdigest()[:16]
+
+
+__all__ = [
+    "RECIPE_DIR", "DataConfig", "EvaluationConfig", "LossConfig", "ModelConfig", "OptimConfig", "OptimizerName",
+    "Precision", "Recipe", "RuntimeConfig", "ScheduleConfig", "ScheduleName", "TTA", "Weights", "load_recipe",
+    "recipe_from_dict",
+]
