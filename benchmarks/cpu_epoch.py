@@ -19,8 +19,8 @@ import os
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F

@@ -58,7 +58,8 @@ def test_python_example_prints_what_it_says(code: str) -> None:
         printed.append(" ".join(str(v) for v in values))
 
     exec(compile(code, "README.md", "exec"), {"print": record})
-    commented = [i for i, line in enumerate(l for l in code.splitlines() if l.lstrip().startswith("print(")) if "#" in line]
+    prints = [line for line in code.splitlines() if line.lstrip().startswith("print(")]
+    commented = [i for i, line in enumerate(prints) if "#" in line]
     expected = _expected_prints(code)
     assert [printed[i] for i in commented] == expected
 

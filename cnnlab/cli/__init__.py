@@ -41,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnlabError as error:
         print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a read-only or full disk, a path below a file: the system's words, one line
+        where = f" {error.filename}" if error.filename else ""
+        print(f"cnnlab {args.command}: error: cannot use{where} ({error.strerror or error}): "
+              "choose a writable place with room (--out), or fix the permissions", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -46,9 +46,12 @@ def digest(path: Path, algorithm: str = "md5", *, decompress: bool = False) -> s
     """Return the hex digest of a file's bytes (of its gunzipped bytes with decompress=True)."""
     hasher = hashlib.new(algorithm)
     opener = gzip.open if decompress else open
-    with opener(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
+    try:
+        with opener(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+    except (OSError, EOFError) as error:  # not gzip (BadGzipFile), cut short (EOFError), unreadable
+        raise CnnlabError(f"{path} cannot be read ({error or type(error).__name__}): delete it and fetch it again") from None
     return hasher.hexdigest()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -17,13 +18,17 @@ from cnnlab.errors import CnnlabError
 T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _IDX_DTYPES = {0x08: np.uint8}
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit grey PNG and TIFF
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Return the array an IDX file holds (gzipped or not), checking its header against its size."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a cut-off stream an EOFError
+        raise CnnlabError(f"{path} cannot be read ({error or type(error).__name__}): delete it and fetch it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise CnnlabError(f"{path} is not an unsigned-byte IDX file: check the file or download it again")
     ndim = data[3]
@@ -59,9 +64,13 @@ def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
 
     try:
         with Image.open(io.BytesIO(payload)) as image:
-            return np.asarray(image.convert(mode))  # 16-bit, palette, CMYK, animated (frame 0): all to 8-bit
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
+            if image.mode in SIXTEEN_BIT_MODES:
+                # convert() would clip 16-bit grey at 255 (a white image); scale 0..65535 to 0..255 instead.
+                grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+                return grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
+            return np.asarray(image.convert(mode))  # palette, CMYK, animated (frame 0): all to 8-bit
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # not an image, damaged, or a header claiming more pixels than PIL's bomb limit
 
 
 def read_image(path: Path, channels: int = 3) -> torch.Tensor | None:
@@ -129,27 +138,44 @@ def _archive_entries(archive: Path, prefixes: tuple[str, ...]) -> Iterator[tuple
 Part = tuple[torch.Tensor, torch.Tensor, tuple[str, ...], int]
 
 
-def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, Part]:
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    """Return an (H, W, C) uint8 image resized to size x size by the one resize the loaders use."""
+    tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).unsqueeze(0)  # (1, C, H, W), a writable copy
+    return resize_images(tensor, size, size)[0].permute(1, 2, 0).numpy()
+
+
+def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",), size: int | None = None) -> dict[str, Part]:
     """Return {part: (uint8 images (N, 3, H, W), labels, class names, skipped count)} of a class-folder tree.
 
     `source` is a folder or a tar(.gz) archive of [part/]class/file; all parts are read in one
-    pass and share one class list. Unreadable images are skipped and counted, never fatal.
+    pass and share one class list. Unreadable images are skipped and counted, never fatal; a
+    class left with none is an error, as an empty folder is. With `size`, every image is resized
+    to size x size as it is read, so images of mixed sizes make one set.
     """
-    if source.is_dir():
-        entries = _folder_entries(source, prefixes)
-    elif tarfile.is_tarfile(source):
-        entries = _archive_entries(source, prefixes)
-    else:
+    try:
+        is_tar = not source.is_dir() and tarfile.is_tarfile(source)
+    except OSError as error:
+        raise CnnlabError(f"{source} cannot be read ({error.strerror or error}): check the path") from None
+    if not source.is_dir() and not is_tar:
         raise CnnlabError(f"{source} is neither a folder nor a tar archive of class folders")
+    entries = _folder_entries(source, prefixes) if source.is_dir() else _archive_entries(source, prefixes)
     found: dict[str, dict[str, list[np.ndarray]]] = {prefix: {} for prefix in prefixes}
     skipped = dict.fromkeys(prefixes, 0)
-    for prefix, class_name, payload in entries:
-        image = decode(payload)
-        images = found[prefix].setdefault(class_name, [])
-        if image is None:
-            skipped[prefix] += 1
-        else:
-            images.append(image)
+    try:
+        for prefix, class_name, payload in entries:
+            image = decode(payload)
+            images = found[prefix].setdefault(class_name, [])
+            if image is None:
+                skipped[prefix] += 1
+            else:
+                images.append(image if size is None else _resized(image, size))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise CnnlabError(f"{source} is damaged or cut short ({error or type(error).__name__}): fetch it again") from None
+    for prefix, by_class in found.items():
+        empty = [name for name, images in by_class.items() if not images]
+        if empty:
+            where = Path(source) / prefix / empty[0] if prefix else Path(source) / empty[0]
+            raise CnnlabError(f"class folder {where} holds no readable images: remove it or add images")
     classes, parts = by_label(found)
     result = {}
     for prefix, by_class in found.items():
@@ -159,7 +185,7 @@ def read_image_tree(source: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str
         sizes = {img.shape for imgs in by_class.values() for img in imgs}
         if len(sizes) > 1:
             shown = ", ".join("x".join(map(str, s[:2])) for s in sorted(sizes)[:3])
-            raise CnnlabError(f"images in {where} have different sizes ({shown}...): resize them to one size first")
+            raise CnnlabError(f"images in {where} have different sizes ({shown}...): set input_size=N to resize them as they are read")
         images, labels = parts[prefix]
         tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
         result[prefix] = (tensor, torch.tensor(labels, dtype=torch.int64), classes, skipped[prefix])

@@ -7,6 +7,7 @@ that resize and pad the same way (cnnlab.data.loader). Both paths give the same 
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import torch
@@ -33,6 +34,31 @@ def too_big(data: ImageSet | StreamedImages, size: int | None, pad: int, device:
     channels, height, _ = data.images.shape[1:]
     side = (size or height) + 2 * pad
     return len(data) * channels * side * side > resident_budget(device)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Return the memory free now on `device` (a GPU's free memory, or the host's available RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: assume the CPU budget
+        return RESIDENT_BUDGET_CPU
+
+
+def check_fits(data: ImageSet | StreamedImages, size: int | None, pad: int, batch_size: int, device: torch.device) -> None:
+    """Raise one line, before anything is allocated, when one float32 batch of the prepared images cannot fit."""
+    if isinstance(data, StreamedImages) and data.size is None and not isinstance(data.source, torch.Tensor):
+        return  # files of unknown size: the streamed path refuses them without input_size anyway
+    channels, height, width = data.images.shape[1:] if isinstance(data, ImageSet) else (
+        (data.channels, size, size) if size else data.source.shape[1:])
+    height, width = (size or height) + 2 * pad, (size or width) + 2 * pad
+    needed = 4 * channels * height * width * batch_size  # one float32 batch, before any activation
+    if needed > available_bytes(device) // 2:
+        raise CnnlabError(
+            f"images of {channels}x{height}x{width} (input_size={size}, input_pad={pad}) make one batch of "
+            f"{batch_size} need {needed / 1e9:.1f} GB: choose a smaller input_size, input_pad or batch_size"
+        )
 
 
 def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: bool,

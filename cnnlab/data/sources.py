@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.data import cifar
+from cnnlab.data import cifar, segmentation
 from cnnlab.data.files import digest, download, find_file, search_dirs
-from cnnlab.data import segmentation
 from cnnlab.data.images import prepare_images, read_idx, read_image_tree
 from cnnlab.data.loader import StreamedImages, sample_indices, scan_image_tree
 from cnnlab.errors import CnnlabError
@@ -243,17 +242,19 @@ def _verify(path: Path, algorithm: str, expected: str) -> None:
         )
 
 
-def _tree_splits(source: Path) -> DataSplits:
+def _tree_splits(source: Path, size: int | None = None) -> DataSplits:
     """Return the train/ and test/ parts of a class-folder tree or its archive, read in one pass."""
-    parts = read_image_tree(source, ("train", "test"))
+    parts = read_image_tree(source, ("train", "test"), size)
     return DataSplits(*(ImageSet(*parts[p]) for p in ("train", "test")))
 
 
-def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, stream: bool = False) -> DataSplits:
+def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, stream: bool = False,
+                resize: int | None = None) -> DataSplits:
     """Return an image folder (or archive) of class sub-folders, with a seeded held-out test part.
 
     A tree with train/ and test/ folders keeps its own split. With `stream`, a folder's files
-    are listed, not read: DataLoader workers decode them batch by batch while training.
+    are listed, not read: DataLoader workers decode them batch by batch while training. With
+    `resize`, images are resized to resize x resize as they are read (mixed sizes are fine then).
     """
     source = Path(path).expanduser()
     if not source.exists():
@@ -268,8 +269,8 @@ def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, 
             return DataSplits(parts["train"], parts["test"])
         return DataSplits(*split(parts[""], test_fraction, seed))
     if has_split:
-        return _tree_splits(source)
-    rest, held = split(ImageSet(*read_image_tree(source)[""]), test_fraction, seed)
+        return _tree_splits(source, resize)
+    rest, held = split(ImageSet(*read_image_tree(source, ("",), resize)[""]), test_fraction, seed)
     return DataSplits(rest, held)
 
 
@@ -294,7 +295,8 @@ def load_segmentation(spec: str, data_dir: str | Path | None = None) -> DataSpli
     return DataSplits(*made)
 
 
-def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False) -> DataSplits:
+def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False,
+         resize: int | None = None) -> DataSplits:
     """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, mnist-seg, digits-seg."""
     if spec == "digits":
         # digits has no official split: a seeded 20 % is held out for testing.
@@ -309,7 +311,7 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream
     if spec in SEGMENTATION_SPECS:
         return load_segmentation(spec, data_dir)
     if spec.startswith("folder:"):
-        return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream)
+        return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream, resize=resize)
     raise CnnlabError(
         f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, "
         "or mnist-seg / digits-seg for segmentation"

@@ -78,8 +78,9 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
     for stale in directory.parent.glob(f".{directory.name}-*"):  # half-written by a killed process
         if stale != _retired(directory):
             shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = directory.parent / f".{directory.name}-unmade"
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(staging / "model.safetensors"))
         tensors: dict[str, torch.Tensor] = {}
@@ -89,6 +90,11 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
         for path in staging.iterdir():
             path.chmod(0o644)
         staging.chmod(0o755)
+    except (OSError, SafetensorError) as error:  # a full disk (ENOSPC), a read-only one: the previous checkpoint stays
+        shutil.rmtree(staging, ignore_errors=True)
+        detail = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise CnnlabError(f"cannot write checkpoint {directory} ({detail}): free space or fix "
+                          "the folder, then resume; the previous checkpoint is kept") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -58,7 +58,7 @@ class Run:
         """Return the run's held-out test part (or `spec`'s), read and placed as training placed it."""
         spec = spec or self.info.spec
         # The run's own seed: digits and split-less folders hold out their test part by it.
-        test = load(spec, data_dir, seed=self.info.seed, stream=self.info.stream).test
+        test = load(spec, data_dir, seed=self.info.seed, stream=self.info.stream, resize=self.info.resize).test
         if tuple(test.classes) != self.info.classes:
             raise CnnlabError(f"{spec} has classes {list(test.classes)[:5]}..., the run was trained on {list(self.info.classes)[:5]}...")
         return place(test, self.info.resize, self.info.pad, self.info.stream, self.recipe.runtime.workers)

@@ -34,13 +34,17 @@ def new_run_dir(path: str | Path, *, exist_ok_suffix: bool = False) -> Path:
     return candidate
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write `data` as JSON to `path` atomically."""
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a kill leaves the old file or the new one, never half."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+        handle.write(text)
     os.chmod(handle.name, 0o644)  # temporary files are private; a run directory is for reading
     os.replace(handle.name, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` atomically."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def append_metrics(path: Path, row: dict[str, Any]) -> None:
@@ -51,3 +55,26 @@ def append_metrics(path: Path, row: dict[str, Any]) -> None:
         if is_new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def mend_metrics(path: Path, epoch: int, last_row: dict[str, Any]) -> None:
+    """Make metrics.csv hold exactly the rows of epochs 1..epoch (a checkpoint's), from the checkpoint's last row if missing."""
+    rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+    by_epoch: dict[int, dict[str, str]] = {}
+    for row in rows:  # a repeated epoch (a run resumed by 0.1.0) keeps its later row: the kept weights'
+        if row.get("epoch", "").isdigit() and int(row["epoch"]) <= epoch:
+            by_epoch[int(row["epoch"])] = row
+    kept = [by_epoch[e] for e in sorted(by_epoch)]
+    if epoch and last_row and (not kept or int(kept[-1]["epoch"]) < epoch):
+        kept.append({k: str(v) for k, v in last_row.items()})  # killed between the checkpoint and its row
+    if kept == rows:
+        return
+    if not kept:
+        path.unlink(missing_ok=True)  # the next row writes the header again
+        return
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(kept[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)

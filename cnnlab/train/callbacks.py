@@ -1,5 +1,5 @@
 """Callbacks, in their fixed order: data-dependent init (0), EMA (5), early stopping (10),
-metrics.csv (20), TensorBoard (25), checkpoints (30), the progress bar (40).
+TensorBoard (25), checkpoints (30), metrics.csv (35), the progress bar (40).
 
 The first three follow from the recipe (`recipe_callbacks`); the writers from the run directory.
 """
@@ -134,9 +134,13 @@ def recipe_callbacks(recipe: Recipe) -> list[Callback]:
 
 
 class MetricsCSV(Callback):
-    """Append one row per epoch to metrics.csv."""
+    """Append one row per epoch to metrics.csv, once the epoch's checkpoint is safely written.
 
-    order = 20
+    After the checkpoint: a failed write (a full disk) leaves no row for weights that were never
+    kept, and a kill between the two leaves a checkpoint whose own copy of the row resume appends.
+    """
+
+    order = 35
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -153,6 +157,11 @@ class Checkpoints(Callback):
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    def on_fit_start(self, ctx: Context) -> None:
+        """Keep the starting point (epoch 0) when there is no checkpoint yet: Ctrl-C in epoch 1 resumes from it."""
+        if not (self.directory / "last").is_dir():
+            ctx.save_checkpoint(self.directory / "last")
 
     def on_epoch_end(self, ctx: Context, metrics: EpochMetrics, is_best: bool) -> None:
         """Write last (and best when this epoch is the best so far)."""

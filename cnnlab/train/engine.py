@@ -142,6 +142,8 @@ class Trainer:
             self.state.stale_epochs += 1
         metrics = EpochMetrics(self.state.epoch, train, val, self.optimizer.param_groups[0]["lr"], seconds,
                                len(self.train_data) / seconds)
+        self.state.seconds += time.perf_counter() - started
+        self.state.last_row = metrics.row()  # checkpointed with the epoch, so resume can mend metrics.csv
         for callback in self.callbacks:
             callback.on_epoch_end(self.context, metrics, is_best)
         return metrics
@@ -269,6 +271,14 @@ class Trainer:
         state, info = load_checkpoint(directory, self.model)
         if info.get("recipe_hash") not in (self.recipe.digest(), self.recipe.legacy_digest()):
             raise CnnlabError(f"{directory} was written with another recipe: resume with the run's own recipe.yaml")
+        try:
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise CnnlabError(f"{directory}/state.json does not hold this run's training state ({type(error).__name__}: "
+                              f"{str(error)[:120]}): the checkpoint is damaged") from None
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Put a checkpoint's training state into the optimiser, schedulers, callbacks, RNGs and counters."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.plateau is not None and state["plateau"] is not None:

@@ -25,7 +25,9 @@ class TrainState:
     best: dict[str, float] = field(default_factory=dict)  # validation scores of the best epoch so far
     best_epoch: int = 0  # 0 = none yet
     stale_epochs: int = 0  # epochs since the task's validation score last improved
+    seconds: float = 0.0  # training and validation time of every epoch so far, over all resumed segments
     stop_reason: str | None = None  # set by a callback (early stopping) to end training
+    last_row: dict[str, float] = field(default_factory=dict)  # metrics.csv row of the last finished epoch
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> TrainState:

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from cnnlab.data.sources import ImageSet
 from cnnlab.models.small import small_cnn
-from cnnlab.train.distributed import init_distributed, shutdown
 from cnnlab.runs.recipe import load_recipe
+from cnnlab.train.distributed import init_distributed, shutdown
 from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import evaluate
 

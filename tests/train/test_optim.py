@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab.runs.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 from cnnlab.train.optim import (
     build_optimizer,
     build_plateau,
@@ -13,7 +14,6 @@ from cnnlab.train.optim import (
     lr_factor,
     parameter_groups,
 )
-from cnnlab.runs.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 
 
 def _net() -> nn.Sequential:

@@ -12,8 +12,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.small import small_cnn
 from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.recipe import load_recipe
-from cnnlab.train.run import train_run
 from cnnlab.runs.rundir import new_run_dir
+from cnnlab.train.run import train_run
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 

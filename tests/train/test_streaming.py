@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from rich.console import Console
 
+from cnnlab.data import placement
 from cnnlab.data.loader import StreamedImages
 from cnnlab.errors import CnnlabError
-from cnnlab.data import placement
 from cnnlab.train.run import train_run
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - lives for the test session

@@ -13,7 +13,7 @@ from cnnlab.train.tasks.segmentation import Segmentation
 TASKS: dict[TaskName, type[Task]] = {TaskName.CLASSIFICATION: Classification, TaskName.SEGMENTATION: Segmentation}
 
 
-def task_for(name: TaskName | str, num_classes: int, loss: LossConfig = LossConfig()) -> Task:
+def task_for(name: TaskName | str, num_classes: int, loss: LossConfig | None = None) -> Task:
     """Return the Task called `name` for `num_classes` classes."""
     return TASKS[TaskName(name)](num_classes, loss)
 

@@ -59,11 +59,11 @@ class Task(ABC):
     monitor: ClassVar[str]  # the validation figure whose improvement makes a checkpoint "best"
     higher_is_better: ClassVar[bool]
 
-    def __init__(self, num_classes: int, loss: LossConfig = LossConfig()) -> None:
+    def __init__(self, num_classes: int, loss: LossConfig | None = None) -> None:
         self.num_classes = num_classes
-        self.config = loss
+        self.config = loss or LossConfig()
 
-    def check(self, recipe: Recipe) -> None:
+    def check(self, recipe: Recipe) -> None:  # noqa: B027 - a task with no restriction keeps this default
         """Raise one line when the recipe asks for something this task cannot do."""
 
     @abstractmethod

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.tta import TTA
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.recipe import Recipe
-from cnnlab.data.tta import TTA
 from cnnlab.train.tasks.base import Tally, Task, refuse
 
 
