@@ -25,6 +25,8 @@ class Normalisation:
         count = 0
         # float64 sums batch by batch: exact enough, and never a float copy of the whole set.
         for images in [batches] if isinstance(batches, torch.Tensor) else batches:
+            if images.numel() == 0:
+                continue  # a streamed batch of unreadable files
             x = images.double() / 255.0
             sums, squares = x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3))
             total = sums if total is None else total + sums

@@ -7,7 +7,6 @@ that resize and pad the same way (cnnlab.data.loader). Both paths give the same 
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import torch
@@ -40,9 +39,11 @@ def available_bytes(device: torch.device) -> int:
     """Return the memory free now on `device` (a GPU's free memory, or the host's available RAM)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux: assume the CPU budget
+    try:  # MemAvailable counts the page cache the kernel would give back; "free" memory alone does not
+        with open("/proc/meminfo") as handle:
+            line = next(line for line in handle if line.startswith("MemAvailable:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux: assume the CPU budget
         return RESIDENT_BUDGET_CPU
 
 

@@ -174,6 +174,8 @@ class Trainer:
                 f"loss became NaN or infinite in epoch {self.state.epoch + 1} at step {first_bad.item()}: "
                 "lower the learning rate or use grad_clip; the last good checkpoint is kept"
             )
+        if totals[2].item() == 0:
+            raise CnnlabError(f"epoch {self.state.epoch + 1} found no readable training image: check the data's files")
         self.state.epoch += 1
         return {"loss": totals[0].item() / totals[2].item(), self.task.train_metric: totals[1].item() / totals[3].item()}
 

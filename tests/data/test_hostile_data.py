@@ -96,3 +96,18 @@ def test_mixed_sizes_train_once_input_size_is_set(tmp_path) -> None:
         load_folder(tmp_path)
     splits = load_folder(tmp_path, resize=8)
     assert splits.train.images.shape[1:] == (3, 8, 8) and splits.train.images.dtype == torch.uint8
+
+
+def test_a_streamed_folder_of_unreadable_files_is_one_line(tmp_path) -> None:
+    from rich.console import Console
+
+    from cnnlab.train.run import train_run
+
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "data" / cls / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(CnnlabError, match="no training images|no readable") as error:
+        train_run(data=f"folder:{tmp_path / 'data'}", out=str(tmp_path / "run"), console=Console(file=io.StringIO()),
+                  overrides=("stream=true", "workers=0", "input_size=8", "epochs=1"))
+    assert "\n" not in str(error.value)
