@@ -47,33 +47,6 @@ def test_demo_run_directory(demo_run) -> None:
     assert info["epoch"] <= 12
 
 
-def test_ctrl_c_then_resume_ends_like_an_unbroken_run(tmp_path, monkeypatch) -> None:
-    overrides = ("epochs=3", "deterministic=true")
-    whole = train_run(out=str(tmp_path / "whole"), overrides=overrides, console=QUIET)
-
-    from cnnlab.train.engine import Trainer
-
-    original = Trainer.train_epoch
-
-    def interrupted(self):  # Ctrl-C arrives as epoch 2 begins
-        if self.state.epoch == 1:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(out=str(tmp_path / "part"), overrides=overrides, console=QUIET)
-    assert load_checkpoint(tmp_path / "part" / "checkpoints" / "last")[1]["epoch"] == 1
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)
-    assert resumed["epochs"] == 3 and resumed["test_loss"] == whole["test_loss"]
-    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last", small_cnn())[0]
-    b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last", small_cnn())[0]
-    assert a["counters"] == b["counters"]
-    rows = list(csv.DictReader((tmp_path / "part" / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-
-
 def test_existing_run_is_never_overwritten(demo_run) -> None:
     out, _ = demo_run
     with pytest.raises(CnnlabError, match="already exists"):
