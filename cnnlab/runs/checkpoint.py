@@ -108,6 +108,16 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any], in
         os.replace(staging, directory)
 
 
+def _guarded(path: Path, problem: str, read: Any) -> Any:
+    """Return read(), or raise one line naming the file and what is wrong with it (never a traceback)."""
+    try:
+        return read()
+    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        detail = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise CnnlabError(f"{path} cannot be loaded: it {problem} ({detail}); the checkpoint is damaged or "
+                          "from another model") from None
+
+
 def load_checkpoint(directory: Path, model: nn.Module | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (training state, info) of a checkpoint, loading its weights into `model` if given."""
     recover(directory)
@@ -115,13 +125,13 @@ def load_checkpoint(directory: Path, model: nn.Module | None = None) -> tuple[di
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise CnnlabError(f"{directory} is not a complete checkpoint (missing {', '.join(missing)})")
-    try:
-        if model is not None:
-            model.load_state_dict(load_file(str(paths[0])))
-        info = json.loads(paths[2].read_text())
-        state = unflatten_state(info.pop("state"), load_file(str(paths[1])))
-    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        # Not safetensors, weights of another shape, a damaged state.json: one line, never a traceback.
-        detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise CnnlabError(f"{directory} cannot be loaded ({detail}): the checkpoint is damaged or from another model") from None
+    weights, tensors, state_file = paths
+    if model is not None:
+        loaded = _guarded(weights, "is not a safetensors file", lambda: load_file(str(weights)))
+        _guarded(weights, "holds weights of another model", lambda: model.load_state_dict(loaded))
+    info = _guarded(state_file, "is not this checkpoint's JSON", lambda: json.loads(state_file.read_text()))
+    arrays = _guarded(tensors, "is not a safetensors file", lambda: load_file(str(tensors)))
+    if not isinstance(info, dict) or "state" not in info:
+        raise CnnlabError(f"{state_file} cannot be loaded: it holds no training state; the checkpoint is damaged")
+    state = _guarded(state_file, "does not describe state.safetensors", lambda: unflatten_state(info.pop("state"), arrays))
     return state, info
