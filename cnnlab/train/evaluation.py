@@ -67,16 +67,19 @@ def evaluate_run(path: str | Path, data: str | None = None, data_dir: str | None
 
 
 def plot_confusion(result: dict[str, Any], path: Path) -> None:
-    """Write the confusion matrix of an evaluation as a PNG (rows: true class, columns: predicted)."""
+    """Write the row-normalised confusion matrix of an evaluation as a PNG (rows: true class, columns: predicted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = np.array(result["confusion_matrix"])
+    matrix = np.array(result["confusion_matrix"], dtype=np.float64)
+    # Each row as fractions of its true class: one dominant class (background) no longer hides the rest.
+    matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     classes = list(result.get("per_class_accuracy") or result["per_class_iou"])
-    figure, axes = plt.subplots(figsize=(1 + 0.5 * len(classes), 1 + 0.5 * len(classes)))
-    axes.imshow(matrix, cmap="Blues")
+    figure, axes = plt.subplots(figsize=(2 + 0.5 * len(classes), 1 + 0.5 * len(classes)))
+    image = axes.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="fraction of the true class")
     axes.set_xticks(range(len(classes)), classes, rotation=90)
     axes.set_yticks(range(len(classes)), classes)
     axes.set_xlabel("predicted")
