@@ -21,7 +21,7 @@ from cnnlab.data.sources import ImageSet
 from cnnlab.data.tta import TTA, tta_views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
-from cnnlab.runs.load import Run
+from cnnlab.runs.load import Run, load_run
 from cnnlab.train.tasks import Tally, Task, task_for
 
 
@@ -59,8 +59,6 @@ def score_run(run: Run, test: ImageSet | StreamedImages) -> dict[str, Any]:
 def evaluate_run(path: str | Path, data: str | None = None, data_dir: str | None = None,
                  checkpoint: str | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Return the test figures of the run at `path` on its own test split (or `data`'s): eval.json."""
-    from cnnlab.runs.load import load_run
-
     run = load_run(path, checkpoint, device=device)
     result = score_run(run, run.test_split(data_dir, data))
     return {**result, "data": data or result["data"]}
