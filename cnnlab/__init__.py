@@ -3,8 +3,8 @@
 The package is a house of floors; imports flow one way, bottom up, and a lower floor never
 imports a higher one (tests/test_house.py reads the imports to keep it so):
 
-    errors <- nn <- models <- data <- inspect <- runs <- attacks <- train <- experiments
-    <- explain <- report <- cli
+    errors <- arithmetic <- nn <- models <- data <- inspect <- runs <- attacks <- train
+    <- experiments <- explain <- report <- cli
 
 `import cnnlab` stays cheap: subpackages import torch only when they are imported themselves,
 and `cnnlab.create_model` / `cnnlab.list_models` load the zoo on first use (as timm's do).
@@ -16,7 +16,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-FLOORS = ("errors", "nn", "models", "data", "inspect", "runs", "attacks", "train", "experiments", "explain", "report", "cli")
+FLOORS = ("errors", "arithmetic", "nn", "models", "data", "inspect", "runs", "attacks", "train", "experiments", "explain", "report", "cli")
 _LAZY = {"create_model": "cnnlab.models.registry", "list_models": "cnnlab.models.registry",
          "model_info": "cnnlab.models.registry", "load_run": "cnnlab.runs.load"}
 

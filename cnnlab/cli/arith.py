@@ -42,7 +42,7 @@ def _print(result: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one layer's arithmetic."""
-    from cnnlab.inspect.layer import layer_arithmetic
+    from cnnlab.arithmetic import layer_arithmetic
 
     stride = args.kernel if args.op == "pool" and args.stride is None else (args.stride or "1")
     result = layer_arithmetic(

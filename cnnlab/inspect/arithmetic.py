@@ -1,6 +1,6 @@
-"""CNN arithmetic for users of `cnnlab.inspect`: the pure formulas of `cnnlab.nn.arithmetic`."""
+"""CNN arithmetic for users of `cnnlab.inspect`: the pure formulas of `cnnlab.arithmetic`."""
 
-from cnnlab.nn.arithmetic import (
+from cnnlab.arithmetic import (
     INPUT_FIELD,
     Padding,
     PaddingPolicy,

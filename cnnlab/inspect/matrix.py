@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cnnlab.arithmetic import conv_output_size, same_padding
 from cnnlab.errors import CnnlabError
-from cnnlab.nn.arithmetic import conv_output_size, same_padding
 
 _TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 

@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from cnnlab.nn.arithmetic import INPUT_FIELD, ReceptiveField, next_receptive_field
+from cnnlab.arithmetic import INPUT_FIELD, ReceptiveField, next_receptive_field
 
 aten = torch.ops.aten
 Field = tuple[ReceptiveField, ...]  # one entry per spatial dimension

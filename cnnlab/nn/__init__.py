@@ -1,7 +1,7 @@
 """Building blocks: convolution variants, pooling, structured dropout, channel attention, and the
 residual / inception / dense / inverted-residual / ConvNeXt / Xception / highway blocks of the zoo."""
 
-from cnnlab.nn.arithmetic import PaddingPolicy
+from cnnlab.arithmetic import PaddingPolicy
 from cnnlab.nn.attention import SqueezeExcitation
 from cnnlab.nn.conv import (
     ConvNormAct,

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.nn.arithmetic import (
+from cnnlab.arithmetic import (
     Padding,
     PaddingPolicy,
     parse_padding_policy,
@@ -23,6 +22,7 @@ from cnnlab.nn.arithmetic import (
     same_padding,
     transposed_same_padding,
 )
+from cnnlab.errors import CnnlabError
 from cnnlab.nn.factory import LayerFactory, build_act
 
 IntOrTuple = int | Sequence[int]

@@ -14,7 +14,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from cnnlab.nn.arithmetic import PaddingPolicy
+from cnnlab.arithmetic import PaddingPolicy
 from cnnlab.nn.conv import ConvNormAct
 
 

@@ -3,9 +3,9 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cnnlab.arithmetic import layer_arithmetic
 from cnnlab.cli.common import parse_ints
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.layer import layer_arithmetic
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.arithmetic import same_padding
 from cnnlab.errors import CnnlabError
 from cnnlab.nn import (
     ConvNormAct,
@@ -17,7 +18,6 @@ from cnnlab.nn import (
     depthwise_conv,
     grouped_conv,
 )
-from cnnlab.nn.arithmetic import same_padding
 
 torch.manual_seed(0)
 
