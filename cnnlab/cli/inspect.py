@@ -17,7 +17,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     models.add_argument("--format", choices=["table", "json"], default="table")
     models.set_defaults(func=run_models)
 
-    summ = commands.add_parser("summary", help="per-layer table: shapes, params, MACs, memory, receptive field")
+    summ = commands.add_parser(
+        "summary", help="per-layer table: shapes, params, MACs, memory, receptive field",
+        description=(
+            "Per-layer table, counted on the meta device (no weights allocated). MACs equal "
+            "FlopCounterMode / 2. Activation memory: the input plus every new leaf output; "
+            "'func. elems' are new tensors of functional ops (residual adds, concatenations, "
+            "gates), which the training-memory estimate adds. torchinfo's 'forward/backward pass "
+            "size' is 2 x 4 bytes x the outputs of the layers that own parameters "
+            "(torchinfo_pass_bytes in the JSON). RF: the receptive field per axis; 'g' marks "
+            "global pooling and the layers after it, which show the field of the map before it."
+        ),
+    )
     summ.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
     summ.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
     summ.add_argument("--format", choices=["table", "json", "csv"], default="table")
@@ -87,9 +98,11 @@ def run_rf(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(
             row.name, row.type, "x".join(map(str, row.output_shape)),
-            "x".join(map(str, row.receptive_field or ())), "x".join(map(str, row.jump or ())),
-            ", ".join(f"{s:g}" for s in row.start or ()),
+            "x".join(map(str, row.receptive_field or ())) + (" global" if row.receptive_field_global else ""),
+            "x".join(map(str, row.jump or ())), ", ".join(f"{s:g}" for s in row.start or ()),
         )
+    table.caption = ("global: global pooling or after it (the field of the map before the pooling); "
+                     "gates (SE) do not widen a field")
     console = Console(width=max(Console().width, 120))
     console.print(table)
     if args.erf:

@@ -15,6 +15,11 @@ Counting rules (stated here because every published table picks its own):
   (`ReLU(inplace=True)`), outputs that are the input itself (Dropout in eval mode), and pools that
   keep the size (a 7x7 adaptive pool on a 7x7 map). `activation_elements_all_leaves` counts every
   leaf output not computed in place instead.
+- Functional elements (a separate column): the new tensors made by ops in a container's own
+  forward, outside any leaf layer: residual adds, DenseNet's concatenations, SE multiplies. Neither
+  the activation total nor torchinfo counts them; the training-memory estimate adds them.
+- torchinfo's "Forward/backward pass size" is 2 x bytes x the outputs of the layers that own
+  parameters: `Summary.torchinfo_pass_bytes()` sums our rows that way and gives its figure.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inspect.shapes import MetaShapes
 from cnnlab.inspect.tracing import Field, ModuleCall, trace
 
 
@@ -50,6 +56,8 @@ class LayerRow:
     receptive_field: tuple[int, ...] | None  # input pixels per output unit, per spatial dim
     jump: tuple[int, ...] | None  # input pixels between neighbouring output units
     start: tuple[float, ...] | None  # centre of the first unit's field, input pixel coordinates
+    receptive_field_global: bool = False  # global pooling or after it: the field of the map before it
+    functional_elements: int = 0  # per image: new tensors of ops in this module's own forward
 
     @property
     def frozen_params(self) -> int:
@@ -72,7 +80,9 @@ class Summary:
     total_elementwise_ops: int
     activation_elements: int
     activation_elements_all_leaves: int
-    output_receptive_field: tuple[int, ...] | None  # field of the last spatial layer
+    functional_elements: int  # outputs of residual adds, concatenations, gates (see the rules)
+    output_receptive_field: tuple[int, ...] | None  # field of the output (before global pooling)
+    output_receptive_field_global: bool = False  # whether the output pools globally
 
     @property
     def activation_bytes(self) -> int:
@@ -82,13 +92,14 @@ class Summary:
     def training_memory_bytes(self, batch_size: int = 1, optimizer_states: int = 2) -> dict[str, int]:
         """Return an estimate of training memory: weights, grads, optimiser state, saved activations.
 
-        Saved activations are taken as every non-in-place leaf output (what backward keeps),
-        times the batch; `optimizer_states` is 2 for Adam/AdamW, 1 for SGD with momentum.
+        Saved activations are taken as every non-in-place leaf output plus the outputs of
+        functional ops (what backward keeps), times the batch; `optimizer_states` is 2 for
+        Adam/AdamW, 1 for SGD with momentum.
         """
         weights = self.total_params * self.dtype_bytes
         grads = self.trainable_params * self.dtype_bytes
         state = optimizer_states * self.trainable_params * self.dtype_bytes
-        saved = self.activation_elements_all_leaves * self.dtype_bytes * batch_size
+        saved = (self.activation_elements_all_leaves + self.functional_elements) * self.dtype_bytes * batch_size
         return {
             "weights": weights,
             "gradients": grads,
@@ -96,6 +107,10 @@ class Summary:
             "activations": saved,
             "total": weights + grads + state + saved,
         }
+
+    def torchinfo_pass_bytes(self, batch_size: int = 1) -> int:
+        """Return torchinfo's "forward/backward pass size": 2 x bytes x outputs of layers with parameters."""
+        return 2 * self.dtype_bytes * batch_size * sum(r.activation_elements for r in self.layers if r.params)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as plain JSON-ready data."""
@@ -117,7 +132,10 @@ class Summary:
             "activation_elements": self.activation_elements,
             "activation_bytes": self.activation_bytes,
             "activation_elements_all_leaves": self.activation_elements_all_leaves,
+            "functional_elements": self.functional_elements,
+            "torchinfo_pass_bytes": self.torchinfo_pass_bytes(),
             "output_receptive_field": self.output_receptive_field,
+            "output_receptive_field_global": self.output_receptive_field_global,
             "training_memory_bytes_per_image": self.training_memory_bytes(),
             "layers": layers,
         }
@@ -133,14 +151,14 @@ class Summary:
         writer.writerow(
             ["name", "type", "output_shape", "params", "trainable_params", "macs",
              "elementwise_ops", "activation_elements", "activation_counted",
-             "receptive_field", "jump"]
+             "functional_elements", "receptive_field", "jump", "global"]
         )
         for row in self.layers:
             writer.writerow(
                 [row.name, row.type, "x".join(map(str, row.output_shape)), row.params,
                  row.trainable_params, row.macs, row.elementwise_ops, row.activation_elements,
-                 int(row.activation_counted), _fmt_tuple(row.receptive_field),
-                 _fmt_tuple(row.jump)]
+                 int(row.activation_counted), row.functional_elements, _fmt_tuple(row.receptive_field),
+                 _fmt_tuple(row.jump), int(row.receptive_field_global)]
             )
         return buffer.getvalue()
 
@@ -149,23 +167,25 @@ class Summary:
         from rich.table import Table
 
         table = Table(title=f"{self.model}  input {'x'.join(map(str, self.input_shape))}")
-        for header in ("layer", "type", "output", "params", "MACs", "elem. ops", "act. elems", "RF", "jump"):
+        for header in ("layer", "type", "output", "params", "MACs", "elem. ops", "act. elems", "func. elems", "RF", "jump"):
             table.add_column(header, justify="left" if header in ("layer", "type", "output") else "right")
         for row in self.layers:
             table.add_row(
                 row.name, row.type, "x".join(map(str, row.output_shape)), f"{row.params:,}",
                 f"{row.macs:,}", f"{row.elementwise_ops:,}",
                 f"{row.activation_elements:,}" + ("" if row.activation_counted else "*"),
-                _fmt_tuple(row.receptive_field), _fmt_tuple(row.jump),
+                f"{row.functional_elements:,}" if row.functional_elements else "",
+                _fmt_field(row), _fmt_tuple(row.jump),
             )
         memory = self.training_memory_bytes()
         table.caption = (
             f"params {self.total_params:,} (trainable {self.trainable_params:,})  "
             f"MACs {self.total_macs:,} ({self.total_macs / 1e9:.3f} G)  "
             f"activations {self.activation_elements:,} values = "
-            f"{self.activation_bytes / 1e6:.1f} MB/image  "
+            f"{self.activation_bytes / 1e6:.1f} MB/image (+{self.functional_elements:,} in functional ops)  "
             f"training memory ~{memory['total'] / 1e6:.1f} MB/image with Adam\n"
-            "* not a new tensor at inference (in place, or the input itself): not in the total"
+            "* not a new tensor at inference (in place, or the input itself): not in the total\n"
+            "RF g: global pooling or after it, showing the field of the map before the pooling"
         )
         return table
 
@@ -178,10 +198,18 @@ class Summary:
         return console.export_text()
 
 
+def _fmt_field(row: LayerRow) -> str:
+    return _fmt_tuple(row.receptive_field) + (" g" if row.receptive_field_global else "")
+
+
 def _fmt_tuple(value: tuple | None) -> str:
     if value is None:
         return "-"
     return "x".join(str(v) for v in value)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def load_factory(spec: str) -> nn.Module:
@@ -195,8 +223,8 @@ def load_factory(spec: str) -> nn.Module:
         raise CnnlabError(f"cannot import {spec!r} ({error}): check the module path and factory name") from None
     try:
         model = factory()
-    except Exception as error:
-        raise CnnlabError(f"{spec} failed when called with no arguments: {error}") from None
+    except Exception as error:  # noqa: BLE001 - the factory's own failure, in its words, one line
+        raise CnnlabError(f"{spec} failed when called with no arguments: {_first_line(error)}") from None
     if not isinstance(model, nn.Module):
         raise CnnlabError(f"{spec} returned a {type(model).__name__}, not an nn.Module: name a model factory")
     return model
@@ -209,6 +237,29 @@ def build_model(spec: str) -> nn.Module:
     from cnnlab.models import create_model
 
     return create_model(spec)
+
+
+def build_on_meta(spec: str) -> nn.Module:
+    """Return the model a spec names with its parameters on the meta device.
+
+    Built on the meta device directly, without running initialisation (no data to fill).
+    A constructor that reads tensor values (torchvision's RegNet calls `.tolist()` on widths it
+    computes with torch) cannot run there: it is built on the CPU instead and copied to meta.
+    """
+    try:
+        with torch.device("meta"), MetaShapes():
+            return build_model(spec)
+    except CnnlabError:
+        raise
+    except Exception:  # noqa: BLE001 - any constructor failure on meta: retry where data exists
+        pass
+    try:
+        net = build_model(spec)
+    except CnnlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a third-party constructor: its words, in one line
+        raise CnnlabError(f"{spec} cannot be built: {_first_line(error)}") from None
+    return meta_copy(net)
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
@@ -269,16 +320,18 @@ def _row(call: ModuleCall) -> LayerRow:
         receptive_field=tuple(f.size for f in field) if field else None,
         jump=tuple(f.jump for f in field) if field else None,
         start=tuple(f.start for f in field) if field else None,
+        receptive_field_global=call.output_global,
+        functional_elements=call.functional_elements,
     )
 
 
-def _last_spatial_field(calls: list[ModuleCall]) -> tuple[int, ...] | None:
-    """Return the field of the spatial output that was computed last (None if it has none)."""
-    spatial = [c for c in calls if len(_output_shape(c)) >= 2]
-    if not spatial:
-        return None
-    last = max(spatial, key=lambda c: c.finished)
-    return tuple(f.size for f in last.output_field) if last.output_field else None
+def _output_field(calls: list[ModuleCall]) -> tuple[tuple[int, ...] | None, bool]:
+    """Return (the field of the output computed last, whether it is global); (None, False) if none."""
+    if not calls:
+        return None, False
+    last = max(calls, key=lambda c: c.finished)
+    field = tuple(f.size for f in last.output_field) if last.output_field else None
+    return field, last.output_global
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -300,8 +353,7 @@ def summary(
         raise CnnlabError(f"input size {input_size} must be positive integers such as 3x224x224")
     if isinstance(model, str):
         label = model
-        with torch.device("meta"):
-            net = build_model(model)
+        net = build_on_meta(model)
     else:
         label = type(model).__name__
         net = meta_copy(model)
@@ -315,15 +367,14 @@ def summary(
             with torch.no_grad(), counter:
                 net(x)
         except Exception as error:  # any failure of the user's forward: report it, in one line
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CnnlabError(
-                f"{label} cannot run on input {'x'.join(map(str, input_size))}: {first}"
+                f"{label} cannot run on input {'x'.join(map(str, input_size))}: {_first_line(error)}"
             ) from None
 
     # Rows: leaves, plus containers that compute something themselves (a residual add, F.conv2d).
     kept = [
         call for call in record.calls
-        if call.is_leaf or call.macs or call.elementwise_ops
+        if call.is_leaf or call.macs or call.elementwise_ops or call.functional_elements
         or any(True for _ in call.module.parameters(recurse=False))
     ]
     rows = [_row(call) for call in kept]
@@ -334,6 +385,7 @@ def summary(
         if call.is_leaf and not getattr(call.module, "inplace", False)
     )
     all_params = list(net.parameters())
+    output_field, output_global = _output_field(kept)
     return Summary(
         model=label,
         input_shape=input_size,
@@ -346,6 +398,8 @@ def summary(
         total_elementwise_ops=record.root_elementwise_ops + sum(c.elementwise_ops for c in record.calls),
         activation_elements=input_elements + counted,
         activation_elements_all_leaves=input_elements + all_leaves,
-        output_receptive_field=_last_spatial_field(kept),
+        functional_elements=sum(c.functional_elements for c in kept),
+        output_receptive_field=output_field,
+        output_receptive_field_global=output_global,
     )
 

@@ -251,3 +251,34 @@ def test_factory_and_forward_failures_are_one_line_errors() -> None:
         summary("torch.nn:Conv2d", (3, 8, 8))
     with pytest.raises(CnnlabError, match="cannot run on input 3x32x32"):
         summary("tv/vit_b_16", (3, 32, 32))  # torchvision asserts the 224 size
+
+
+@pytest.mark.parametrize("builder", [torchvision.models.resnet18, torchvision.models.densenet121, torchvision.models.mobilenet_v2])
+def test_per_layer_rows_reproduce_torchinfo_pass_size(builder) -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    model = builder()
+    ours = summary(model, (3, 64, 64))
+    theirs = torchinfo.summary(model, input_size=(1, 3, 64, 64), verbose=0)
+    assert ours.torchinfo_pass_bytes() == theirs.total_output_bytes
+
+
+def test_functional_outputs_have_their_own_column_and_enter_training_memory() -> None:
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x + self.conv(x)  # a new tensor: counted
+            y += 1  # in place: not a new tensor
+            return torch.cat([y, x], dim=1).flatten(1)  # cat: new; flatten: a view
+
+    s = summary(Residual(), (4, 5, 5))
+    root = next(r for r in s.layers if r.type == "Residual")
+    assert root.functional_elements == 100 + 200
+    assert s.functional_elements == 300
+    memory = s.training_memory_bytes()
+    assert memory["activations"] == (s.activation_elements_all_leaves + 300) * 4
+    # DenseNet's concatenations are where its memory goes: they count, in every dense layer.
+    dense = summary(torchvision.models.densenet121(), (3, 64, 64))
+    assert dense.functional_elements > dense.activation_elements // 4
