@@ -6,6 +6,7 @@ tensors in the same order under different names; the mapping checks every shape 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -31,7 +32,16 @@ def load_torchvision_state_dict(
     are part of each zoo builder already (1e-3 where torchvision uses 1e-3).
     """
     ours = model.state_dict()
-    theirs = list(state_dict.items())
+    theirs, dropped = _without_absent_aux_heads(model, state_dict)
+    if dropped:
+        # torchvision builds GoogLeNet / Inception v3 with the aux heads to load its weights and
+        # removes them afterwards; a model built without them takes the rest the same way.
+        warnings.warn(
+            f"dropped {sum(dropped.values())} tensors of the auxiliary heads "
+            f"{', '.join(sorted(dropped))}, which {type(model).__name__} was built without "
+            "(torchvision drops them too); build it with aux_logits=True to keep them",
+            stacklevel=2,
+        )
     if len(theirs) != len(ours):
         raise CnnlabError(
             f"the state dict holds {len(theirs)} tensors but {type(model).__name__} has {len(ours)}: "
@@ -57,3 +67,20 @@ def load_torchvision_state_dict(
         "interpolation": "bilinear",
     }
     return model
+
+
+def _without_absent_aux_heads(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor]
+) -> tuple[list[tuple[str, torch.Tensor]], dict[str, int]]:
+    """Return the state dict's items less auxiliary heads the model lacks, and {head: tensors dropped}."""
+    # Names differ between the zoo and torchvision (aux vs AuxLogits): only a model with no aux
+    # head at all drops the file's.
+    has_aux = any(name.lower().startswith("aux") for name, child in model.named_children() if child is not None)
+    kept, dropped = [], {}
+    for key, value in state_dict.items():
+        head = key.split(".", 1)[0]
+        if head.lower().startswith("aux") and not has_aux:
+            dropped[head] = dropped.get(head, 0) + 1
+        else:
+            kept.append((key, value))
+    return kept, dropped

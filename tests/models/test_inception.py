@@ -6,7 +6,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.inspect import summary
-from cnnlab.models import AuxOutput
+from cnnlab.models import AuxOutput, load_torchvision_state_dict
 from cnnlab.models.inception import googlenet, inception_v3
 from cnnlab.models.registry import model_info
 from tests.models.helpers import assert_equivalent, check_contract, stage_outputs
@@ -42,6 +42,25 @@ def test_googlenet_equivalent_to_torchvision(aux_logits: bool) -> None:
     ours = googlenet(aux_logits=aux_logits)
     assert_equivalent(ours, theirs, (3, 64, 64), transform_input=aux_logits)
     assert ours.transform_input is aux_logits
+
+
+def test_googlenet_weights_with_aux_heads_load_into_the_default_model() -> None:
+    # torchvision's GoogLeNet weights file carries aux1/aux2: torchvision builds with them to load
+    # it, then drops them. The zoo's default model (no aux heads) takes the file the same way.
+    from tests.models.helpers import nontrivial_init
+
+    with_aux = torchvision.models.googlenet(aux_logits=True, init_weights=True)
+    nontrivial_init(with_aux)
+    state = with_aux.state_dict()
+    assert sum(k.startswith(("aux1.", "aux2.")) for k in state) == 364 - 344  # the counts
+    with_aux.aux_logits, with_aux.aux1, with_aux.aux2 = False, None, None  # what torchvision does
+    ours = googlenet()
+    with pytest.warns(UserWarning, match=r"dropped 20 tensors of the auxiliary heads aux1, aux2"):
+        load_torchvision_state_dict(ours, state)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), with_aux.eval()(x), rtol=1e-4, atol=1e-4)
+    assert not any(k.startswith("aux") for k in ours.state_dict())
 
 
 def test_inception_v3_equivalent_to_torchvision() -> None:
