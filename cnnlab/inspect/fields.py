@@ -221,11 +221,24 @@ class FieldTracker:
         return Layout(_plain(shape), pooled=True, pooled_field=field)
 
     def update(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        """Give the outputs of one dispatched op the layouts its inputs and index mapping imply."""
+        """Give the outputs of one dispatched op the layouts its inputs and index mapping imply.
+
+        Never raises: an op whose arguments the rules misread gets a lost field, so a summary
+        still gives every count and says '-' where it cannot follow the field.
+        """
         tracked = [(t, self.layouts[t]) for t in tree_flatten((args, kwargs))[0]
                    if isinstance(t, torch.Tensor) and t in self.layouts]
         if not tracked:
             return
+        try:
+            self._update(func, args, kwargs, out, tracked)
+        except Exception:  # noqa: BLE001 - a misread signature must not fail the user's summary
+            for piece in tree_flatten(out)[0]:
+                if isinstance(piece, torch.Tensor):
+                    self._set(piece, Layout(_plain(tuple(piece.shape), LOST)))
+
+    def _update(self, func: Any, args: tuple, kwargs: dict, out: Any,
+                tracked: list[tuple[torch.Tensor, Layout]]) -> None:
         packet = func.overloadpacket
         if packet in (aten.split, aten.split_with_sizes, aten.unbind, aten.chunk):
             self._split(packet, args, out)
@@ -237,10 +250,7 @@ class FieldTracker:
         if packet is aten.copy_:
             self._copy(args[0], args[1])
             return
-        try:
-            layout = self._rule(func, packet, args, kwargs, out_tensor, tracked)
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError):  # a signature misread
-            layout = Layout(_plain(tuple(out_tensor.shape), LOST))
+        layout = self._rule(func, packet, args, kwargs, out_tensor, tracked)
         if layout is None:
             return
         if not layout.pooled and not any(_has_space(d) for d in layout.dims):

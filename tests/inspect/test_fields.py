@@ -339,3 +339,15 @@ def test_a_zeros_like_does_not_inherit_the_field() -> None:
             return torch.maximum(self.conv(x), torch.zeros_like(x))
 
     assert summary(Offset(), (1, 8, 8)).output_receptive_field == (3, 3)
+
+
+def test_a_rule_that_fails_loses_the_field_but_not_the_summary(monkeypatch) -> None:
+    from cnnlab.inspect.fields import FieldTracker
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a rule misread its op")
+
+    monkeypatch.setattr(FieldTracker, "_windowed", broken)
+    result = summary(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 8, 8))
+    assert result.total_macs == 6 * 6 * 2 * 9  # the counts are untouched
+    assert result.output_receptive_field is None  # the field says '-' rather than a guess
