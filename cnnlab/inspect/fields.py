@@ -36,6 +36,31 @@ aten = torch.ops.aten
 Field = tuple[ReceptiveField, ...]  # one entry per spatial dimension of the input
 
 
+# Ops that keep each position where it is, besides those PyTorch tags point-wise. Normalisation
+# statistics are held constant, as gates are: a GroupNorm does not widen a field.
+_SHAPE_KEEPING = {
+    "clone", "_to_copy", "alias", "detach", "lift_fresh", "lift_fresh_copy", "contiguous", "dropout",
+    "native_dropout", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit_functional", "batch_norm", "native_layer_norm", "native_group_norm",
+    "where", "masked_fill", "masked_fill_", "_masked_scale", "to", "type_as", "_to_dim_order_copy",
+    "clamp", "clamp_", "hardtanh", "hardtanh_", "prelu", "_prelu_kernel", "rrelu_with_noise",
+    "fill", "fill_", "zero_", "bernoulli", "bernoulli_",
+    # activations PyTorch does not tag point-wise
+    "relu", "relu6", "hardswish", "hardsigmoid", "silu", "mish", "gelu", "elu", "selu", "celu",
+    "leaky_relu", "sigmoid", "tanh", "softplus", "hardshrink", "softshrink", "threshold", "log_sigmoid",
+    "glu_jvp", "logit",
+}
+
+
+def _keeps_positions(func: Any, name: str) -> bool:
+    """Whether an op maps each position to itself: point-wise (in place or not) or listed above."""
+    if torch.Tag.pointwise in func.tags or name in _SHAPE_KEEPING or name.rstrip("_") in _SHAPE_KEEPING:
+        return True
+    out_of_place = getattr(aten, name[:-1], None) if name.endswith("_") else None  # add_
+    overload = getattr(out_of_place, "default", None)
+    return overload is not None and torch.Tag.pointwise in overload.tags
+
+
 class _Lost:
     """Marks a spatial factor whose field the grid recurrence cannot give."""
 
@@ -48,10 +73,11 @@ AxisField = ReceptiveField | _Lost | None  # None: a batch or channel factor, no
 
 
 class Atom(NamedTuple):
-    """One factor of a tensor dimension: its size and the field of the input axis it indexes."""
+    """One factor of a tensor dimension: its size, and the input axis it indexes with its field."""
 
     size: int
     field: AxisField
+    axis: int | None = None  # which spatial axis of the input (0 = H, 1 = W); None if not spatial
 
 
 Dim = tuple[Atom, ...]  # the factors of one tensor dimension, outermost first
@@ -70,8 +96,18 @@ def _plain(shape: tuple[int, ...], field: AxisField = None) -> tuple[Dim, ...]:
     return tuple((Atom(size, field),) for size in shape)
 
 
+def _axis_of(dim: Dim) -> int | None:
+    """Return the input axis a dimension's one spatial factor indexes (None if not exactly one)."""
+    spatial = [atom for atom in dim if atom.field is not None]
+    return spatial[0].axis if len(spatial) == 1 else None
+
+
 def _has_space(dim: Dim) -> bool:
     return any(atom.field is not None for atom in dim)
+
+
+def _is_lost(dim: Dim) -> bool:
+    return any(atom.field is LOST for atom in dim)
 
 
 def _axis_field(dim: Dim) -> AxisField:
@@ -119,9 +155,12 @@ def _merge_dims(dims: list[Dim], size: int) -> Dim:
     merged = []
     for atoms in zip(*spatial, strict=True):
         value: AxisField = None
+        axes = {atom.axis for atom in atoms if atom.field is not None}
         for atom in atoms:
             value = _union(value, atom.field)
-        merged.append(Atom(atoms[0].size, value))
+        if len(axes) > 1:  # H meets W (x + x.transpose): not one box per axis
+            value = LOST
+        merged.append(Atom(atoms[0].size, value, axes.pop() if len(axes) == 1 else None))
     return tuple(merged)
 
 
@@ -161,8 +200,8 @@ def _regroup(atoms: list[Atom], shape: tuple[int, ...]) -> tuple[Dim, ...] | Non
             if atom.size % need:
                 return None
             piece = None if atom.field is None else LOST
-            group.append(Atom(need, piece))
-            atoms[index] = Atom(atom.size // need, piece)
+            group.append(Atom(need, piece, atom.axis))
+            atoms[index] = Atom(atom.size // need, piece, atom.axis)
             product = size
         dims.append(tuple(group))
     rest = atoms[index:]
@@ -185,11 +224,13 @@ class FieldTracker:
     def __init__(self) -> None:
         self.layouts: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
         self.rank = 0  # spatial dimensions of the input image
+        self.filled_from: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # base -> its first copy's source
 
     def seed(self, tensor: torch.Tensor) -> None:
         """Mark `tensor` as the input image (N, C, *spatial): a field of one pixel per axis."""
         self.rank = tensor.ndim - 2
-        self.layouts[tensor] = Layout(_plain(tuple(tensor.shape[:2])) + _plain(tuple(tensor.shape[2:]), INPUT_FIELD))
+        spatial = tuple((Atom(size, INPUT_FIELD, axis),) for axis, size in enumerate(tensor.shape[2:]))
+        self.layouts[tensor] = Layout(_plain(tuple(tensor.shape[:2])) + spatial)
 
     def field(self, tensor: torch.Tensor) -> tuple[Field | None, bool]:
         """Return (the field of one unit of `tensor`, whether it is global), or (None, False)."""
@@ -201,14 +242,21 @@ class FieldTracker:
         return self._spatial_field(layout), False
 
     def _spatial_field(self, layout: Layout) -> Field | None:
-        fields = [a.field for d in layout.dims for a in d if a.field is not None]
-        if len(fields) != self.rank or any(f is LOST for f in fields):
+        """Return the field per input axis, in axis order; None unless each axis appears once, known."""
+        atoms = [a for d in layout.dims for a in d if a.field is not None]
+        if any(a.field is LOST for a in atoms) or sorted(a.axis for a in atoms if a.axis is not None) != list(range(self.rank)):
             return None
-        return tuple(fields)
+        if len(atoms) != self.rank:
+            return None
+        return tuple(a.field for a in sorted(atoms, key=lambda a: a.axis))
 
     def _set(self, tensor: Any, layout: Layout | None) -> None:
-        if isinstance(tensor, torch.Tensor) and layout is not None and len(layout.dims) == tensor.ndim:
-            self.layouts[tensor] = layout
+        if not isinstance(tensor, torch.Tensor) or layout is None:
+            return
+        sizes = [math.prod(a.size for a in d) for d in layout.dims]
+        if sizes != list(tensor.shape):  # a rule that misread its op: no field rather than a wrong one
+            layout = Layout(_plain(tuple(tensor.shape), LOST), layout.pooled, layout.pooled_field)
+        self.layouts[tensor] = layout
 
     def _pooled_union(self, layouts: list[Layout], shape: tuple[int, ...]) -> Layout:
         """Return a global layout whose field covers those of `layouts` (pooled or not)."""
@@ -240,6 +288,12 @@ class FieldTracker:
     def _update(self, func: Any, args: tuple, kwargs: dict, out: Any,
                 tracked: list[tuple[torch.Tensor, Layout]]) -> None:
         packet = func.overloadpacket
+        if all(lay.pooled for _, lay in tracked):  # made from globally pooled values only: still global
+            field = _union_fields([lay.pooled_field for _, lay in tracked])
+            for piece in tree_flatten(out)[0]:
+                if isinstance(piece, torch.Tensor):
+                    self._set(piece, Layout(_plain(tuple(piece.shape)), True, field))
+            return
         if packet in (aten.split, aten.split_with_sizes, aten.unbind, aten.chunk):
             self._split(packet, args, out)
             return
@@ -250,6 +304,9 @@ class FieldTracker:
         if packet is aten.copy_:
             self._copy(args[0], args[1])
             return
+        for extra in tree_flatten(out)[0]:  # the other outputs of an op (var_mean's mean): no rule, no guess
+            if isinstance(extra, torch.Tensor) and extra is not out_tensor and extra not in self.layouts:
+                self._set(extra, Layout(_plain(tuple(extra.shape), LOST)))
         layout = self._rule(func, packet, args, kwargs, out_tensor, tracked)
         if layout is None:
             return
@@ -270,6 +327,10 @@ class FieldTracker:
                 return None
             if args[6]:  # transposed: up-sampling, so the field is no longer a grid of whole pixels
                 return Layout(_plain(shape, LOST))
+            if _is_lost(source.dims[1]):
+                return Layout(_plain(shape, LOST))
+            if _has_space(source.dims[1]):  # channels that are positions (a token-mixing Conv1d)
+                return self._pooled(source, shape)
             return self._windowed(source, shape, self._conv_windows(args), new_channels=True)
         if name.startswith(("max_pool", "avg_pool")) and source is not None:
             return self._windowed(source, shape, self._pool_windows(name, args))
@@ -277,17 +338,19 @@ class FieldTracker:
             return self._adaptive(name, source, args[0], shape)
         if name.startswith(("fractional_max_pool", "upsample", "_upsample", "grid_sampler", "im2col",
                             "col2im", "pixel_shuffle", "pixel_unshuffle")):
+            if source is not None and source.pooled:  # a pooled value spread back over a map
+                return Layout(_plain(shape), True, source.pooled_field)
             return Layout(_plain(shape, LOST))
         if name.endswith("_like") or name.startswith("new_"):
             return None  # a fresh tensor of the input's shape (zeros_like): it depends on no pixel
         binary = len(args) > 1 and isinstance(args[1], torch.Tensor)  # max(a, b) is element-wise
         if name in ("mean", "sum", "amax", "amin", "max", "min", "var", "std", "var_mean", "std_mean",
                     "logsumexp", "prod", "norm", "linalg_vector_norm", "argmax", "argmin") and source is not None and not binary:
-            return self._reduce(source, args, kwargs, shape)
-        if name in ("_softmax", "_log_softmax", "softmax", "log_softmax") and source is not None:
+            return self._reduce(name, source, args, kwargs, shape)
+        if name in ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax") and source is not None:
             dim = args[1] % len(source.dims)
             return self._pooled(source, shape) if _has_space(source.dims[dim]) else source
-        if name in ("view", "_unsafe_view", "reshape", "_reshape_alias", "unflatten", "flatten") and source is not None:
+        if name in ("view", "_unsafe_view", "reshape", "_reshape_alias") and source is not None:
             if len(args) > 1 and not isinstance(args[1], list | tuple):
                 return source if tuple(args[0].shape) == shape else None  # view(dtype)
             dims = _regroup([a for d in source.dims for a in d], shape)
@@ -323,11 +386,9 @@ class FieldTracker:
             return self._pad(source, list(args[1]), shape)
         if name in ("mm", "addmm", "bmm", "baddbmm"):
             return self._matmul(name, args, shape)
-        if "scaled_dot_product" in name and source is not None:
-            key = self.layouts.get(args[1]) if isinstance(args[1], torch.Tensor) else None
-            mixed = key is not None and _has_space(key.dims[-2])
-            return self._pooled(source, shape) if mixed else Layout(_plain(shape), source.pooled, source.pooled_field)
-        return self._elementwise(tracked, out)
+        if _keeps_positions(func, name):
+            return self._elementwise(tracked, out)
+        return Layout(_plain(shape, LOST))  # an op without a rule here (flip, gather, cumsum): no guess
 
     def _windowed(self, source: Layout, shape: tuple[int, ...], windows: list[tuple[int, int, int, int]],
                   new_channels: bool = False, lost: bool = False) -> Layout:
@@ -340,7 +401,7 @@ class FieldTracker:
             field = _axis_field(dim)
             if isinstance(field, ReceptiveField):
                 field = LOST if lost else next_receptive_field(field, kernel, stride, pad, dilation)
-            dims.append((Atom(size, field),))
+            dims.append((Atom(size, field, _axis_of(dim)),))
         return Layout(tuple(dims), source.pooled, source.pooled_field)
 
     @staticmethod
@@ -378,10 +439,11 @@ class FieldTracker:
             return self._windowed(source, shape, [(1, 1, 0, 1)] * spatial, lost=True)
         return self._windowed(source, shape, [(i // o, i // o, 0, 1) for i, o in zip(inputs, outputs, strict=True)])
 
-    def _reduce(self, source: Layout, args: tuple, kwargs: dict, shape: tuple[int, ...]) -> Layout:
+    def _reduce(self, name: str, source: Layout, args: tuple, kwargs: dict, shape: tuple[int, ...]) -> Layout:
         """A reduction: over a spatial axis it pools globally; over channels it keeps the map."""
         ndim = len(source.dims)
-        dims_arg = args[1] if len(args) > 1 and not isinstance(args[1], bool) else kwargs.get("dim")
+        at = 2 if name in ("norm", "linalg_vector_norm") else 1  # norm(x, ord, dim): ord comes first
+        dims_arg = args[at] if len(args) > at and not isinstance(args[at], bool) else kwargs.get("dim")
         if isinstance(dims_arg, int | list | tuple) and not isinstance(dims_arg, bool):
             reduced = {d % ndim for d in _dims_list(dims_arg)} or set(range(ndim))
         else:
@@ -418,7 +480,7 @@ class FieldTracker:
             size = math.prod(a.size for a in removed)
             kept = _shifted(field, index % size) if len(removed) == 1 else LOST
             target = dim - 1 if dim > 0 else 0
-            dims[target] = (*dims[target], Atom(1, kept))
+            dims[target] = (*dims[target], Atom(1, kept, _axis_of(removed)))
         return replace(source, dims=tuple(dims))
 
     def _slice(self, source: Layout, args: tuple, shape: tuple[int, ...]) -> Layout:
@@ -434,7 +496,7 @@ class FieldTracker:
         if field is None:
             dims[dim] = (Atom(shape[dim], None),)
         else:
-            dims[dim] = (Atom(shape[dim], _shifted(field, start, step) if len(dims[dim]) == 1 else LOST),)
+            dims[dim] = (Atom(shape[dim], _shifted(field, start, step) if len(dims[dim]) == 1 else LOST, _axis_of(dims[dim])),)
         return replace(source, dims=tuple(dims))
 
     def _split(self, packet: Any, args: tuple, out: Any) -> None:
@@ -484,7 +546,8 @@ class FieldTracker:
         for i in range(len(pads) // 2):
             dim = len(dims) - 1 - i
             field = _axis_field(dims[dim])
-            dims[dim] = (Atom(shape[dim], _shifted(field, -pads[2 * i]) if len(dims[dim]) == 1 or field is None else LOST),)
+            dims[dim] = (Atom(shape[dim], _shifted(field, -pads[2 * i]) if len(dims[dim]) == 1 or field is None else LOST,
+                              _axis_of(dims[dim])),)
         return replace(source, dims=tuple(dims))
 
     def _matmul(self, name: str, args: tuple, shape: tuple[int, ...]) -> Layout:
@@ -495,6 +558,8 @@ class FieldTracker:
         lb = self.layouts.get(b) or Layout(_plain(tuple(b.shape)))
         if _has_space(la.dims[-1]) or _has_space(lb.dims[-2]):
             mixed = la if _has_space(la.dims[-1]) else lb
+            if _is_lost(mixed.dims[-1] if mixed is la else mixed.dims[-2]) and not mixed.pooled:
+                return Layout(_plain(shape, LOST))  # contracting over positions we lost track of
             return self._pooled(mixed, shape)
         dims = (la.dims[-2], lb.dims[-1])
         if len(shape) == 3:
@@ -511,9 +576,10 @@ class FieldTracker:
             return Layout(_plain(shape, LOST))
         # A broadcast input (an SE gate of shape (B, C, 1, 1)) is a side input: it does not widen
         # the field. A full-size input that mixes every position (attention) makes the sum global.
-        full = [lay for t, lay in aligned if tuple(t.shape) == shape]
+        full = [lay for t, lay in aligned if tuple(t.shape) == shape
+                and not any(st == 0 and sz > 1 for st, sz in zip(t.stride(), t.shape, strict=True))]  # expand_as
         if any(lay.pooled for lay in full) or all(lay.pooled for _, lay in aligned):
-            return self._pooled_union([lay for t, lay in aligned if lay.pooled or tuple(t.shape) == shape], shape)
+            return self._pooled_union([lay for t, lay in aligned if lay.pooled or lay in full], shape)
         spatial = [(t, lay) for t, lay in aligned if not lay.pooled]
         dims = []
         for j, size in enumerate(shape):
@@ -535,8 +601,15 @@ class FieldTracker:
             if tuple(target.shape) == tuple(source.shape) and target not in self.layouts:
                 self._set(target, layout)
             return
-        if base in self.layouts:
+        root = source if source._base is None else source._base
+        if base in self.layouts and (root is base or self.filled_from.get(base) is root):
+            return  # circular padding's wrapped borders: more of the same input, on the same grid
+        if base in self.layouts or target.stride() != base.stride():
+            # A copy into part of a tracked tensor (x[:, :c] = conv(...)), of a second source, or
+            # through a strided or permuted view: its positions no longer share one field.
+            self._set(base, Layout(_plain(tuple(base.shape), LOST)))
             return
+        self.filled_from[base] = root
         offset, before = target.storage_offset() - base.storage_offset(), []
         for stride in base.stride():
             before.append(offset // stride if stride else 0)
@@ -544,5 +617,5 @@ class FieldTracker:
         dims = []
         for d, pad, size in zip(layout.dims, before, base.shape, strict=True):
             field = _axis_field(d)
-            dims.append(d if size == math.prod(a.size for a in d) else (Atom(size, _shifted(field, -pad)),))
+            dims.append(d if size == math.prod(a.size for a in d) else (Atom(size, _shifted(field, -pad), _axis_of(d)),))
         self._set(base, Layout(tuple(dims), layout.pooled, layout.pooled_field))

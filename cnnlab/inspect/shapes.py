@@ -50,8 +50,19 @@ def meta_output(func: Any, args: tuple, kwargs: dict) -> Any:
         target, source = args[0], args[1] if len(args) > 1 else None
         if isinstance(source, torch.Tensor) and _broadcast(tuple(target.shape), tuple(source.shape)) != tuple(target.shape):
             return NotImplemented  # let the kernel raise its own error
+        if func.overloadpacket is not aten.copy_ and source is not None and not isinstance(source, torch.Tensor | int | float | bool):
+            return NotImplemented
+        if (func.overloadpacket in (aten.add_, aten.sub_, aten.mul_, aten.div_) and source is not None
+                and not torch.can_cast(torch.result_type(target, source), target.dtype)):
+            return NotImplemented  # an integer tensor cannot take a float result in place
+        if func.overloadpacket is aten.div_ and not target.dtype.is_floating_point:
+            return NotImplemented
+        if kwargs:
+            return NotImplemented
         return target
     if func in _UNARY and not kwargs.get("memory_format"):
+        if not args[0].dtype.is_floating_point:
+            return NotImplemented  # sqrt of an integer is a float; neg of a bool is an error
         return _like(args[0])
     if func in _BINARY:
         return _binary(func, args, kwargs)
@@ -61,13 +72,16 @@ def meta_output(func: Any, args: tuple, kwargs: dict) -> Any:
         return _pool2d(func, args, kwargs)
     if func is aten._adaptive_avg_pool2d.default:
         x, size = args[0], list(args[1])
-        if x.ndim not in (3, 4) or not x.is_contiguous() or len(size) != 2 or min(size) < 1 or min(x.shape[-2:]) < 1:
+        if x.ndim not in (3, 4) or not _canonical(x) or len(size) != 2 or min(size) < 1 or min(x.shape[-2:]) < 1:
             return NotImplemented
         return torch.empty((*x.shape[:-2], *size), dtype=x.dtype, device="meta")
     if func is aten.addmm.default:
         bias, a, b = args[:3]
-        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype or kwargs:
             return NotImplemented  # the kernel names the mismatch
+        if isinstance(bias, torch.Tensor) and (bias.dtype != a.dtype or _broadcast(
+                tuple(bias.shape), (a.shape[0], b.shape[1])) != (a.shape[0], b.shape[1])):
+            return NotImplemented
         return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device="meta")
     if func is aten.mean.dim:
         return _mean(args, kwargs)
@@ -75,6 +89,9 @@ def meta_output(func: Any, args: tuple, kwargs: dict) -> Any:
         return _cat(args, kwargs)
     if func is aten.native_batch_norm.default:
         x = args[0]
+        if x.ndim < 2 or x.dtype not in (torch.float32, torch.float64) or any(
+                isinstance(t, torch.Tensor) and tuple(t.shape) != (x.shape[1],) for t in args[1:5]):
+            return NotImplemented  # the kernel names the mismatch (and picks reduced-precision stats)
         out = _like(x)
         if out is NotImplemented:
             return out
@@ -82,6 +99,10 @@ def meta_output(func: Any, args: tuple, kwargs: dict) -> Any:
         return out, torch.empty(stats, dtype=x.dtype, device="meta"), torch.empty(stats, dtype=x.dtype, device="meta")
     if func is aten.native_layer_norm.default:
         x, normalized = args[0], list(args[1])
+        if (x.dtype not in (torch.float32, torch.float64) or not normalized or x.ndim < len(normalized)
+                or list(x.shape[x.ndim - len(normalized):]) != normalized
+                or any(isinstance(t, torch.Tensor) and list(t.shape) != normalized for t in args[2:4])):
+            return NotImplemented  # the kernel names the mismatch
         stats = (*x.shape[: x.ndim - len(normalized)], *([1] * len(normalized)))
         return (torch.empty(x.shape, dtype=x.dtype, device="meta"),
                 torch.empty(stats, dtype=x.dtype, device="meta"), torch.empty(stats, dtype=x.dtype, device="meta"))
@@ -100,6 +121,15 @@ def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(reversed(out))
 
 
+def _canonical(x: torch.Tensor) -> bool:
+    """Whether x has exactly the strides of a new contiguous tensor (size-1 dims included)."""
+    expected, stride = [], 1
+    for size in reversed(x.shape):
+        expected.append(stride)
+        stride *= max(size, 1)
+    return tuple(reversed(expected)) == x.stride()
+
+
 def _dense(x: torch.Tensor) -> bool:
     """Whether x's elements fill its storage without gaps or overlap, in some order of dims."""
     expected = 1
@@ -112,7 +142,11 @@ def _dense(x: torch.Tensor) -> bool:
 
 def _like(x: torch.Tensor, dtype: torch.dtype | None = None) -> Any:
     """Return a meta tensor with x's sizes and strides (empty_like's Python ref imports sympy)."""
-    if not _dense(x):
+    if x.is_contiguous():  # canonical strides, as empty_like gives (size-1 dims included)
+        return torch.empty(x.shape, dtype=dtype or x.dtype, device="meta")
+    if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.empty(x.shape, dtype=dtype or x.dtype, device="meta", memory_format=torch.channels_last)
+    if not _dense(x) or 1 in x.shape:
         return NotImplemented  # empty_like's own rule for such strides: let the kernel apply it
     return torch.empty_strided(x.shape, x.stride(), dtype=dtype or x.dtype, device="meta")
 
@@ -121,7 +155,7 @@ def _convolution(args: tuple) -> Any:
     """The output of aten.convolution: PyTorch's shape formula, for contiguous inputs."""
     x, weight, _, stride, padding, dilation, transposed, output_padding, groups = args[:9]
     spatial = weight.ndim - 2
-    if x.ndim != weight.ndim or not (x.is_contiguous() and weight.is_contiguous()):
+    if x.ndim != weight.ndim or not (_canonical(x) and _canonical(weight)):
         return NotImplemented  # channels-last and unbatched layouts: the kernel decides
     if len(stride) != spatial or len(padding) != spatial or len(dilation) != spatial:
         return NotImplemented
@@ -143,8 +177,8 @@ def _convolution(args: tuple) -> Any:
 def _pool2d(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of max/avg pooling in 2-D: PyTorch's formula, ceil mode included."""
     x = args[0]
-    if x.ndim != 4 or not x.is_contiguous() or kwargs:
-        return NotImplemented
+    if x.ndim != 4 or not _canonical(x) or kwargs:
+        return NotImplemented  # other layouts: the kernel picks the output's memory format
 
     def pair(value: Any, default: list[int]) -> list[int]:
         value = list(value) if value is not None and len(value) else default
@@ -155,12 +189,16 @@ def _pool2d(func: Any, args: tuple, kwargs: dict) -> Any:
     padding = pair(args[3] if len(args) > 3 else None, [0])
     is_max = func is aten.max_pool2d_with_indices.default
     dilation = pair(args[4], [1]) if is_max and len(args) > 4 else [1, 1]
+    if not is_max and len(args) > 6 and args[6] is not None:
+        return NotImplemented  # a divisor override: the kernel checks it
+    if any(len(v) != 2 for v in (kernel, stride, padding, dilation)):
+        return NotImplemented
     ceil_index = 5 if is_max else 4
     ceil = bool(args[ceil_index]) if len(args) > ceil_index else False
     sizes = []
     for i, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True):
-        if p > (d * (k - 1) + 1) // 2 or s < 1:
-            return NotImplemented  # the kernel names the bad padding or stride
+        if k < 1 or s < 1 or d < 1 or p < 0 or p > k // 2:
+            return NotImplemented  # the kernel names the bad kernel, stride, dilation or padding
         span = i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
         out = span // s + 1
         if ceil and (out - 1) * s >= i + p:  # the last window must start inside the input
@@ -176,6 +214,8 @@ def _pool2d(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _binary(func: Any, args: tuple, kwargs: dict) -> Any:
     a, b = args[0], args[1]
+    if kwargs or len(args) > 2:
+        return NotImplemented  # alpha or a rounding mode: the kernel checks and applies them
     tensors = [t for t in (a, b) if isinstance(t, torch.Tensor)]
     shape = _broadcast(*(tuple(t.shape) for t in tensors))
     if shape is None:
@@ -185,10 +225,12 @@ def _binary(func: Any, args: tuple, kwargs: dict) -> Any:
     if len(full) == 2 and full[0].stride() != full[1].stride():
         return NotImplemented
     dtype = torch.result_type(a, b)
-    if func.overloadpacket is aten.div and kwargs.get("rounding_mode") is None and not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()  # true division of integers gives floats
-    if dtype.is_complex:
+    if dtype.is_complex or dtype == torch.bool and func.overloadpacket in (aten.sub, aten.div, aten.pow):
         return NotImplemented
+    if func.overloadpacket is aten.pow and not dtype.is_floating_point:
+        return NotImplemented  # an integer to a negative power is an error the kernel raises
+    if func.overloadpacket is aten.div and not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()  # true division of integers gives floats
     if full:
         return _like(full[0], dtype)
     return torch.empty(shape, dtype=dtype, device="meta")
@@ -199,8 +241,10 @@ def _mean(args: tuple, kwargs: dict) -> Any:
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
     dtype = kwargs.get("dtype") or (args[3] if len(args) > 3 else None) or x.dtype
-    if not x.dtype.is_floating_point or dims is None:
+    if not x.dtype.is_floating_point or dims is None or x.ndim == 0:
         return NotImplemented
+    if any(not -x.ndim <= d < x.ndim for d in dims) or len({d % x.ndim for d in dims}) != len(dims):
+        return NotImplemented  # out of range or repeated: the kernel names it
     reduced = {d % x.ndim for d in dims} if len(dims) else set(range(x.ndim))
     shape = [1 if i in reduced else s for i, s in enumerate(x.shape) if keepdim or i not in reduced]
     return torch.empty(shape, dtype=dtype, device="meta")
@@ -209,7 +253,9 @@ def _mean(args: tuple, kwargs: dict) -> Any:
 def _cat(args: tuple, kwargs: dict) -> Any:
     tensors = [t for t in args[0] if not (t.ndim == 1 and t.numel() == 0)]  # legacy cat skips these
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
-    if not tensors or not all(t.is_contiguous() for t in tensors) or len({t.dtype for t in tensors}) != 1:
+    if not tensors or not all(_canonical(t) for t in tensors) or len({t.dtype for t in tensors}) != 1:
+        return NotImplemented
+    if tensors[0].ndim == 0 or not -tensors[0].ndim <= dim < tensors[0].ndim:
         return NotImplemented
     dim %= tensors[0].ndim
     others = {tuple(s for i, s in enumerate(t.shape) if i != dim) for t in tensors}

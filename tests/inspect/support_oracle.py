@@ -9,7 +9,8 @@ copy of the network, that set is exactly where d(unit)/d(input) is non-zero:
   by the identity;
 - max pooling becomes average pooling with the same window (max routes the gradient to one
   pixel), modules and functional calls alike;
-- globally pooled values (SE gates, attention weights) are held constant (detached).
+- globally pooled values (SE gates, attention weights) are held constant (detached), as are
+  normalisation statistics (the modules are the identity): the tracker's stated rules.
 None of this reads cnnlab's tracer: it runs the network forward and backward on real tensors.
 """
 
@@ -22,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from cnnlab.inspect.summary import LayerRow
 
 _CLIPPING = (nn.ReLU6, nn.Hardtanh)
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -72,6 +75,9 @@ class _Linearised(TorchFunctionMode):
             stride = (args[2] if len(args) > 2 else kwargs.get("stride")) or kernel
             padding = args[3] if len(args) > 3 else kwargs.get("padding", 0)
             ceil = kwargs.get("ceil_mode", args[5] if len(args) > 5 else False)
+            dilation = args[4] if len(args) > 4 else kwargs.get("dilation", 1)
+            if dilation not in (1, (1, 1), [1, 1]):
+                raise ValueError("average pooling has no dilation: the oracle cannot linearise this pool")
             return F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil, count_include_pad=True)
         if func is F.adaptive_max_pool2d:
             func = F.adaptive_avg_pool2d
@@ -122,7 +128,7 @@ def gradient_support(
     return spans
 
 
-def analytic_span(row: object, input_size: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+def analytic_span(row: LayerRow, input_size: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     """Return the span [low, high] per axis of a summary row's centre unit, clipped to the input."""
     span = []
     for field, jump, start, size, image in zip(
@@ -134,7 +140,7 @@ def analytic_span(row: object, input_size: tuple[int, ...]) -> tuple[tuple[int, 
     return tuple(span)
 
 
-def fits(row: object, input_size: tuple[int, ...]) -> bool:
+def fits(row: LayerRow, input_size: tuple[int, ...]) -> bool:
     """Whether the row's centre unit sees a field that lies wholly inside the input."""
     for field, jump, start, size, image in zip(
         row.receptive_field, row.jump, row.start, row.output_shape[1:], input_size[1:], strict=True

@@ -15,11 +15,11 @@ import torchvision
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.summary import summary
+from cnnlab.inspect.summary import LayerRow, Summary, summary
 from tests.inspect.support_oracle import analytic_span, fits, gradient_support
 
 
-def spatial_rows(result, *, limit: int | None = None) -> list:
+def spatial_rows(result: Summary, *, limit: int | None = None) -> list[LayerRow]:
     """Rows with a known field on a (C, H, W) map (not global), at most `limit`, evenly spread, last kept."""
     calls = Counter(r.name for r in result.layers)
     rows = [r for r in result.layers if r.receptive_field and len(r.output_shape) == 3
@@ -31,13 +31,14 @@ def spatial_rows(result, *, limit: int | None = None) -> list:
     return rows
 
 
-def assert_oracle_agrees(model: nn.Module, input_size: tuple[int, ...], *, limit: int | None = None) -> list:
+def assert_oracle_agrees(model: nn.Module, input_size: tuple[int, ...], *, limit: int | None = None) -> list[LayerRow]:
     """Check every chosen row's centre-unit span against the gradient support; return the rows."""
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = summary(model, input_size)
     rows = spatial_rows(result, limit=limit)
     assert rows, "no spatial layer with a field"
-    assert fits(rows[-1], input_size), f"input too small: {rows[-1].name}'s field {rows[-1].receptive_field} is clipped"
+    for row in rows:  # a clipped span could hide an oversized field
+        assert fits(row, input_size), f"input too small: {row.name}'s field {row.receptive_field} is clipped"
     module_name = {r.name: "" if r.name == result.model else r.name for r in rows}  # the root row
     support = gradient_support(model, input_size, sorted(set(module_name.values())))
     for row in rows:
@@ -174,12 +175,14 @@ class GlobalHead(nn.Module):
             x = self.pool(x).flatten(1)
         elif self.how == "functional":
             x = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
+        elif self.how == "max":
+            x = torch.flatten(F.adaptive_max_pool2d(x, 1), 1)
         else:
             x = x.mean((2, 3))
         return self.fc(x)
 
 
-@pytest.mark.parametrize("how", ["module", "functional", "mean"])
+@pytest.mark.parametrize("how", ["module", "functional", "mean", "max"])
 def test_global_pooling_keeps_the_field_before_it_and_is_marked_global(how: str) -> None:
     result = summary(GlobalHead(how), (1, 12, 12))
     assert result.output_receptive_field == (5, 5) and result.output_receptive_field_global
@@ -240,7 +243,8 @@ class PadCrop(nn.Module):
 
 
 def test_padding_and_crops_shift_the_field() -> None:
-    assert_oracle_agrees(PadCrop(), (1, 20, 20))
+    rows = assert_oracle_agrees(PadCrop(), (1, 20, 20))
+    assert [r.name for r in rows] == ["PadCrop", "a", "b"]  # the crop keeps the field: nothing dropped
 
 
 def test_adaptive_pooling_is_a_window_where_the_size_divides_and_lost_where_not() -> None:
@@ -336,9 +340,9 @@ def test_a_zeros_like_does_not_inherit_the_field() -> None:
             self.conv = nn.Conv2d(1, 1, 3, padding=1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.maximum(self.conv(x), torch.zeros_like(x))
+            return torch.maximum(x, torch.zeros_like(self.conv(x)))  # a constant beside the input
 
-    assert summary(Offset(), (1, 8, 8)).output_receptive_field == (3, 3)
+    assert summary(Offset(), (1, 8, 8)).output_receptive_field == (1, 1)
 
 
 def test_a_rule_that_fails_loses_the_field_but_not_the_summary(monkeypatch) -> None:
@@ -351,3 +355,74 @@ def test_a_rule_that_fails_loses_the_field_but_not_the_summary(monkeypatch) -> N
     result = summary(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 8, 8))
     assert result.total_macs == 6 * 6 * 2 * 9  # the counts are untouched
     assert result.output_receptive_field is None  # the field says '-' rather than a guess
+
+
+class Normalised(nn.Module):
+    """Channel-normalised features, and an SE gate applied with expand_as (senet.pytorch's form)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.a(x), dim=1)  # a norm over channels, not over space
+        gate = torch.sigmoid(self.fc(x.mean((2, 3))))[:, :, None, None]
+        x = x * gate.expand_as(x)  # an expanded gate is still a gate
+        return self.b(x)
+
+
+def test_channel_norms_and_expanded_gates_keep_the_field_growing() -> None:
+    result = summary(Normalised(), (1, 12, 12))
+    assert result.output_receptive_field == (5, 5) and not result.output_receptive_field_global
+    assert_oracle_agrees(Normalised(), (1, 12, 12))
+
+
+def test_a_token_mixing_convolution_pools_globally() -> None:
+    class TokenMix(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.mix = nn.Conv1d(36, 36, 1)  # over the 6x6 positions, as gMLP's spatial gating
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            tokens = self.conv(x).flatten(2).transpose(1, 2)  # (B, HW, C)
+            return tokens * self.mix(tokens)
+
+    result = summary(TokenMix(), (1, 6, 6))
+    assert result.output_receptive_field_global
+
+
+@pytest.mark.parametrize("op", ["flip", "roll", "swap"])
+def test_ops_that_move_positions_lose_the_field(op: str) -> None:
+    class Moves(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, (1, 3), padding=(0, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            if op == "flip":
+                return y + torch.flip(y, dims=(3,))
+            if op == "roll":
+                return torch.roll(y, 2, dims=2)
+            return y + y.transpose(2, 3)  # H meets W: no box per axis
+
+    assert summary(Moves(), (1, 8, 8)).output_receptive_field is None
+
+
+def test_a_map_filled_from_two_sources_loses_the_field() -> None:
+    class Filled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(1, 2, 3, padding=1)
+            self.b = nn.Conv2d(1, 2, 5, padding=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = x.new_zeros(x.shape[0], 4, *x.shape[2:])
+            out[:, :2] = self.a(x)
+            out[:, 2:] = self.b(x)
+            return out
+
+    assert summary(Filled(), (1, 8, 8)).output_receptive_field is None

@@ -55,6 +55,7 @@ CASES = [
     (aten.max_pool2d_with_indices.default, (meta(1, 2, 10, 10), [3, 3], [2, 2], [0, 0], [2, 2], True)),
     (aten.avg_pool2d.default, (meta(1, 2, 7, 7), [3, 3], [2, 2], [1, 1], True, False)),
     (aten.avg_pool2d.default, (meta(1, 2, 6, 6), [2, 2])),
+    (aten.max_pool2d_with_indices.default, (meta(1, 1, 6, 6, channels_last=True), [2, 2])),  # C=1: both layouts
     (aten._adaptive_avg_pool2d.default, (meta(2, 3, 7, 9), [1, 1])),
     (aten._adaptive_avg_pool2d.default, (meta(2, 3, 7, 9), [6, 6])),
     (aten.native_batch_norm.default, (meta(2, 3, 4, 4), meta(3), meta(3), meta(3), meta(3), False, 0.1, 1e-5)),
@@ -79,6 +80,37 @@ def test_in_place_ops_return_their_target_and_bad_shapes_go_to_the_kernel() -> N
     assert meta_output(aten.convolution.default,
                        (meta(1, 3, 2, 2), meta(8, 3, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1), {}) is NotImplemented
     assert meta_output(aten.relu.default, (torch.zeros(2),), {}) is NotImplemented  # real data: the kernel runs
+
+
+REFUSED = [
+    (aten.sqrt.default, (meta(2, 3, dtype=torch.int64),)),  # integers promote to float
+    (aten.neg.default, (meta(2, dtype=torch.bool),)),
+    (aten.add.Tensor, (meta(2, 3), meta(2, 3)), {"alpha": 2}),
+    (aten.pow.Tensor_Scalar, (meta(2, dtype=torch.int64), -1)),
+    (aten.mean.dim, (meta(2, 3, 4), [1, 1])),
+    (aten.mean.dim, (meta(2, 3, 4), [3])),
+    (aten.cat.default, ([meta(2, 3), meta(2, 3)], 2)),
+    (aten.native_layer_norm.default, (meta(2, 5, 6), [8], meta(8), meta(8), 1e-6)),
+    (aten.native_batch_norm.default, (meta(2, 3, 4, 4), meta(4), meta(4), meta(4), meta(4), False, 0.1, 1e-5)),
+    (aten.native_batch_norm.default, (meta(2, 3, 4, 4, dtype=torch.bfloat16), None, None, None, None, True, 0.1, 1e-5)),
+    (aten.max_pool2d_with_indices.default, (meta(1, 2, 9, 9), [3, 3], [1, 1], [2, 2], [2, 2], False)),  # pad > k/2
+    (aten.avg_pool2d.default, (meta(1, 2, 8, 8), [2, 2], [2, 2], [0, 0], False, True, 0)),
+    (aten.add_.Tensor, (meta(2, 3, dtype=torch.int64), meta(2, 3))),  # a float result into an integer
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[f"{c[0]}-{i}" for i, c in enumerate(REFUSED)])
+def test_what_the_shortcut_cannot_vouch_for_goes_to_the_kernel(case) -> None:
+    func, args = case[0], case[1]
+    kwargs = case[2] if len(case) > 2 else {}
+    assert meta_output(func, args, kwargs) is NotImplemented
+
+
+def test_size_one_dims_get_canonical_strides_like_the_kernel() -> None:
+    x = meta(1, 3, 4, 4)[:, 0:1]  # (1, 1, 4, 4) with the parent's stride on the size-1 channel dim
+    assert_same(meta_output(aten.relu.default, (x,), {}), aten.relu.default(x))
+    ours = meta_output(aten.relu.default, (x,), {})
+    assert ours is NotImplemented or ours.stride() == aten.relu.default(x).stride()
 
 
 def test_a_summary_imports_neither_dynamo_nor_sympy() -> None:
