@@ -23,17 +23,32 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from cnnlab.arithmetic import INPUT_FIELD, ReceptiveField, next_receptive_field
+from cnnlab.inspect.layout import (
+    LOST,
+    Atom,
+    Dim,
+    Field,
+    Layout,
+    axis_field,
+    axis_of,
+    has_space,
+    is_lost,
+    merge_dims,
+    plain,
+    regroup,
+    shifted,
+    union_fields,
+)
 
 aten = torch.ops.aten
-Field = tuple[ReceptiveField, ...]  # one entry per spatial dimension of the input
 
 
 # Ops that keep each position where it is, besides those PyTorch tags point-wise. Normalisation
@@ -61,157 +76,6 @@ def _keeps_positions(func: Any, name: str) -> bool:
     return overload is not None and torch.Tag.pointwise in overload.tags
 
 
-class _Lost:
-    """Marks a spatial factor whose field the grid recurrence cannot give."""
-
-    def __repr__(self) -> str:
-        return "LOST"
-
-
-LOST = _Lost()
-AxisField = ReceptiveField | _Lost | None  # None: a batch or channel factor, not spatial
-
-
-class Atom(NamedTuple):
-    """One factor of a tensor dimension: its size, and the input axis it indexes with its field."""
-
-    size: int
-    field: AxisField
-    axis: int | None = None  # which spatial axis of the input (0 = H, 1 = W); None if not spatial
-
-
-Dim = tuple[Atom, ...]  # the factors of one tensor dimension, outermost first
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What each dimension of a tensor indexes, and whether the tensor mixes every position."""
-
-    dims: tuple[Dim, ...]
-    pooled: bool = False  # global pooling, or a layer after it
-    pooled_field: Field | None = None  # the field of the map before that pooling
-
-
-def _plain(shape: tuple[int, ...], field: AxisField = None) -> tuple[Dim, ...]:
-    return tuple((Atom(size, field),) for size in shape)
-
-
-def _axis_of(dim: Dim) -> int | None:
-    """Return the input axis a dimension's one spatial factor indexes (None if not exactly one)."""
-    spatial = [atom for atom in dim if atom.field is not None]
-    return spatial[0].axis if len(spatial) == 1 else None
-
-
-def _has_space(dim: Dim) -> bool:
-    return any(atom.field is not None for atom in dim)
-
-
-def _is_lost(dim: Dim) -> bool:
-    return any(atom.field is LOST for atom in dim)
-
-
-def _axis_field(dim: Dim) -> AxisField:
-    """Return the field a dimension indexes: None, that of its one spatial factor, or LOST."""
-    spatial = [atom.field for atom in dim if atom.field is not None]
-    if not spatial:
-        return None
-    return spatial[0] if len(spatial) == 1 else LOST
-
-
-def _union(a: AxisField, b: AxisField) -> AxisField:
-    """Return the smallest field covering both: the largest extent along this axis."""
-    if a is None or b is None:
-        return a if b is None else b
-    if a is LOST or b is LOST or a.jump != b.jump:
-        return LOST
-    low = min(a.start - (a.size - 1) / 2, b.start - (b.size - 1) / 2)
-    high = max(a.start + (a.size - 1) / 2, b.start + (b.size - 1) / 2)
-    return ReceptiveField(size=round(high - low + 1), jump=a.jump, start=(low + high) / 2)
-
-
-def _union_fields(fields: list[Field | None]) -> Field | None:
-    known = [f for f in fields if f is not None]
-    if len(known) != len(fields) or len({len(f) for f in known}) != 1:
-        return None
-    merged = []
-    for axis in zip(*known, strict=True):
-        value: AxisField = axis[0]
-        for other in axis[1:]:
-            value = _union(value, other)
-        if value is LOST:
-            return None
-        merged.append(value)
-    return tuple(merged)
-
-
-def _merge_dims(dims: list[Dim], size: int) -> Dim:
-    """Return one dimension from inputs that meet element-wise (same size along it)."""
-    spatial = [d for d in dims if _has_space(d)]
-    if not spatial:
-        return dims[0] if dims else (Atom(size, None),)
-    structure = tuple(a.size for a in spatial[0])
-    if any(tuple(a.size for a in d) != structure for d in spatial):
-        return (Atom(size, LOST),)
-    merged = []
-    for atoms in zip(*spatial, strict=True):
-        value: AxisField = None
-        axes = {atom.axis for atom in atoms if atom.field is not None}
-        for atom in atoms:
-            value = _union(value, atom.field)
-        if len(axes) > 1:  # H meets W (x + x.transpose): not one box per axis
-            value = LOST
-        merged.append(Atom(atoms[0].size, value, axes.pop() if len(axes) == 1 else None))
-    return tuple(merged)
-
-
-def _shifted(field: AxisField, offset: int, step: int = 1) -> AxisField:
-    """Return the field of every `step`-th unit starting at unit `offset` (a crop or a pad)."""
-    if field is None or field is LOST:
-        return field
-    return ReceptiveField(field.size, field.jump * step, field.start + offset * field.jump)
-
-
-def _regroup(atoms: list[Atom], shape: tuple[int, ...]) -> tuple[Dim, ...] | None:
-    """Group the factors of a view's input into its output dimensions, or None if they do not fit.
-
-    A factor split across output dimensions stays itself when it indexes channels; a spatial
-    factor split into blocks (pixel unshuffle, window partition) no longer has a grid field.
-    """
-    atoms, index, dims = list(atoms), 0, []
-    for size in shape:
-        if size == 1:
-            if index < len(atoms) and atoms[index].size == 1:
-                dims.append((atoms[index],))
-                index += 1
-            else:
-                dims.append((Atom(1, None),))
-            continue
-        group, product = [], 1
-        while product < size:
-            if index >= len(atoms) or size % product:
-                return None
-            atom = atoms[index]
-            if size % (product * atom.size) == 0:
-                group.append(atom)
-                product *= atom.size
-                index += 1
-                continue
-            need = size // product
-            if atom.size % need:
-                return None
-            piece = None if atom.field is None else LOST
-            group.append(Atom(need, piece, atom.axis))
-            atoms[index] = Atom(atom.size // need, piece, atom.axis)
-            product = size
-        dims.append(tuple(group))
-    rest = atoms[index:]
-    if any(a.size != 1 for a in rest):
-        return None
-    if rest and dims:  # a 1x1 map flattened away keeps its field on the last dimension
-        dims[-1] = (*dims[-1], *rest)
-    return tuple(dims)
-
-
 def _dims_list(value: Any) -> list[int]:
     if value is None:
         return []
@@ -230,7 +94,7 @@ class FieldTracker:
         """Mark `tensor` as the input image (N, C, *spatial): a field of one pixel per axis."""
         self.rank = tensor.ndim - 2
         spatial = tuple((Atom(size, INPUT_FIELD, axis),) for axis, size in enumerate(tensor.shape[2:]))
-        self.layouts[tensor] = Layout(_plain(tuple(tensor.shape[:2])) + spatial)
+        self.layouts[tensor] = Layout(plain(tuple(tensor.shape[:2])) + spatial)
 
     def field(self, tensor: torch.Tensor) -> tuple[Field | None, bool]:
         """Return (the field of one unit of `tensor`, whether it is global), or (None, False)."""
@@ -255,18 +119,18 @@ class FieldTracker:
             return
         sizes = [math.prod(a.size for a in d) for d in layout.dims]
         if sizes != list(tensor.shape):  # a rule that misread its op: no field rather than a wrong one
-            layout = Layout(_plain(tuple(tensor.shape), LOST), layout.pooled, layout.pooled_field)
+            layout = Layout(plain(tuple(tensor.shape), LOST), layout.pooled, layout.pooled_field)
         self.layouts[tensor] = layout
 
     def _pooled_union(self, layouts: list[Layout], shape: tuple[int, ...]) -> Layout:
         """Return a global layout whose field covers those of `layouts` (pooled or not)."""
         fields = [lay.pooled_field if lay.pooled else self._spatial_field(lay) for lay in layouts]
-        return Layout(_plain(shape), True, _union_fields(fields))
+        return Layout(plain(shape), True, union_fields(fields))
 
     def _pooled(self, source: Layout, shape: tuple[int, ...]) -> Layout:
         """Return the layout of a tensor that mixes every position of `source`."""
         field = source.pooled_field if source.pooled else self._spatial_field(source)
-        return Layout(_plain(shape), pooled=True, pooled_field=field)
+        return Layout(plain(shape), pooled=True, pooled_field=field)
 
     def update(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         """Give the outputs of one dispatched op the layouts its inputs and index mapping imply.
@@ -283,16 +147,16 @@ class FieldTracker:
         except Exception:  # noqa: BLE001 - a misread signature must not fail the user's summary
             for piece in tree_flatten(out)[0]:
                 if isinstance(piece, torch.Tensor):
-                    self._set(piece, Layout(_plain(tuple(piece.shape), LOST)))
+                    self._set(piece, Layout(plain(tuple(piece.shape), LOST)))
 
     def _update(self, func: Any, args: tuple, kwargs: dict, out: Any,
                 tracked: list[tuple[torch.Tensor, Layout]]) -> None:
         packet = func.overloadpacket
         if all(lay.pooled for _, lay in tracked):  # made from globally pooled values only: still global
-            field = _union_fields([lay.pooled_field for _, lay in tracked])
+            field = union_fields([lay.pooled_field for _, lay in tracked])
             for piece in tree_flatten(out)[0]:
                 if isinstance(piece, torch.Tensor):
-                    self._set(piece, Layout(_plain(tuple(piece.shape)), True, field))
+                    self._set(piece, Layout(plain(tuple(piece.shape)), True, field))
             return
         if packet in (aten.split, aten.split_with_sizes, aten.unbind, aten.chunk):
             self._split(packet, args, out)
@@ -306,14 +170,14 @@ class FieldTracker:
             return
         for extra in tree_flatten(out)[0]:  # the other outputs of an op (var_mean's mean): no rule, no guess
             if isinstance(extra, torch.Tensor) and extra is not out_tensor and extra not in self.layouts:
-                self._set(extra, Layout(_plain(tuple(extra.shape), LOST)))
+                self._set(extra, Layout(plain(tuple(extra.shape), LOST)))
         layout = self._rule(func, packet, args, kwargs, out_tensor, tracked)
         if layout is None:
             return
-        if not layout.pooled and not any(_has_space(d) for d in layout.dims):
+        if not layout.pooled and not any(has_space(d) for d in layout.dims):
             pooled = [lay for _, lay in tracked if lay.pooled]
             if pooled:  # a layer after global pooling
-                layout = Layout(layout.dims, True, _union_fields([p.pooled_field for p in pooled]))
+                layout = Layout(layout.dims, True, union_fields([p.pooled_field for p in pooled]))
         self._set(out_tensor, layout)
 
     def _rule(self, func: Any, packet: Any, args: tuple, kwargs: dict, out: torch.Tensor,
@@ -326,10 +190,10 @@ class FieldTracker:
             if source is None:
                 return None
             if args[6]:  # transposed: up-sampling, so the field is no longer a grid of whole pixels
-                return Layout(_plain(shape, LOST))
-            if _is_lost(source.dims[1]):
-                return Layout(_plain(shape, LOST))
-            if _has_space(source.dims[1]):  # channels that are positions (a token-mixing Conv1d)
+                return Layout(plain(shape, LOST))
+            if is_lost(source.dims[1]):
+                return Layout(plain(shape, LOST))
+            if has_space(source.dims[1]):  # channels that are positions (a token-mixing Conv1d)
                 return self._pooled(source, shape)
             return self._windowed(source, shape, self._conv_windows(args), new_channels=True)
         if name.startswith(("max_pool", "avg_pool")) and source is not None:
@@ -339,8 +203,8 @@ class FieldTracker:
         if name.startswith(("fractional_max_pool", "upsample", "_upsample", "grid_sampler", "im2col",
                             "col2im", "pixel_shuffle", "pixel_unshuffle")):
             if source is not None and source.pooled:  # a pooled value spread back over a map
-                return Layout(_plain(shape), True, source.pooled_field)
-            return Layout(_plain(shape, LOST))
+                return Layout(plain(shape), True, source.pooled_field)
+            return Layout(plain(shape, LOST))
         if name.endswith("_like") or name.startswith("new_"):
             return None  # a fresh tensor of the input's shape (zeros_like): it depends on no pixel
         binary = len(args) > 1 and isinstance(args[1], torch.Tensor)  # max(a, b) is element-wise
@@ -349,12 +213,12 @@ class FieldTracker:
             return self._reduce(name, source, args, kwargs, shape)
         if name in ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax") and source is not None:
             dim = args[1] % len(source.dims)
-            return self._pooled(source, shape) if _has_space(source.dims[dim]) else source
+            return self._pooled(source, shape) if has_space(source.dims[dim]) else source
         if name in ("view", "_unsafe_view", "reshape", "_reshape_alias") and source is not None:
             if len(args) > 1 and not isinstance(args[1], list | tuple):
                 return source if tuple(args[0].shape) == shape else None  # view(dtype)
-            dims = _regroup([a for d in source.dims for a in d], shape)
-            return Layout(dims, source.pooled, source.pooled_field) if dims else Layout(_plain(shape, LOST))
+            dims = regroup([a for d in source.dims for a in d], shape)
+            return Layout(dims, source.pooled, source.pooled_field) if dims else Layout(plain(shape, LOST))
         if name == "permute" and source is not None:
             order = [d % len(source.dims) for d in args[1]]
             return replace(source, dims=tuple(source.dims[d] for d in order))
@@ -388,7 +252,7 @@ class FieldTracker:
             return self._matmul(name, args, shape)
         if _keeps_positions(func, name):
             return self._elementwise(tracked, out)
-        return Layout(_plain(shape, LOST))  # an op without a rule here (flip, gather, cumsum): no guess
+        return Layout(plain(shape, LOST))  # an op without a rule here (flip, gather, cumsum): no guess
 
     def _windowed(self, source: Layout, shape: tuple[int, ...], windows: list[tuple[int, int, int, int]],
                   new_channels: bool = False, lost: bool = False) -> Layout:
@@ -398,10 +262,10 @@ class FieldTracker:
         if new_channels:
             dims[-1] = (Atom(shape[lead - 1], None),)
         for dim, size, (kernel, stride, pad, dilation) in zip(source.dims[lead:], shape[lead:], windows, strict=True):
-            field = _axis_field(dim)
+            field = axis_field(dim)
             if isinstance(field, ReceptiveField):
                 field = LOST if lost else next_receptive_field(field, kernel, stride, pad, dilation)
-            dims.append((Atom(size, field, _axis_of(dim)),))
+            dims.append((Atom(size, field, axis_of(dim)),))
         return Layout(tuple(dims), source.pooled, source.pooled_field)
 
     @staticmethod
@@ -448,7 +312,7 @@ class FieldTracker:
             reduced = {d % ndim for d in _dims_list(dims_arg)} or set(range(ndim))
         else:
             reduced = set(range(ndim))
-        if any(_has_space(source.dims[d]) for d in reduced):
+        if any(has_space(source.dims[d]) for d in reduced):
             return self._pooled(source, shape)
         kept = [d for i, d in enumerate(source.dims) if i not in reduced]
         if len(kept) != len(shape):  # keepdim: the reduced dimensions stay with size 1
@@ -470,17 +334,17 @@ class FieldTracker:
             carry = []
         if carry and dims:
             dims[-1] = (*dims[-1], *carry)
-        return replace(source, dims=tuple(dims)) if len(dims) == len(shape) else Layout(_plain(shape, LOST))
+        return replace(source, dims=tuple(dims)) if len(dims) == len(shape) else Layout(plain(shape, LOST))
 
     def _select(self, source: Layout, dim: int, index: int) -> Layout:
         dims = list(source.dims)
         removed = dims.pop(dim)
-        field = _axis_field(removed)
+        field = axis_field(removed)
         if field is not None and dims:
             size = math.prod(a.size for a in removed)
-            kept = _shifted(field, index % size) if len(removed) == 1 else LOST
+            kept = shifted(field, index % size) if len(removed) == 1 else LOST
             target = dim - 1 if dim > 0 else 0
-            dims[target] = (*dims[target], Atom(1, kept, _axis_of(removed)))
+            dims[target] = (*dims[target], Atom(1, kept, axis_of(removed)))
         return replace(source, dims=tuple(dims))
 
     def _slice(self, source: Layout, args: tuple, shape: tuple[int, ...]) -> Layout:
@@ -490,13 +354,13 @@ class FieldTracker:
         step = args[4] if len(args) > 4 else 1
         start = max(0, min(size, start + size if start < 0 else start))
         dims = list(source.dims)
-        field = _axis_field(dims[dim])
+        field = axis_field(dims[dim])
         if shape[dim] == size:
             return source
         if field is None:
             dims[dim] = (Atom(shape[dim], None),)
         else:
-            dims[dim] = (Atom(shape[dim], _shifted(field, start, step) if len(dims[dim]) == 1 else LOST, _axis_of(dims[dim])),)
+            dims[dim] = (Atom(shape[dim], shifted(field, start, step) if len(dims[dim]) == 1 else LOST, axis_of(dims[dim])),)
         return replace(source, dims=tuple(dims))
 
     def _split(self, packet: Any, args: tuple, out: Any) -> None:
@@ -535,37 +399,37 @@ class FieldTracker:
         dims: list[Dim] = []
         for i, size in enumerate(shape):
             if i == dim:
-                spatial = any(_has_space(lay.dims[i]) for lay in present)
+                spatial = any(has_space(lay.dims[i]) for lay in present)
                 dims.append((Atom(size, LOST if spatial else None),))
             else:
-                dims.append(_merge_dims([lay.dims[i] for lay in present], size))
+                dims.append(merge_dims([lay.dims[i] for lay in present], size))
         return Layout(tuple(dims))
 
     def _pad(self, source: Layout, pads: list[int], shape: tuple[int, ...]) -> Layout:
         dims = list(source.dims)
         for i in range(len(pads) // 2):
             dim = len(dims) - 1 - i
-            field = _axis_field(dims[dim])
-            dims[dim] = (Atom(shape[dim], _shifted(field, -pads[2 * i]) if len(dims[dim]) == 1 or field is None else LOST,
-                              _axis_of(dims[dim])),)
+            field = axis_field(dims[dim])
+            dims[dim] = (Atom(shape[dim], shifted(field, -pads[2 * i]) if len(dims[dim]) == 1 or field is None else LOST,
+                              axis_of(dims[dim])),)
         return replace(source, dims=tuple(dims))
 
     def _matmul(self, name: str, args: tuple, shape: tuple[int, ...]) -> Layout:
         """A matrix product: rows and columns keep their layouts; the contracted axis mixes."""
         offset = 1 if name in ("addmm", "baddbmm") else 0
         a, b = args[offset], args[offset + 1]
-        la = self.layouts.get(a) or Layout(_plain(tuple(a.shape)))
-        lb = self.layouts.get(b) or Layout(_plain(tuple(b.shape)))
-        if _has_space(la.dims[-1]) or _has_space(lb.dims[-2]):
-            mixed = la if _has_space(la.dims[-1]) else lb
-            if _is_lost(mixed.dims[-1] if mixed is la else mixed.dims[-2]) and not mixed.pooled:
-                return Layout(_plain(shape, LOST))  # contracting over positions we lost track of
+        la = self.layouts.get(a) or Layout(plain(tuple(a.shape)))
+        lb = self.layouts.get(b) or Layout(plain(tuple(b.shape)))
+        if has_space(la.dims[-1]) or has_space(lb.dims[-2]):
+            mixed = la if has_space(la.dims[-1]) else lb
+            if is_lost(mixed.dims[-1] if mixed is la else mixed.dims[-2]) and not mixed.pooled:
+                return Layout(plain(shape, LOST))  # contracting over positions we lost track of
             return self._pooled(mixed, shape)
         dims = (la.dims[-2], lb.dims[-1])
         if len(shape) == 3:
-            dims = (_merge_dims([la.dims[0], lb.dims[0]], shape[0]), *dims)
+            dims = (merge_dims([la.dims[0], lb.dims[0]], shape[0]), *dims)
         pooled = [lay for lay in (la, lb) if lay.pooled]
-        return Layout(dims) if not pooled else Layout(dims, True, _union_fields([p.pooled_field for p in pooled]))
+        return Layout(dims) if not pooled else Layout(dims, True, union_fields([p.pooled_field for p in pooled]))
 
     def _elementwise(self, tracked: list[tuple[torch.Tensor, Layout]], out: torch.Tensor) -> Layout:
         """Point-wise ops and anything that keeps the shape: merge along each axis, broadcast aside."""
@@ -573,7 +437,7 @@ class FieldTracker:
         aligned = [(t, lay) for t, lay in tracked
                    if t.ndim <= len(shape) and all(s in (1, o) for s, o in zip(t.shape[::-1], shape[::-1], strict=False))]
         if not aligned:
-            return Layout(_plain(shape, LOST))
+            return Layout(plain(shape, LOST))
         # A broadcast input (an SE gate of shape (B, C, 1, 1)) is a side input: it does not widen
         # the field. A full-size input that mixes every position (attention) makes the sum global.
         full = [lay for t, lay in aligned if tuple(t.shape) == shape
@@ -588,7 +452,7 @@ class FieldTracker:
                 k = j - (len(shape) - t.ndim)
                 if k >= 0 and t.shape[k] == size:
                     candidates.append(lay.dims[k])
-            dims.append(_merge_dims(candidates, size) if candidates else (Atom(size, None),))
+            dims.append(merge_dims(candidates, size) if candidates else (Atom(size, None),))
         return Layout(tuple(dims))
 
     def _copy(self, target: torch.Tensor, source: Any) -> None:
@@ -607,7 +471,7 @@ class FieldTracker:
         if base in self.layouts or target.stride() != base.stride():
             # A copy into part of a tracked tensor (x[:, :c] = conv(...)), of a second source, or
             # through a strided or permuted view: its positions no longer share one field.
-            self._set(base, Layout(_plain(tuple(base.shape), LOST)))
+            self._set(base, Layout(plain(tuple(base.shape), LOST)))
             return
         self.filled_from[base] = root
         offset, before = target.storage_offset() - base.storage_offset(), []
@@ -616,6 +480,6 @@ class FieldTracker:
             offset = offset % stride if stride else offset
         dims = []
         for d, pad, size in zip(layout.dims, before, base.shape, strict=True):
-            field = _axis_field(d)
-            dims.append(d if size == math.prod(a.size for a in d) else (Atom(size, _shifted(field, -pad), _axis_of(d)),))
+            field = axis_field(d)
+            dims.append(d if size == math.prod(a.size for a in d) else (Atom(size, shifted(field, -pad), axis_of(d)),))
         self._set(base, Layout(tuple(dims), layout.pooled, layout.pooled_field))
