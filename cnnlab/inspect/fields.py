@@ -47,6 +47,7 @@ from cnnlab.inspect.layout import (
     shifted,
     union_fields,
 )
+from cnnlab.inspect.shapes import pool_windows
 
 aten = torch.ops.aten
 
@@ -197,7 +198,7 @@ class FieldTracker:
                 return self._pooled(source, shape)
             return self._windowed(source, shape, self._conv_windows(args), new_channels=True)
         if name.startswith(("max_pool", "avg_pool")) and source is not None:
-            return self._windowed(source, shape, self._pool_windows(name, args))
+            return self._windowed(source, shape, pool_windows(name, args))
         if name.startswith(("adaptive_", "_adaptive_")) and source is not None:
             return self._adaptive(name, source, args[0], shape)
         if name.startswith(("fractional_max_pool", "upsample", "_upsample", "grid_sampler", "im2col",
@@ -272,21 +273,6 @@ class FieldTracker:
     def _conv_windows(args: tuple) -> list[tuple[int, int, int, int]]:
         weight, stride, padding, dilation = args[1], args[3], args[4], args[5]
         return list(zip(weight.shape[2:], stride, padding, dilation, strict=True))
-
-    @staticmethod
-    def _pool_windows(name: str, args: tuple) -> list[tuple[int, int, int, int]]:
-        """Return (kernel, stride, padding, dilation) per spatial dim of max_poolNd / avg_poolNd."""
-        spatial = int(re.search(r"(\d)d", name).group(1))
-
-        def per_dim(value: Any, default: int) -> list[int]:
-            value = list(value) if value is not None and len(value) else [default]
-            return value * spatial if len(value) == 1 else value
-
-        kernel = per_dim(args[1], 1)
-        stride = [k if s == 0 else s for k, s in zip(kernel, per_dim(args[2] if len(args) > 2 else None, 0), strict=True)]
-        padding = per_dim(args[3] if len(args) > 3 else None, 0)
-        dilation = per_dim(args[4], 1) if name.startswith("max_pool") and len(args) > 4 else [1] * spatial
-        return list(zip(kernel, stride, padding, dilation, strict=True))
 
     def _adaptive(self, name: str, source: Layout, x: torch.Tensor, shape: tuple[int, ...]) -> Layout:
         """An adaptive pool: to one cell, global pooling; to a divisor of the size, a regular window.

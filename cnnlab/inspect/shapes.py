@@ -9,6 +9,7 @@ Only applies when every tensor argument is on the meta device, where no data exi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -174,29 +175,42 @@ def _convolution(args: tuple) -> Any:
     return torch.empty((x.shape[0], channels, *sizes), dtype=x.dtype, device="meta")
 
 
+def pool_windows(name: str, args: tuple) -> list[tuple[int, int, int, int]]:
+    """Return (kernel, stride, padding, dilation) per spatial dim of a max_poolNd / avg_poolNd op.
+
+    `name` is the op's name (max_pool2d_with_indices, avg_pool3d, ...): its digit gives the
+    number of spatial dims. A single value applies to every dim; an empty stride is the kernel.
+    Raises ValueError where the lists do not match that number.
+    """
+    spatial = int(re.search(r"(\d)d", name).group(1))
+
+    def per_dim(value: Any, default: int) -> list[int]:
+        value = list(value) if value is not None and len(value) else [default]
+        return value * spatial if len(value) == 1 else value
+
+    kernel = per_dim(args[1], 1)
+    stride = [k if s == 0 else s for k, s in zip(kernel, per_dim(args[2] if len(args) > 2 else None, 0), strict=True)]
+    padding = per_dim(args[3] if len(args) > 3 else None, 0)
+    dilation = per_dim(args[4], 1) if name.startswith("max_pool") and len(args) > 4 else [1] * spatial
+    return list(zip(kernel, stride, padding, dilation, strict=True))
+
+
 def _pool2d(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of max/avg pooling in 2-D: PyTorch's formula, ceil mode included."""
     x = args[0]
     if x.ndim != 4 or not _canonical(x) or kwargs:
         return NotImplemented  # other layouts: the kernel picks the output's memory format
-
-    def pair(value: Any, default: list[int]) -> list[int]:
-        value = list(value) if value is not None and len(value) else default
-        return value * 2 if len(value) == 1 else value
-
-    kernel = pair(args[1], [1])
-    stride = pair(args[2] if len(args) > 2 else None, kernel)
-    padding = pair(args[3] if len(args) > 3 else None, [0])
     is_max = func is aten.max_pool2d_with_indices.default
-    dilation = pair(args[4], [1]) if is_max and len(args) > 4 else [1, 1]
     if not is_max and len(args) > 6 and args[6] is not None:
         return NotImplemented  # a divisor override: the kernel checks it
-    if any(len(v) != 2 for v in (kernel, stride, padding, dilation)):
-        return NotImplemented
+    try:
+        windows = pool_windows(func.overloadpacket.__name__, args)
+    except ValueError:
+        return NotImplemented  # lists of the wrong length: the kernel names them
     ceil_index = 5 if is_max else 4
     ceil = bool(args[ceil_index]) if len(args) > ceil_index else False
     sizes = []
-    for i, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True):
+    for i, (k, s, p, d) in zip(x.shape[2:], windows, strict=True):
         if k < 1 or s < 1 or d < 1 or p < 0 or p > k // 2:
             return NotImplemented  # the kernel names the bad kernel, stride, dilation or padding
         span = i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
