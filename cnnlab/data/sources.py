@@ -139,6 +139,14 @@ def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSe
     return data.subset(order[held:], skipped=data.skipped), data.subset(order[:held])
 
 
+def shuffle_labels(data: ImageSet | StreamedImages, seed: int) -> ImageSet | StreamedImages:
+    """Return `data` with its labels permuted by a seeded draw (images unchanged), for random-label runs."""
+    if not isinstance(data, ImageSet) or data.labels.ndim != 1:
+        raise CnnlabError("data.random_labels needs class labels held in memory: drop runtime.stream, or the option")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed + 7919))
+    return ImageSet(data.images, data.labels[order], data.classes, data.skipped)
+
+
 def _idx_file(dataset: IdxDataset, file: IdxFile, data_dir: str | Path | None, allow_download: bool) -> Path:
     """Return a verified IDX file (gzipped or not), downloading it into the cache if missing."""
     dirs = search_dirs(data_dir)

@@ -75,6 +75,9 @@ class DataConfig:
     val_fraction: float = 0.1  # of the training set held out for validation, seeded; 0 = no validation
     input_size: int | None = None  # resize images to this square size once, before training; None = keep
     input_pad: int = 0  # zero pixels added on each side after resizing (MNIST 28 + 2 x 2 = LeNet's 32)
+    # Train on a seeded permutation of the training labels (Zhang et al. 2017): the model that
+    # Adebayo et al.'s (2018) data-randomisation test explains. The test split keeps its labels.
+    random_labels: bool = False
 
     def __post_init__(self) -> None:
         _check([

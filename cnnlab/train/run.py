@@ -10,7 +10,7 @@ the small CNN of the `make run` demo is trained (a small U-Net for segmentation 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from cnnlab import __version__
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.placement import check_fits, model_input_size, place, read_size, too_big
-from cnnlab.data.sources import DataSplits, ImageSet, load, split
+from cnnlab.data.sources import DataSplits, ImageSet, load, shuffle_labels, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
 from cnnlab.models.registry import create_model, model_info
@@ -114,6 +114,8 @@ class Parts:
 def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, device: torch.device) -> Parts:
     """Return the run's data split and placed (resident or streamed: rank 0 decides for all)."""
     splits = load(spec, data_dir, seed=recipe.seed, stream=bool(recipe.runtime.stream), resize=recipe.data.input_size)
+    if recipe.data.random_labels:
+        splits = replace(splits, train=shuffle_labels(splits.train, recipe.seed))
     fraction = recipe.data.val_fraction
     train, val = split(splits.train, fraction, recipe.seed) if fraction > 0 else (splits.train, None)
     size, pad = recipe.data.input_size, recipe.data.input_pad
