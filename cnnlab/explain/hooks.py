@@ -1,0 +1,164 @@
+"""Hooks and the guarantees around them: every hook lives inside a context manager, and the
+user's model leaves every explain call as it came in (mode, `requires_grad`, parameters, in-place
+flags). Nothing here edits a module: activations are captured by forward hooks removed on exit,
+and ReLU backward rules are swapped by a TorchFunctionMode that only exists inside its `with`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from cnnlab.errors import CnnlabError
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_state_dict_hooks", "_load_state_dict_pre_hooks")
+
+
+def hook_count(model: nn.Module) -> int:
+    """Return the number of module hooks registered anywhere in `model`."""
+    return sum(len(getattr(module, name, {}) or {}) for module in model.modules() for name in _HOOK_DICTS)
+
+
+def verify_no_hooks(model: nn.Module) -> None:
+    """Raise AssertionError when any module of `model` still holds a hook (the tests' end check)."""
+    left = [(name, kind) for name, module in model.named_modules() for kind in _HOOK_DICTS if getattr(module, kind, None)]
+    assert not left, f"hooks left on the model: {left[:5]}"
+
+
+@dataclass
+class _Snapshot:
+    training: dict[str, bool]
+    requires_grad: dict[str, bool]
+
+
+@contextmanager
+def preserved(model: nn.Module) -> Iterator[nn.Module]:
+    """Yield `model` in eval mode with frozen parameters; restore its modes and flags on exit."""
+    before = _Snapshot({n: m.training for n, m in model.named_modules()},
+                       {n: p.requires_grad for n, p in model.named_parameters()})
+    try:
+        model.eval()
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        yield model
+    finally:
+        modules = dict(model.named_modules())
+        for name, training in before.training.items():
+            modules[name].training = training
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(before.requires_grad[name])
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """Return (name, module) for a dotted layer name or a module of `model`, or a one-line error listing close names."""
+    names = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        for name, module in names.items():
+            if module is layer:
+                return name, module
+        raise CnnlabError(f"the layer {type(layer).__name__} given is not part of the model: pass one of its modules or its dotted name")
+    if layer in names and layer != "":
+        return layer, names[layer]
+    import difflib
+
+    close = difflib.get_close_matches(layer, [n for n in names if n], n=5, cutoff=0.5)
+    hint = f"close matches: {', '.join(close)}" if close else "list the names with `cnnlab summary MODEL`"
+    raise CnnlabError(f"the model has no layer {layer!r}: {hint}")
+
+
+@dataclass
+class Captured:
+    """The activation of one layer in the last forward pass, kept in the autograd graph."""
+
+    activation: torch.Tensor | None = None
+    calls: int = 0
+
+
+@contextmanager
+def capture(module: nn.Module) -> Iterator[Captured]:
+    """Yield a record of `module`'s output during the `with` block; the forward hook goes on exit."""
+    record = Captured()
+
+    def keep(_module: nn.Module, _inputs: tuple, output: object) -> None:
+        tensor = output[0] if isinstance(output, tuple | list) else output
+        if not isinstance(tensor, torch.Tensor):
+            raise CnnlabError(f"layer {type(_module).__name__} returns {type(output).__name__}, not a tensor: choose a layer whose output is a feature map")
+        record.activation = tensor
+        record.calls += 1
+
+    handle = module.register_forward_hook(keep)
+    try:
+        yield record
+    finally:
+        handle.remove()
+
+
+_RELUS = {torch.nn.functional.relu, torch.relu, torch.Tensor.relu, torch.nn.functional.relu_, torch.relu_,
+          torch.Tensor.relu_}
+
+
+class _NoInplace(TorchFunctionMode):
+    """Runs in-place ReLUs out of place, so a captured activation is never overwritten behind autograd."""
+
+    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> object:
+        kwargs = kwargs or {}
+        if func in _RELUS:
+            return torch.relu(args[0])
+        if func is torch.nn.functional.relu6 or func is torch.nn.functional.hardtanh:
+            kwargs = {**kwargs, "inplace": False}
+            if func is torch.nn.functional.hardtanh and len(args) > 3:
+                args = args[:3]
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def no_inplace() -> Iterator[None]:
+    """Run the block with ReLU, ReLU6 and hardtanh out of place (the modules' flags stay as they are)."""
+    with _NoInplace():
+        yield
+
+
+class _ReluRule(torch.autograd.Function):
+    """ReLU whose backward is guided backprop's or the deconvnet's instead of the gradient."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor, mode: str) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.mode = mode
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        if ctx.mode == "guided":  # Springenberg et al. 2015: the forward mask and a positive gradient
+            return grad.clamp(min=0) * (x > 0), None
+        return grad.clamp(min=0), None  # Zeiler & Fergus 2014: the backward signal rectified, no forward mask
+
+
+@dataclass
+class _ReluBackward(TorchFunctionMode):
+    mode: str = "guided"
+    seen: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> object:
+        if func in _RELUS:
+            self.seen.append(1)
+            return _ReluRule.apply(args[0], self.mode)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def relu_backward(mode: str) -> Iterator[list[int]]:
+    """Run the block with every ReLU's backward replaced by guided backprop's (`guided`) or the deconvnet's."""
+    rule = _ReluBackward(mode)
+    with rule:
+        yield rule.seen

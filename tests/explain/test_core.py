@@ -1,0 +1,105 @@
+"""The interface: every method leaves the model unchanged with no hook; chunking; one-line errors; any model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.explain import attribute, hook_count, list_methods, verify_no_hooks
+from cnnlab.explain.core import auto_max_batch, bytes_per_image
+from tests.explain.support import seeded_resnet20, unchanged
+
+FAST = {
+    "smoothgrad": {"samples": 3}, "smoothgrad_sq": {"samples": 3}, "vargrad": {"samples": 3},
+    "integrated_gradients": {"steps": 4}, "expected_gradients": {"samples": 3}, "gradient_shap": {"samples": 3},
+    "rise": {"masks": 12}, "lime": {"samples": 16, "superpixels": "grid", "segments": 9},
+    "kernel_shap": {"samples": 16, "superpixels": "grid", "segments": 9}, "occlusion": {"window": 16, "stride": 16},
+}
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_every_method_leaves_the_model_as_it_came(method: str) -> None:
+    """Train mode, mixed requires_grad, in-place ReLUs: all the same afterwards, parameters bit for bit, no hook."""
+    model = seeded_resnet20()
+    model.train()
+    model.stem.conv.weight.requires_grad_(False) if hasattr(model, "stem") else None
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = True
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with unchanged(model):
+        result = attribute(model, x, method, **FAST.get(method, {}))
+    assert result.maps.shape[0] == 2 and result.maps.shape[-2:] == (32, 32)
+    assert torch.isfinite(result.maps).all()
+    assert result.maps.device == x.device and result.seconds > 0 and result.targets.dtype == torch.int64
+    assert hook_count(model) == 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_chunk_size_does_not_change_the_maps() -> None:
+    model = seeded_resnet20()
+    x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for method, options in [("integrated_gradients", {"steps": 6}), ("gradcam", {}), ("scorecam", {}), ("occlusion", {"window": 8, "stride": 8})]:
+        whole = attribute(model, x, method, max_batch=512, **options)
+        parts = attribute(model, x, method, max_batch=3, **options)
+        torch.testing.assert_close(whole.maps, parts.maps, rtol=1e-4, atol=1e-6)
+        assert parts.options["max_batch"] == 3
+    verify_no_hooks(model)
+
+
+def test_memory_budget_counts_the_saved_tensors() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 2)).eval()
+    x = torch.rand(1, 3, 16, 16)
+    per_image = bytes_per_image(model, x)
+    # Saved for backward: the conv's input (3*16*16) and output for ReLU (8*16*16), the linear input; all float32.
+    assert per_image >= 4 * (3 * 16 * 16 + 8 * 16 * 16)
+    assert 1 <= auto_max_batch(model, x) <= 512
+
+
+def test_errors_name_the_fix() -> None:
+    model = seeded_resnet20()
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(CnnlabError, match="close matches: stages.layer3"):
+        attribute(model, x, "gradcam", layer="stages.layr3")
+    with pytest.raises(CnnlabError, match=r"target 10 is out of range: the model has 10 classes \(0-9\)"):
+        attribute(model, x, "saliency", target=10)
+    with pytest.raises(CnnlabError, match="3 targets for 2 images"):
+        attribute(model, x, "saliency", target=[1, 2, 3])
+    with pytest.raises(CnnlabError, match="did you mean gradcam"):
+        attribute(model, x, "gradcamm")
+    with pytest.raises(CnnlabError, match="takes no option 'step'"):
+        attribute(model, x, "integrated_gradients", step=3)
+    with pytest.raises(CnnlabError, match="add a batch axis"):
+        attribute(model, x[0], "saliency")
+    from cnnlab.models import create_model
+
+    lenet = create_model("lenet5", num_classes=10)
+    with pytest.raises(CnnlabError, match=r"images of shape \(3, 32, 32\) do not fit LeNet5"):
+        attribute(lenet, x, "saliency")
+    with pytest.raises(CnnlabError, match="CAM needs"):
+        attribute(lenet, torch.randn(1, 1, 32, 32), "cam", layer="conv2")
+    for m in (model, lenet):
+        verify_no_hooks(m)
+
+
+def test_torchvision_and_timm_models_and_plain_modules() -> None:
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    tv = create_model("tv/resnet18", num_classes=5)
+    x = torch.rand(1, 3, 64, 64)
+    for method in ("gradcam", "integrated_gradients", "lrp"):
+        with unchanged(tv):
+            result = attribute(tv, x, method, **FAST.get(method, {}))
+        assert result.maps.shape[-2:] == (64, 64)
+    assert result.layer is None and attribute(tv, x, "gradcam").layer == tv.feature_layers()[-1]
+    pytest.importorskip("timm")
+    timm_model = create_model("timm/resnet10t", num_classes=5)
+    with unchanged(timm_model):
+        assert attribute(timm_model, x, "layercam").maps.shape == (1, 1, 64, 64)
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    with unchanged(plain):
+        assert attribute(plain, x, "gradcam", layer="0").layer_maps.shape == (1, 1, 62, 62)
+        assert attribute(plain, x, "cam", layer="1").layer_maps.shape == (1, 1, 62, 62)
