@@ -1,0 +1,408 @@
+"""Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019), this project's own.
+
+Relevance travels backwards as the gradient of a forward pass run under `LRPMode`, a
+TorchFunctionMode that exists only inside its `with`: the model's modules are never edited.
+Each linear op (conv, linear, average pool, mean, a sum of two branches) runs as an autograd
+Function whose forward is the op itself and whose backward is its rule; activations pass
+relevance through unchanged; max pooling and concatenation route it as their gradient does.
+
+BatchNorm (eval mode, an affine map per channel) is handled three ways:
+- directly after a convolution or linear layer, it is merged into it (the rule sees the merged
+  weights and bias);
+- directly before a convolution, with no non-linearity between (a BN after a sum or a
+  concatenation feeding a conv), it is merged into that convolution: the shift becomes a bias
+  map, exact at the zero-padded border;
+- otherwise (pre-activation ResNets and DenseNet, where BN-ReLU follows the sum or the
+  concatenation), it is an affine layer with the epsilon rule: R_in = a x / (a x + b) R.
+
+Modules with parameters other than Conv2d, Linear and BatchNorm get a one-line error naming
+the layer, as does a product of two activations (attention, squeeze-and-excitation gates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from cnnlab.errors import CnnlabError
+from cnnlab.explain.core import Context, Result, check_options, register
+
+Op = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # linear in x: op(x, weight), no bias
+
+
+def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Return z pushed away from zero by epsilon in its own sign (zero counts as positive)."""
+    return z + ((z == 0).to(z) + z.sign()) * epsilon
+
+
+def _jt(op: Op, like: torch.Tensor, weight: torch.Tensor | None, s: torch.Tensor) -> torch.Tensor:
+    """Return J^T s for the linear map x -> op(x, weight) (its value does not depend on x)."""
+    x = torch.zeros_like(like).requires_grad_(True)
+    (grad,) = torch.autograd.grad(op(x, weight), x, s)
+    return grad
+
+
+def _pos(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(min=0)
+
+
+def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(max=0)
+
+
+def _z(op: Op, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | float | None) -> torch.Tensor:
+    out = op(x, weight)
+    return out if bias is None else out + bias
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One LRP rule: maps (op, x, weight, bias, R_out) to R_in."""
+
+    name: str
+    epsilon: float = 1e-6  # the epsilon rule's epsilon, or the stabiliser of the others
+    gamma: float = 0.25
+    alpha: float = 1.0
+    beta: float = 0.0
+    low: float | torch.Tensor = 0.0  # z^B: the lowest and highest input values
+    high: float | torch.Tensor = 1.0
+
+    def __call__(self, op: Op, x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None, r: torch.Tensor) -> torch.Tensor:
+        """Return the relevance of the op's input."""
+        eps = self.epsilon
+        if self.name in ("epsilon", "norm"):
+            # Bach et al. 2015, Eq. 58 (LRP-epsilon); `norm` is the same for weight-free ops.
+            return x * _jt(op, x, w, r / stabilize(_z(op, x, w, b), eps))
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        if self.name == "alpha_beta":
+            # Bach et al. 2015, Eq. 60: positive and negative contributions normalised apart.
+            zp = _z(op, xp, _pos(w), _pos(b)) + op(xn, _neg(w))
+            zn = _z(op, xp, _neg(w), _neg(b)) + op(xn, _pos(w))
+            sp, sn = r / stabilize(zp, eps), r / stabilize(zn, eps)
+            positive = xp * _jt(op, x, _pos(w), sp) + xn * _jt(op, x, _neg(w), sp)
+            negative = xp * _jt(op, x, _neg(w), sn) + xn * _jt(op, x, _pos(w), sn)
+            return self.alpha * positive - (self.beta * negative if self.beta else 0.0)
+        if self.name == "gamma":
+            # Montavon et al. 2019, Eq. (gamma), in the form that also admits negative inputs
+            # (Andeol et al. 2021): positive outputs favour positive contributions and vice versa.
+            g = self.gamma
+            assert w is not None
+            wp, wn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
+            bp = None if b is None else b + g * b.clamp(min=0)
+            bn = None if b is None else b + g * b.clamp(max=0)
+            z = _z(op, x, w, b)
+            sp = (z > 0).to(r) * r / stabilize(_z(op, xp, wp, bp) + op(xn, wn), eps)
+            sn = (z < 0).to(r) * r / stabilize(_z(op, xp, wn, bn) + op(xn, wp), eps)
+            return (xp * _jt(op, x, wp, sp) + xn * _jt(op, x, wn, sp)
+                    + xp * _jt(op, x, wn, sn) + xn * _jt(op, x, wp, sn))
+        if self.name in ("flat", "wsquare"):
+            # Lapuschkin et al. 2019 (flat), Montavon et al. 2017 (w^2): relevance spread by the
+            # weights alone (flat: all ones), independent of the input.
+            ones = torch.ones_like(x)
+            if self.name == "flat":
+                weight, bias = (None if w is None else torch.ones_like(w)), None
+            else:
+                weight, bias = (None if w is None else w * w), (None if b is None else b * b)
+            return _jt(op, x, weight, r / stabilize(_z(op, ones, weight, bias), eps))
+        if self.name == "zbox":
+            # Montavon et al. 2017, z^B: for inputs bounded in [low, high].
+            low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand_as(x)
+            high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand_as(x)
+            z = _z(op, x, w, b) - _z(op, low, _pos(w), _pos(b)) - _z(op, high, _neg(w), _neg(b))
+            s = r / stabilize(z, eps)
+            return x * _jt(op, x, w, s) - low * _jt(op, x, _pos(w), s) - high * _jt(op, x, _neg(w), s)
+        raise CnnlabError(f"unknown LRP rule {self.name!r}")
+
+
+def rule(name: str, *, epsilon: float | None = None, stabilizer: float = 1e-6, gamma: float = 0.25,
+         low: float | torch.Tensor = 0.0, high: float | torch.Tensor = 1.0) -> Rule:
+    """Return the rule named `name`: epsilon, gamma, alpha1_beta0, alpha2_beta1, zplus, flat, wsquare or zbox."""
+    if name == "epsilon":
+        return Rule("epsilon", epsilon=1e-6 if epsilon is None else epsilon)
+    if name in ("zplus", "alpha1_beta0"):
+        return Rule("alpha_beta", epsilon=stabilizer, alpha=1.0, beta=0.0)
+    if name == "alpha2_beta1":
+        return Rule("alpha_beta", epsilon=stabilizer, alpha=2.0, beta=1.0)
+    if name in ("gamma", "flat", "wsquare"):
+        return Rule(name, epsilon=stabilizer, gamma=gamma)
+    if name == "zbox":
+        return Rule("zbox", epsilon=stabilizer, low=low, high=high)
+    raise CnnlabError(f"unknown LRP rule {name!r}: choose epsilon, gamma, alpha1_beta0, alpha2_beta1, zplus, flat, wsquare or zbox")
+
+
+#: Composites: the rule of the first layer, of the other convolutions, of the fully connected layers.
+COMPOSITES: dict[str, tuple[str, str, str]] = {
+    "epsilon": ("epsilon", "epsilon", "epsilon"),
+    "epsilon_plus": ("zplus", "zplus", "epsilon"),
+    "epsilon_plus_flat": ("flat", "zplus", "epsilon"),  # Kohlbrenner et al. 2020's recommendation
+    "epsilon_gamma_box": ("zbox", "gamma", "epsilon"),  # Montavon et al. 2019, Fig. 2
+    "epsilon_alpha2_beta1": ("alpha2_beta1", "alpha2_beta1", "epsilon"),
+}
+
+
+@dataclass(frozen=True)
+class Composite:
+    """Which rule each kind of layer gets."""
+
+    first: Rule
+    conv: Rule
+    linear: Rule
+    norm: Rule = field(default_factory=lambda: Rule("norm"))  # sums and average pools (zennit's Norm)
+    affine: Rule = field(default_factory=lambda: Rule("epsilon"))  # an unmerged BatchNorm
+
+
+def composite(name: str = "epsilon_plus_flat", *, first: str | None = None, conv: str | None = None,
+              linear: str | None = None, **kwargs: Any) -> Composite:
+    """Return the composite `name`, with any of its three rules replaced by name."""
+    if name not in COMPOSITES:
+        raise CnnlabError(f"unknown LRP composite {name!r}: choose {', '.join(COMPOSITES)}")
+    names = COMPOSITES[name]
+    first, conv, linear = first or names[0], conv or names[1], linear or names[2]
+    stab = kwargs.get("stabilizer", 1e-6)
+    eps = kwargs.get("epsilon")
+    return Composite(rule(first, **kwargs), rule(conv, **kwargs), rule(linear, **kwargs),
+                     Rule("norm", epsilon=stab), Rule("epsilon", epsilon=1e-6 if eps is None else eps))
+
+
+# --- the autograd Functions ----------------------------------------------------------------------
+
+
+@dataclass
+class _Spec:
+    op: Op
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+    rule: Rule
+    label: str
+    record: list | None
+
+
+class _RuleOp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, spec: _Spec) -> torch.Tensor:  # type: ignore[override]
+        ctx.spec = spec
+        ctx.save_for_backward(x)
+        return _z(spec.op, x, spec.weight, spec.bias)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        spec: _Spec = ctx.spec
+        with torch.enable_grad():
+            out = spec.rule(spec.op, x.detach(), spec.weight, spec.bias, relevance)
+        if spec.record is not None:
+            spec.record.append((spec.label, relevance.flatten(1).sum(1).detach(), out.flatten(1).sum(1).detach()))
+        return out, None
+
+
+class _SumOp(torch.autograd.Function):
+    """a + b with relevance split in proportion to the two terms (zennit's Norm on a Sum)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, epsilon: float, record: list | None) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a, b)
+        ctx.epsilon, ctx.record = epsilon, record
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
+        a, b = ctx.saved_tensors
+        s = relevance / stabilize(a + b, ctx.epsilon)
+        ra, rb = a * s, b * s
+        if ctx.record is not None:
+            ctx.record.append(("sum", relevance.flatten(1).sum(1), (ra + rb).flatten(1).sum(1)))
+        return ra, rb, None, None
+
+
+class _Pass(torch.autograd.Function):
+    """An activation whose backward hands relevance through unchanged."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return relevance, None
+
+
+# --- the mode ------------------------------------------------------------------------------------
+
+_CONV = {torch.conv2d, F.conv2d}
+_ACTIVATIONS = {F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, torch.Tensor.relu_, F.relu6, F.hardtanh,
+                F.leaky_relu, F.elu, F.gelu, F.silu, torch.tanh, torch.Tensor.tanh, F.local_response_norm}
+_ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__iadd__, torch.Tensor.add_}
+_AVERAGES = {F.avg_pool2d, F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean}
+_PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.__imul__, torch.Tensor.mul_,
+             torch.matmul, torch.Tensor.__matmul__, torch.bmm, torch.div, torch.Tensor.__truediv__, torch.Tensor.div}
+
+
+def _in_graph(t: object) -> bool:
+    return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+class LRPMode(TorchFunctionMode):
+    """A forward pass under this mode propagates relevance as its gradient (see the module text)."""
+
+    def __init__(self, rules: Composite, record: list | None = None) -> None:
+        super().__init__()
+        self.rules = rules
+        self.record = record
+        self.layers = 0
+        self.produced: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Callable, str]] = {}
+        self.affine: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _linear(self, kind: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                op: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
+        """Run a conv or linear op under its rule, merging an affine BN that feeds it directly."""
+        first = self.layers == 0
+        self.layers += 1
+        bias_map: torch.Tensor | None = None if bias is None else bias.view(1, -1, *([1] * (x.ndim - 2)))
+        feeding = self.affine.get(id(x))
+        if feeding is not None and feeding[0] is x and kind == "conv2d" and getattr(op, "groups", 1) == 1:
+            _, source, scale, shift = feeding
+            # conv(a x + b) = conv(x, W a) + conv(b, W): the shift through the conv, with its padding, is a bias map.
+            shift_map = op(shift.view(1, -1, 1, 1).expand_as(source[:1]).contiguous(), weight)
+            bias_map = shift_map if bias_map is None else shift_map + bias_map
+            weight = weight * scale.view(1, -1, 1, 1)
+            x = source
+        chosen = self.rules.first if first else (self.rules.conv if kind == "conv2d" else self.rules.linear)
+        out = _RuleOp.apply(x, _Spec(op, weight.detach(), None if bias_map is None else bias_map.detach(), chosen,
+                                     f"{kind}#{self.layers}", self.record))
+        self.produced[id(out)] = (out, x, weight, bias_map, op, kind)
+        return out
+
+    def _batch_norm(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, weight: torch.Tensor | None,
+                    bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+        scale = torch.rsqrt(var + eps) * (1 if weight is None else weight)
+        shift = (0 if bias is None else bias) - mean * scale
+        produced = self.produced.get(id(x))
+        if produced is not None and produced[0] is x:
+            # BN right after a conv or linear: one layer with merged weights, under that layer's rule.
+            _, source, w, b, op, kind = produced
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            merged_bias = (shift.view(1, -1, *([1] * (x.ndim - 2))) if b is None
+                           else b * scale.view(1, -1, *([1] * (x.ndim - 2))) + shift.view(1, -1, *([1] * (x.ndim - 2))))
+            chosen = self.rules.first if self.layers == 1 else (self.rules.conv if kind == "conv2d" else self.rules.linear)
+            out = _RuleOp.apply(source, _Spec(op, (w * scale.view(shape)).detach(), merged_bias.detach(), chosen,
+                                              f"{kind}+bn#{self.layers}", self.record))
+            self.produced[id(out)] = (out, source, w * scale.view(shape), merged_bias, op, kind)
+            return out
+        view = (1, -1) + (1,) * (x.ndim - 2)
+        op = _channel_scale(view)
+        out = _RuleOp.apply(x, _Spec(op, scale.detach(), shift.view(view).detach(), self.rules.affine, "batchnorm", self.record))
+        self.affine[id(out)] = (out, x, scale.detach(), shift.detach())
+        return out
+
+    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _CONV and _in_graph(args[0]):
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            rest = dict(zip(("stride", "padding", "dilation", "groups"), args[3:], strict=False))
+            rest.update({k: v for k, v in kwargs.items() if k != "bias"})
+            return self._linear("conv2d", x, weight, bias, _conv_op(rest))
+        if func is F.linear and _in_graph(args[0]):
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            return self._linear("linear", args[0], args[1], bias, _linear_op)
+        if func is F.batch_norm and _in_graph(args[0]):
+            names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+            given = {**dict(zip(names, args, strict=False)), **kwargs}
+            if given.get("training") or given.get("running_mean") is None:
+                raise CnnlabError("LRP needs BatchNorm in eval mode with running statistics: a BN that normalises by batch statistics has no LRP rule")
+            return self._batch_norm(given["input"], given["running_mean"], given["running_var"], given.get("weight"),
+                                    given.get("bias"), float(given.get("eps", 1e-5)))
+        if func in _ACTIVATIONS and _in_graph(args[0]):
+            rest = {k: v for k, v in kwargs.items() if k != "inplace"}
+            extra = tuple(a for a in args[1:] if not isinstance(a, bool))
+            base = {F.relu_: F.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu}.get(func, func)
+            return _Pass.apply(args[0], lambda t: base(t, *extra, **rest))
+        if func in _ADDS and len(args) >= 2 and _in_graph(args[0]) and _in_graph(args[1]) and not kwargs.get("alpha"):
+            a, b = args[0], args[1]
+            if a.shape == b.shape:
+                return _SumOp.apply(a, b, self.rules.norm.epsilon, self.record)
+        if func in _AVERAGES and _in_graph(args[0]):
+            rest_args, rest_kwargs = args[1:], kwargs
+            average = func
+            return _RuleOp.apply(args[0], _Spec(lambda x, w: average(x, *rest_args, **rest_kwargs), None, None,
+                                                self.rules.norm, getattr(func, "__name__", "average"), self.record))
+        if func in _PRODUCTS and len(args) >= 2 and _in_graph(args[0]) and _in_graph(args[1]):
+            raise CnnlabError("LRP has no rule for a product of two activations (a gate or attention): explain this model with gradcam or integrated_gradients")
+        return func(*args, **kwargs)
+
+
+def _conv_op(rest: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    def op(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        assert weight is not None
+        return F.conv2d(x, weight, None, **rest)
+    op.groups = rest.get("groups", 1)  # type: ignore[attr-defined]
+    return op
+
+
+def _linear_op(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    assert weight is not None
+    return F.linear(x, weight)
+
+
+def _channel_scale(view: tuple[int, ...]) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    def op(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        assert scale is not None
+        return x * scale.view(view)
+    return op
+
+
+_SUPPORTED = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def check_supported(model: nn.Module) -> None:
+    """Raise a one-line error naming the first module whose parameters LRP has no rule for."""
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False)]
+        if own and not isinstance(module, _SUPPORTED):
+            raise CnnlabError(f"LRP has no rule for {type(module).__name__} at {name or 'the model'!r}: it supports conv, linear, "
+                              "BatchNorm, ReLU, pooling, sums and concatenations; explain this model with gradcam or integrated_gradients")
+        if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
+            raise CnnlabError(f"LRP supports zero-padded convolutions only, and {name!r} pads with {module.padding_mode!r}")
+
+
+@contextmanager
+def lrp_mode(model: nn.Module, rules: Composite, record: list | None = None) -> Iterator[LRPMode]:
+    """Yield an LRPMode for forward passes of `model` inside the block (checked for supported layers first)."""
+    check_supported(model)
+    with LRPMode(rules, record) as mode:
+        yield mode
+
+
+@register("lrp", "lrp")
+def lrp(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
+    """Return the LRP relevance of each input value for the target logit, under a composite of rules."""
+    check_options("lrp", options, ["composite", "first", "conv", "linear", "epsilon", "stabilizer", "gamma", "low", "high", "record"])
+    name = str(options.get("composite", "epsilon_plus_flat"))
+    kwargs = {k: options[k] for k in ("epsilon", "stabilizer", "gamma", "low", "high") if k in options}
+    rules = composite(name, first=options.get("first"), conv=options.get("conv"), linear=options.get("linear"), **kwargs)
+    record: list | None = [] if options.get("record") else None
+    maps, logits_kept = [], []
+    for start in range(0, len(images), ctx.max_batch):
+        x = images[start:start + ctx.max_batch].detach().requires_grad_(True)
+        with torch.enable_grad():
+            with lrp_mode(ctx.model, rules, record):
+                logits = ctx.forward(x)
+            onehot = F.one_hot(targets[start:start + ctx.max_batch], logits.shape[1]).to(logits.dtype)
+            (relevance,) = torch.autograd.grad(logits, x, onehot * logits.detach())
+        maps.append(relevance)
+        logits_kept.append(logits.detach())
+    extras: dict[str, Any] = {"logits": torch.cat(logits_kept)}
+    if record is not None:
+        extras["conservation"] = record
+    resolved = {"composite": name, "first": rules.first.name, "conv": rules.conv.name, "linear": rules.linear.name}
+    return Result(torch.cat(maps), resolved, extras=extras)
