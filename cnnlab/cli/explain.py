@@ -25,6 +25,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=positive_int, default=None, help="rows per forward pass (default: fit the free memory)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="method option, e.g. steps=64 or upsample=field; each method takes the ones it knows")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +34,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     explain = commands.add_parser("explain", help="attribution maps of images: overlays, raw maps and a JSON")
     _common(explain)
     explain.add_argument("--method", default="gradcam", help="a method, a comma list, or all (see --list)")
-    explain.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option, e.g. steps=64")
     explain.add_argument("--out", default=None, help="output folder (default: RUN/explain)")
     explain.add_argument("--list", action="store_true", help="list the methods and exit")
     explain.set_defaults(func=run_explain)
@@ -48,7 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     _common(faith)
     faith.add_argument("--methods", default="saliency,integrated_gradients,gradcam", help="comma list of methods")
     faith.add_argument("--steps", type=positive_int, default=32, help="deletion / insertion steps")
-    faith.add_argument("--baseline", choices=["blur", "zero"], default="blur")
+    faith.add_argument("--baseline", choices=["blur", "zero", "rise"], default="blur",
+                       help="what deleted pixels become (and insertion starts from); rise: zero for deletion, blur for insertion")
     faith.add_argument("--no-sensitivity", action="store_true", help="skip max-sensitivity (it reruns each method)")
     faith.add_argument("--out", default=None, help="output folder (default: RUN/faithfulness)")
     faith.set_defaults(func=run_faithfulness)
@@ -171,26 +173,34 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_methods()))
         return 0
+    import torch
+
     methods = _methods(args.method)
+    options = parse_options(args.option)
+    check_taken(methods, options)
     subject = load_subject(args)
     out = Path(args.out) if args.out else subject.home / "explain"
     out.mkdir(parents=True, exist_ok=True)
-    options = parse_options(args.option)
     results = {}
     for method in methods:
-        taken = _accepted(method, options)
-        if method in _SEEDED:
-            taken["seed"] = args.seed
+        taken = method_options(method, options, args.seed)
         layer = subject.layer if method in _LAYERED else None
         results[method] = attribute(subject.model, subject.images, method, args.target, layer, max_batch=args.max_batch, **taken)
     first = next(iter(results.values()))
+    probabilities = first.extras.get("probabilities")
+    if probabilities is None:  # a given --target skips the logits pass inside attribute
+        from cnnlab.explain.core import predict
+
+        with torch.no_grad():
+            logits = predict(subject.model.eval(), subject.images, args.max_batch or 64)
+        probabilities = logits.softmax(1).gather(1, first.targets.view(-1, 1)).squeeze(1)
     for index, name in enumerate(subject.names):
         target = int(first.targets[index])
         label = subject.classes[target] if target < len(subject.classes) else str(target)
         save_file({m: a.maps[index].contiguous().cpu() for m, a in results.items()}, str(out / f"{name}.safetensors"))
         record = {
             "image": name, "target": target, "class": label,
-            "probability": round(float(first.extras["probabilities"][index]), 6),
+            "probability": round(float(probabilities[index]), 6),
             "methods": {m: {"seconds_per_image": round(a.seconds / len(subject.names), 6), "options": _plain(a.options),
                             "layer": a.layer} for m, a in results.items()},
         }
@@ -215,13 +225,25 @@ _OPTIONS = {
     "smoothgrad_sq": {"samples", "noise"}, "vargrad": {"samples", "noise"}, "expected_gradients": {"samples", "noise"},
     "gradient_shap": {"samples", "noise"}, "occlusion": {"window", "stride", "fill"}, "rise": {"masks", "cells", "p"},
     "lime": {"samples", "segments", "superpixels", "kernel_width", "ridge"}, "kernel_shap": {"samples", "segments", "superpixels"},
-    "lrp": {"composite", "first", "conv", "linear", "epsilon", "gamma"}, "deeplift": {"baseline"},
+    "lrp": {"composite", "first", "conv", "linear", "epsilon", "stabilizer", "gamma", "low", "high"}, "deeplift": {"baseline"},
 }
 
 
-def _accepted(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Return the --option values this method takes (a grid of methods shares one --option list)."""
-    return {k: v for k, v in options.items() if k in _OPTIONS.get(method, set())}
+def method_options(method: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Return the --option values this method takes (a grid of methods shares one --option list), and its seed."""
+    taken = {k: v for k, v in options.items() if k in _OPTIONS.get(method, set()) or (k == "upsample" and method in _LAYERED)}
+    if method in _SEEDED:
+        taken["seed"] = seed
+    return taken
+
+
+def check_taken(methods: list[str], options: dict[str, Any]) -> None:
+    """Raise a one-line error for an --option key that none of the chosen methods takes."""
+    from cnnlab.errors import CnnlabError
+
+    for key in options:
+        if not any(key in method_options(m, {key: None}, 0) for m in methods):
+            raise CnnlabError(f"no chosen method takes the option {key!r} ({', '.join(methods)}): check its spelling")
 
 
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
@@ -234,13 +256,15 @@ def run_sanity(args: argparse.Namespace) -> int:
     from cnnlab.explain.sanity import cascading_randomization, data_randomization
 
     methods = _methods(args.method)
+    check_taken(methods, parse_options(args.option))
     subject = load_subject(args)
     out = Path(args.out) if args.out else subject.home / "sanity"
     out.mkdir(parents=True, exist_ok=True)
     curves, report = {}, {"images": len(subject.names), "methods": {}}
+    options = parse_options(args.option)
     for method in methods:
         result = cascading_randomization(subject.model, subject.images, method, args.target, subject.layer,
-                                         seed=args.seed, max_batch=args.max_batch)
+                                         seed=args.seed, max_batch=args.max_batch, **method_options(method, options, args.seed))
         curves[method] = result.rows
         report["methods"][method] = {"cascading": result.rows, "final": result.final()}
     if args.random_labels:
@@ -251,7 +275,8 @@ def run_sanity(args: argparse.Namespace) -> int:
         random_model = PixelModel(shuffled.model, shuffled.normalisation.mean, shuffled.normalisation.std).to(subject.images.device)
         for method in methods:
             report["methods"][method]["data_randomization"] = data_randomization(
-                subject.model, random_model, subject.images, method, args.target, subject.layer, max_batch=args.max_batch)
+                subject.model, random_model, subject.images, method, args.target, subject.layer, max_batch=args.max_batch,
+                **method_options(method, options, args.seed))
     sanity_curve(curves, out / "sanity.png")
     (out / "sanity.json").write_text(json.dumps(report, indent=2) + "\n")
     for method, entry in report["methods"].items():
@@ -269,11 +294,14 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     from cnnlab.explain.faithfulness import faithfulness
 
     methods = _methods(args.methods)
+    check_taken(methods, parse_options(args.option))
     subject = load_subject(args)
     out = Path(args.out) if args.out else subject.home / "faithfulness"
     out.mkdir(parents=True, exist_ok=True)
+    options = parse_options(args.option)
     rows = faithfulness(subject.model, subject.images, methods, args.target, subject.layer, steps=args.steps,
-                        baseline=args.baseline, seed=args.seed, max_batch=args.max_batch, sensitivity=not args.no_sensitivity)
+                        baseline=args.baseline, seed=args.seed, max_batch=args.max_batch, sensitivity=not args.no_sensitivity,
+                        options={m: method_options(m, options, args.seed) for m in methods})
     (out / "faithfulness.json").write_text(json.dumps({"images": len(subject.names), "baseline": args.baseline,
                                                        "steps": args.steps, "rows": rows}, indent=2) + "\n")
     header = f"{'method':<22} {'deletion':>9} {'random':>8} {'insertion':>10} {'random':>8} {'infidelity':>11} {'max-sens':>9}"

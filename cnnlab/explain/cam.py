@@ -2,8 +2,14 @@
 LayerCAM, Score-CAM, Eigen-CAM and guided Grad-CAM.
 
 Every map is computed on the layer's grid from its activations A (N, K, h, w) and the gradient G
-of the target score, kept on the device, and upsampled bilinearly to the input. No map is
-normalised here: a map's scale is part of the answer (rendering normalises for display).
+of the target score, kept on the device, and brought to the input grid in one of two ways:
+- `upsample="resize"` (default, as Captum and grad-cam do): a bilinear resize, which assumes the
+  layer's grid spans the whole image;
+- `upsample="field"`: each unit placed at the centre of its receptive field (start and jump from
+  cnnlab.inspect), interpolated bilinearly between centres. Networks of valid convolutions
+  (LeNet-5) need it: LeNet's conv2 units sit at input pixels 6..24, which a resize stretches
+  over 0..31.
+No map is normalised here: a map's scale is part of the answer (rendering normalises for display).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from cnnlab.explain.core import (
     sampled_scores,
     upsample,
 )
-from cnnlab.explain.hooks import capture, no_inplace
+from cnnlab.explain.hooks import capture
 
 
 def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gradients: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -34,8 +40,7 @@ def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gr
     for start in range(0, len(images), ctx.max_batch):
         # The input joins the graph so the layer's output does even when every parameter is frozen.
         chunk = images[start:start + ctx.max_batch].detach().requires_grad_(gradients)
-        # In-place ReLUs run out of place here, or the one after the layer would overwrite its captured output.
-        with capture(ctx.layer) as record, no_inplace(), torch.set_grad_enabled(gradients):
+        with capture(ctx.layer) as record, torch.set_grad_enabled(gradients):
             logits = ctx.forward(chunk)
             if record.calls != 1:
                 raise CnnlabError(f"layer {ctx.layer_name} runs {record.calls} times per forward pass: choose a layer that runs once")
@@ -50,20 +55,50 @@ def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gr
     return torch.cat(acts), (torch.cat(grads) if gradients else None)
 
 
-def _finish(images: torch.Tensor, cam: torch.Tensor, options: dict[str, Any], *, relu: bool = True) -> Result:
-    """Return the map (N, h, w), rectified, on the layer grid and upsampled to the input grid."""
+def field_placed(ctx: Context, maps: torch.Tensor, size: tuple[int, int], channels: int) -> torch.Tensor:
+    """Return layer-grid maps (N, 1, h, w) sampled at every input pixel through the layer's receptive-field centres."""
+    from cnnlab.inspect.receptive import analytic_receptive_fields
+
+    rows = {row.name: row for row in analytic_receptive_fields(ctx.model, (channels, *size))}
+    name = ctx.layer_name or ""
+    # A container's output is its last leaf's: take that leaf's geometry.
+    inside = [row for key, row in rows.items() if key.startswith(name + ".")]
+    row = rows.get(name) or (inside[-1] if inside else None)
+    if row is None or row.jump is None or row.start is None or len(row.jump) != 2:
+        raise CnnlabError(f"no receptive-field geometry for layer {ctx.layer_name}: use upsample=resize")
+    axes = []
+    for axis, (length, jump, start) in enumerate(zip(size, row.jump, row.start, strict=True)):
+        units = maps.shape[2 + axis]
+        position = (torch.arange(length, device=maps.device, dtype=maps.dtype) - start) / jump  # in units
+        axes.append(position * 2 / max(units - 1, 1) - 1 if units > 1 else torch.zeros_like(position))
+    grid_y, grid_x = torch.meshgrid(axes[0], axes[1], indexing="ij")
+    grid = torch.stack([grid_x, grid_y], dim=-1).expand(len(maps), -1, -1, -1)
+    # Beyond the outermost centres the edge value holds (border padding), as a field's edge has no further unit.
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _finish(images: torch.Tensor, cam: torch.Tensor, options: dict[str, Any], *, relu: bool = True,
+            ctx: Context | None = None) -> Result:
+    """Return the map (N, h, w), rectified, on the layer grid and on the input grid."""
     cam = cam[:, None]
     if relu:
         cam = cam.clamp(min=0)
-    return Result(upsample(cam, tuple(images.shape[-2:])), options, layer_maps=cam)
+    how = options.get("upsample", "resize")
+    if how == "resize":
+        full = upsample(cam, tuple(images.shape[-2:]))
+    elif how == "field" and ctx is not None:
+        full = field_placed(ctx, cam, tuple(images.shape[-2:]), images.shape[1])
+    else:
+        raise CnnlabError(f"unknown upsample {how!r}: choose resize or field")
+    return Result(full, {"upsample": how}, layer_maps=cam)
 
 
 def _gradient_cam(name: str, weigh: Any) -> Any:
     def run(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
-        check_options(name, options, [])
+        check_options(name, options, ["upsample"])
         acts, grads = activations(ctx, images, targets)
         assert grads is not None
-        return _finish(images, weigh(acts, grads), {})
+        return _finish(images, weigh(acts, grads), options, ctx=ctx)
     run.__doc__ = f"Return the {name} map of the layer, upsampled to the input."
     return run
 
@@ -122,7 +157,7 @@ def _classifier(model: nn.Module) -> nn.Linear:
 @register("cam", "cam", needs_layer=True)
 def cam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return the class activation map sum_k w_ck A_k (Zhou et al. 2016): the classifier's weights on the layer's maps."""
-    check_options("cam", options, [])
+    check_options("cam", options, ["upsample"])
     acts, _ = activations(ctx, images, targets, gradients=False)
     head = _classifier(ctx.model)
     if head.in_features != acts.shape[1]:
@@ -138,13 +173,13 @@ def cam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: An
     bias = head.bias[targets] if head.bias is not None else 0.0
     if not torch.allclose(maps.mean(dim=(1, 2)) + bias, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()) + 1e-4):
         raise CnnlabError(f"CAM needs a global average pool and one Linear layer after {ctx.layer_name}, and this model has more: use gradcam")
-    return _finish(images, maps, {}, relu=False)
+    return _finish(images, maps, options, relu=False, ctx=ctx)
 
 
 @register("eigencam", "cam", needs_layer=True)
 def eigencam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return the projection of the layer's maps on their first principal component (Muhammad & Yeasin 2020)."""
-    check_options("eigencam", options, [])
+    check_options("eigencam", options, ["upsample"])
     acts, _ = activations(ctx, images, targets, gradients=False)
     n, k, h, w = acts.shape
     points = acts.flatten(2).transpose(1, 2)  # (N, h*w, K): one K-vector per location
@@ -155,27 +190,27 @@ def eigencam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
     # so the map's bright part is where the layer fires.
     agree = (projection * acts.sum(1).flatten(1).float()).sum(1, keepdim=True)
     projection = projection * torch.where(agree < 0, -1.0, 1.0)
-    return _finish(images, projection.view(n, h, w).to(acts.dtype), {})
+    return _finish(images, projection.view(n, h, w).to(acts.dtype), options, ctx=ctx)
 
 
 @register("scorecam", "cam", needs_layer=True)
 def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return Score-CAM: the maps weighted by a softmax of the target score of the image masked by each (Wang et al. 2020)."""
-    check_options("scorecam", options, [])
+    check_options("scorecam", options, ["upsample"])
     acts, _ = activations(ctx, images, targets, gradients=False)
     n, k = acts.shape[:2]
-    # Bilinear with aligned corners, as grad-cam's UpsamplingBilinear2d, so the two masks agree.
-    masks = F.interpolate(acts, size=images.shape[-2:], mode="bilinear", align_corners=True)
-    low = masks.flatten(2).amin(2)[..., None, None]
-    high = masks.flatten(2).amax(2)[..., None, None]
-    masks = (masks - low) / (high - low + 1e-8)  # (N, K, H, W) in [0, 1]
 
     def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return images[i] * masks[i, s][:, None]
+        # Each chunk upsamples only its own maps: (N, K, H, W) full-size masks are never held.
+        # Bilinear with aligned corners, as grad-cam's UpsamplingBilinear2d, so the masks agree.
+        mask = F.interpolate(acts[i, s][:, None], size=images.shape[-2:], mode="bilinear", align_corners=True)
+        low = mask.flatten(1).amin(1).view(-1, 1, 1, 1)
+        high = mask.flatten(1).amax(1).view(-1, 1, 1, 1)
+        return images[i] * (mask - low) / (high - low + 1e-8)
 
     scores = sampled_scores(ctx.forward, targets, n, k, make, ctx.max_batch)  # (N, K)
     weights = scores.softmax(dim=1).to(acts.dtype)
-    return _finish(images, (weights[..., None, None] * acts).sum(1), {})
+    return _finish(images, (weights[..., None, None] * acts).sum(1), options, ctx=ctx)
 
 
 @register("guided_gradcam", "cam", needs_layer=True)
@@ -183,7 +218,7 @@ def guided_gradcam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **
     """Return guided backprop times the upsampled Grad-CAM map (Selvaraju et al. 2017, Sec. 3.1)."""
     from cnnlab.explain.gradient import guided_backprop
 
-    check_options("guided_gradcam", options, [])
-    grad_cam = _gradient_cam("gradcam", _grad_cam)(ctx, images, targets)
+    check_options("guided_gradcam", options, ["upsample"])
+    grad_cam = _gradient_cam("gradcam", _grad_cam)(ctx, images, targets, **options)
     guided = guided_backprop(ctx, images, targets).maps
-    return Result(guided * grad_cam.maps, {}, layer_maps=grad_cam.layer_maps)
+    return Result(guided * grad_cam.maps, grad_cam.options, layer_maps=grad_cam.layer_maps)

@@ -210,13 +210,13 @@ def predict(forward: Forward, images: torch.Tensor, max_batch: int) -> torch.Ten
 # --- the interface -----------------------------------------------------------------------------
 
 
-def _check_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _check_images(images: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise CnnlabError(f"images must be a float tensor (N, C, H, W), got {shape}: add a batch axis with images[None]")
     if not images.is_floating_point():
         raise CnnlabError(f"images are {images.dtype}: convert them to float and normalise them as the model expects")
-    return images.to(device)
+    return images.to(device=device, dtype=dtype if dtype.is_floating_point else images.dtype)
 
 
 def _classes(model: nn.Module, forward: Forward, images: torch.Tensor) -> int:
@@ -255,12 +255,12 @@ def default_layer(model: nn.Module) -> str:
     return convs[-1]
 
 
-def _device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Return the device and floating dtype of the model's first parameter (or buffer)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.float32
 
 
 def attribute(model: nn.Module, images: torch.Tensor, method: str, target: int | Sequence[int] | torch.Tensor | None = None,
@@ -276,8 +276,8 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str, target: int |
     spec = METHODS[method]
     if max_batch is not None and max_batch < 1:
         raise CnnlabError(f"max_batch must be >= 1, got {max_batch}")
-    device = _device(model)
-    images = _check_images(images, device)
+    device, dtype = _placement(model)
+    images = _check_images(images, device, dtype)
     start = time.perf_counter()
     with preserved(model):
         def forward(x: torch.Tensor) -> torch.Tensor:
@@ -349,6 +349,24 @@ def riemann(steps: int, device: torch.device, rule: str = "trapezoid") -> tuple[
     if offset is None:
         raise CnnlabError(f"unknown Riemann rule {rule!r}: choose left, right, middle or trapezoid")
     return (torch.arange(steps, device=device) + offset) / steps, torch.full((steps,), 1 / steps, device=device)
+
+
+def image_noise(i: torch.Tensor, s: torch.Tensor, samples: int, shape: tuple[int, ...], seed: int | None,
+                like: torch.Tensor, kind: str = "normal") -> torch.Tensor:
+    """Return noise (B, *shape) for (image i, sample s) pairs, drawn chunk by chunk.
+
+    Each image has its own seeded stream of `samples` draws, so the noise of a pair does not depend
+    on the chunk size or the batch it came in, and no (samples, N, ...) tensor is ever held.
+    """
+    out = torch.empty((len(i), *shape), device=like.device, dtype=like.dtype)
+    for image in torch.unique(i).tolist():
+        rows = (i == image).nonzero().squeeze(1)
+        generator = torch.Generator(device=like.device).manual_seed((0 if seed is None else int(seed)) * 1_000_003 + image)
+        size = (samples, *shape)  # always all of them: a shorter draw need not be a prefix of a longer one
+        draws = (torch.randn(size, generator=generator, device=like.device, dtype=like.dtype) if kind == "normal"
+                 else torch.rand(size, generator=generator, device=like.device, dtype=like.dtype))
+        out[rows] = draws[s[rows]]
+    return out
 
 
 def seeded(seed: int | None, device: torch.device) -> torch.Generator:

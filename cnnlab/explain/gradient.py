@@ -21,6 +21,7 @@ from cnnlab.explain.core import (
     Result,
     check_options,
     gauss_legendre,
+    image_noise,
     register,
     riemann,
     sampled_gradients,
@@ -62,11 +63,10 @@ def _smooth(ctx: Context, images: torch.Tensor, targets: torch.Tensor, name: str
     if samples < 1 or noise < 0:
         raise CnnlabError(f"{name} needs samples >= 1 and noise >= 0 (got {samples}, {noise})")
     sigma = _noise_scale(images, noise)
-    draws = torch.randn((samples, *images.shape), generator=seeded(options.get("seed"), images.device),
-                        device=images.device, dtype=images.dtype)
+    seed = options.get("seed")
 
     def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return images[i] + sigma[i] * draws[s, i]
+        return images[i] + sigma[i] * image_noise(i, s, samples, tuple(images.shape[1:]), seed, images)
 
     def combine(i: torch.Tensor, s: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return torch.stack([g, g * g])
@@ -173,11 +173,10 @@ def _expected(ctx: Context, images: torch.Tensor, targets: torch.Tensor, name: s
     # One draw of (reference, alpha, noise) per (image, sample), made up front so a call repeats exactly.
     pick_ref = torch.randint(len(references), (len(images), samples), generator=generator, device=images.device)
     alphas = torch.rand((len(images), samples), generator=generator, device=images.device, dtype=images.dtype)
-    sigma = noise * torch.ones(len(images), 1, 1, 1, device=images.device, dtype=images.dtype)
-    eps = torch.randn((samples, *images.shape), generator=generator, device=images.device, dtype=images.dtype) if noise > 0 else None
+    seed = options.get("seed")
 
     def point(i: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = images[i] if eps is None else images[i] + sigma[i] * eps[s, i]
+        x = images[i] if noise == 0 else images[i] + noise * image_noise(i, s, samples, tuple(images.shape[1:]), seed, images)
         return x, references[pick_ref[i, s]]
 
     def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -185,6 +184,7 @@ def _expected(ctx: Context, images: torch.Tensor, targets: torch.Tensor, name: s
         return ref + alphas[i, s].view(-1, 1, 1, 1) * (x - ref)
 
     def combine(i: torch.Tensor, s: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        # x = ref + alpha (x_i - ref), so x_i - ref = (x - ref) / alpha; recompute instead to stay exact.
         point_x, ref = point(i, s)
         return ((point_x - ref) * g)[None]
 
@@ -245,5 +245,10 @@ def deeplift(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
         with torch.enable_grad(), warnings.catch_warnings():
             # Captum notes that it set requires_grad and hooked the activations; both are undone on return.
             warnings.simplefilter("ignore", UserWarning)
-            maps.append(explainer.attribute(images[chunk].detach().requires_grad_(True), base[chunk], target=targets[chunk]).detach())
+            try:
+                maps.append(explainer.attribute(images[chunk].detach().requires_grad_(True), base[chunk], target=targets[chunk]).detach())
+            except (RuntimeError, AssertionError) as error:
+                first = str(error).strip().splitlines()[0][:140] if str(error).strip() else type(error).__name__
+                raise CnnlabError(f"deeplift (Captum) cannot run on {type(ctx.model).__name__} ({first}); Captum needs a separate "
+                                  "nn.ReLU module at each use (torchvision's ResNets reuse one): use integrated_gradients or lrp") from None
     return Result(torch.cat(maps), {"baseline": baseline if not isinstance(baseline, torch.Tensor) else "tensor"})

@@ -85,12 +85,18 @@ def capture(module: nn.Module) -> Iterator[Captured]:
     """Yield a record of `module`'s output during the `with` block; the forward hook goes on exit."""
     record = Captured()
 
-    def keep(_module: nn.Module, _inputs: tuple, output: object) -> None:
+    def keep(_module: nn.Module, _inputs: tuple, output: object) -> object:
         tensor = output[0] if isinstance(output, tuple | list) else output
         if not isinstance(tensor, torch.Tensor):
             raise CnnlabError(f"layer {type(_module).__name__} returns {type(output).__name__}, not a tensor: choose a layer whose output is a feature map")
         record.activation = tensor
         record.calls += 1
+        # The rest of the network gets a copy, so an in-place op after the layer (`out += identity`,
+        # ReLU(inplace=True)) changes the copy and never the captured activation.
+        copy = tensor.clone()
+        if isinstance(output, tuple | list):
+            return type(output)([copy, *output[1:]])
+        return copy
 
     handle = module.register_forward_hook(keep)
     try:
@@ -99,46 +105,28 @@ def capture(module: nn.Module) -> Iterator[Captured]:
         handle.remove()
 
 
-_RELUS = {torch.nn.functional.relu, torch.relu, torch.Tensor.relu, torch.nn.functional.relu_, torch.relu_,
-          torch.Tensor.relu_}
-
-
-class _NoInplace(TorchFunctionMode):
-    """Runs in-place ReLUs out of place, so a captured activation is never overwritten behind autograd."""
-
-    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> object:
-        kwargs = kwargs or {}
-        if func in _RELUS:
-            return torch.relu(args[0])
-        if func is torch.nn.functional.relu6 or func is torch.nn.functional.hardtanh:
-            kwargs = {**kwargs, "inplace": False}
-            if func is torch.nn.functional.hardtanh and len(args) > 3:
-                args = args[:3]
-        return func(*args, **kwargs)
-
-
-@contextmanager
-def no_inplace() -> Iterator[None]:
-    """Run the block with ReLU, ReLU6 and hardtanh out of place (the modules' flags stay as they are)."""
-    with _NoInplace():
-        yield
+F = torch.nn.functional
 
 
 class _ReluRule(torch.autograd.Function):
-    """ReLU whose backward is guided backprop's or the deconvnet's instead of the gradient."""
+    """ReLU (or ReLU6) whose backward is guided backprop's or the deconvnet's instead of the gradient."""
 
     @staticmethod
-    def forward(ctx: object, x: torch.Tensor, mode: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: object, x: torch.Tensor, mode: str, top: float | None) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
-        ctx.mode = mode
-        return x.clamp(min=0)
+        ctx.mode, ctx.top = mode, top
+        return x.clamp(min=0) if top is None else x.clamp(0, top)
 
     @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
         if ctx.mode == "guided":  # Springenberg et al. 2015: the forward mask and a positive gradient
-            return grad.clamp(min=0) * (x > 0), None
-        return grad.clamp(min=0), None  # Zeiler & Fergus 2014: the backward signal rectified, no forward mask
+            active = x > 0 if ctx.top is None else (x > 0) & (x < ctx.top)
+            return grad.clamp(min=0) * active, None, None
+        return grad.clamp(min=0), None, None  # Zeiler & Fergus 2014: the backward signal rectified, no forward mask
+
+
+_RELUS = {F.relu, torch.relu, torch.Tensor.relu}
 
 
 @dataclass
@@ -150,15 +138,28 @@ class _ReluBackward(TorchFunctionMode):
         super().__init__()
 
     def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> object:
+        kwargs = kwargs or {}
         if func in _RELUS:
             self.seen.append(1)
-            return _ReluRule.apply(args[0], self.mode)
-        return func(*args, **(kwargs or {}))
+            return _ReluRule.apply(args[0], self.mode, None)
+        if func is F.relu6 or (func is F.hardtanh and _hardtanh_bounds(args, kwargs) == (0.0, 6.0)):
+            self.seen.append(1)
+            return _ReluRule.apply(args[0], self.mode, 6.0)
+        return func(*args, **kwargs)
+
+
+def _hardtanh_bounds(args: tuple, kwargs: dict) -> tuple[float, float]:
+    low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+    high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+    return float(low), float(high)
 
 
 @contextmanager
 def relu_backward(mode: str) -> Iterator[list[int]]:
-    """Run the block with every ReLU's backward replaced by guided backprop's (`guided`) or the deconvnet's."""
+    """Run the block with every ReLU's (and ReLU6's) backward replaced by guided backprop's (`guided`) or the deconvnet's.
+
+    An explicit in-place `x.relu_()` keeps its plain gradient (it is left as it is written).
+    """
     rule = _ReluBackward(mode)
     with rule:
         yield rule.seen

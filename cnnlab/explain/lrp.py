@@ -210,13 +210,14 @@ class _SumOp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, epsilon: float, record: list | None) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(a, b)
+        # Copies, not saved tensors: `out += identity` then writes the sum into `a` itself.
+        ctx.terms = (a.detach().clone(), b.detach().clone())
         ctx.epsilon, ctx.record = epsilon, record
         return a + b
 
     @staticmethod
     def backward(ctx: Any, relevance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
-        a, b = ctx.saved_tensors
+        a, b = ctx.terms
         s = relevance / stabilize(a + b, ctx.epsilon)
         ra, rb = a * s, b * s
         if ctx.record is not None:
@@ -239,16 +240,35 @@ class _Pass(torch.autograd.Function):
 # --- the mode ------------------------------------------------------------------------------------
 
 _CONV = {torch.conv2d, F.conv2d}
-_ACTIVATIONS = {F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, torch.Tensor.relu_, F.relu6, F.hardtanh,
-                F.leaky_relu, F.elu, F.gelu, F.silu, torch.tanh, torch.Tensor.tanh, F.local_response_norm}
+_ACTIVATIONS = {F.relu, torch.relu, torch.Tensor.relu, F.relu6, F.hardtanh, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu,
+                F.silu, F.mish, F.softplus, F.hardswish, torch.tanh, torch.Tensor.tanh, F.local_response_norm}
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__iadd__, torch.Tensor.add_}
-_AVERAGES = {F.avg_pool2d, F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean}
-_PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.__imul__, torch.Tensor.mul_,
-             torch.matmul, torch.Tensor.__matmul__, torch.bmm, torch.div, torch.Tensor.__truediv__, torch.Tensor.div}
+_SUBS = {torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__isub__, torch.Tensor.sub_}
+#: `out += identity` reaches the mode as add_: the sum is written back into the first operand.
+_IN_PLACE = {torch.Tensor.add_, torch.Tensor.sub_, torch.Tensor.__iadd__, torch.Tensor.__isub__,
+             torch.Tensor.mul_, torch.Tensor.div_, torch.Tensor.__imul__, torch.Tensor.__itruediv__}
+_AVERAGES = {F.avg_pool2d, F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean, torch.sum, torch.Tensor.sum}
+_SCALINGS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.__imul__,
+             torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.Tensor.__itruediv__}
+_PRODUCTS = _SCALINGS | {torch.matmul, torch.Tensor.__matmul__, torch.bmm, torch.mm}
 
 
 def _in_graph(t: object) -> bool:
     return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _after_a_layer(tensor: torch.Tensor) -> bool:
+    """Return whether a rule-bearing layer lies upstream of `tensor` in the autograd graph (so it is not the first layer)."""
+    seen, frontier = set(), [tensor.grad_fn]
+    while frontier:
+        node = frontier.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ in ("_RuleOpBackward", "_SumOpBackward"):
+            return True
+        frontier.extend(next_node for next_node, _ in node.next_functions)
+    return False
 
 
 class LRPMode(TorchFunctionMode):
@@ -265,7 +285,7 @@ class LRPMode(TorchFunctionMode):
     def _linear(self, kind: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 op: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
         """Run a conv or linear op under its rule, merging an affine BN that feeds it directly."""
-        first = self.layers == 0
+        first = not _after_a_layer(x)
         self.layers += 1
         bias_map: torch.Tensor | None = None if bias is None else bias.view(1, -1, *([1] * (x.ndim - 2)))
         feeding = self.affine.get(id(x))
@@ -279,7 +299,7 @@ class LRPMode(TorchFunctionMode):
         chosen = self.rules.first if first else (self.rules.conv if kind == "conv2d" else self.rules.linear)
         out = _RuleOp.apply(x, _Spec(op, weight.detach(), None if bias_map is None else bias_map.detach(), chosen,
                                      f"{kind}#{self.layers}", self.record))
-        self.produced[id(out)] = (out, x, weight, bias_map, op, kind)
+        self.produced[id(out)] = (out, x, weight, bias_map, op, chosen)
         return out
 
     def _batch_norm(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, weight: torch.Tensor | None,
@@ -289,14 +309,14 @@ class LRPMode(TorchFunctionMode):
         produced = self.produced.get(id(x))
         if produced is not None and produced[0] is x:
             # BN right after a conv or linear: one layer with merged weights, under that layer's rule.
-            _, source, w, b, op, kind = produced
+            _, source, w, b, op, chosen = produced
             shape = (-1,) + (1,) * (w.ndim - 1)
             merged_bias = (shift.view(1, -1, *([1] * (x.ndim - 2))) if b is None
                            else b * scale.view(1, -1, *([1] * (x.ndim - 2))) + shift.view(1, -1, *([1] * (x.ndim - 2))))
-            chosen = self.rules.first if self.layers == 1 else (self.rules.conv if kind == "conv2d" else self.rules.linear)
+            # The merged layer keeps the rule its conv or linear was given (first layer or not).
             out = _RuleOp.apply(source, _Spec(op, (w * scale.view(shape)).detach(), merged_bias.detach(), chosen,
-                                              f"{kind}+bn#{self.layers}", self.record))
-            self.produced[id(out)] = (out, source, w * scale.view(shape), merged_bias, op, kind)
+                                              f"layer+bn#{self.layers}", self.record))
+            self.produced[id(out)] = (out, source, w * scale.view(shape), merged_bias, op, chosen)
             return out
         view = (1, -1) + (1,) * (x.ndim - 2)
         op = _channel_scale(view)
@@ -323,21 +343,49 @@ class LRPMode(TorchFunctionMode):
             return self._batch_norm(given["input"], given["running_mean"], given["running_var"], given.get("weight"),
                                     given.get("bias"), float(given.get("eps", 1e-5)))
         if func in _ACTIVATIONS and _in_graph(args[0]):
+            # Module-style calls (`inplace=` or a trailing flag) run out of place; the caller uses the result.
             rest = {k: v for k, v in kwargs.items() if k != "inplace"}
             extra = tuple(a for a in args[1:] if not isinstance(a, bool))
-            base = {F.relu_: F.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu}.get(func, func)
-            return _Pass.apply(args[0], lambda t: base(t, *extra, **rest))
-        if func in _ADDS and len(args) >= 2 and _in_graph(args[0]) and _in_graph(args[1]) and not kwargs.get("alpha"):
+            return _Pass.apply(args[0], lambda t: func(t, *extra, **rest))
+        graph = [i for i, a in enumerate(args[:2]) if _in_graph(a)]
+        if func in _IN_PLACE and graph:
+            if 0 not in graph:
+                raise CnnlabError("LRP cannot follow an in-place op that writes an activation into a constant tensor")
+            twin = {torch.Tensor.add_: torch.Tensor.add, torch.Tensor.__iadd__: torch.Tensor.add,
+                    torch.Tensor.sub_: torch.Tensor.sub, torch.Tensor.__isub__: torch.Tensor.sub,
+                    torch.Tensor.mul_: torch.Tensor.mul, torch.Tensor.__imul__: torch.Tensor.mul,
+                    torch.Tensor.div_: torch.Tensor.div, torch.Tensor.__itruediv__: torch.Tensor.div}[func]
+            result = self.__torch_function__(twin, types, args, kwargs)
+            # Write the result back so statement and `+=` forms both see it; autograd routes the
+            # relevance of the overwritten tensor through the copy to the rule that made the result.
+            return args[0].copy_(result)
+        if (func in _ADDS or func in _SUBS) and len(graph) == 2:
             a, b = args[0], args[1]
-            if a.shape == b.shape:
-                return _SumOp.apply(a, b, self.rules.norm.epsilon, self.record)
+            alpha = kwargs.get("alpha", args[2] if len(args) > 2 else 1)
+            sign = -1.0 if func in _SUBS else 1.0
+            if alpha != 1 or sign != 1.0:
+                factor = sign * float(alpha)
+                b = _Pass.apply(b, lambda t: t * factor)  # a scaled branch: the sum's rule sees its true size
+            shape = torch.broadcast_shapes(a.shape, b.shape)
+            # A broadcast operand is expanded first; the expansion's gradient sums its copies' relevance back.
+            return _SumOp.apply(a.expand(shape), b.expand(shape), self.rules.norm.epsilon, self.record)
         if func in _AVERAGES and _in_graph(args[0]):
             rest_args, rest_kwargs = args[1:], kwargs
             average = func
             return _RuleOp.apply(args[0], _Spec(lambda x, w: average(x, *rest_args, **rest_kwargs), None, None,
                                                 self.rules.norm, getattr(func, "__name__", "average"), self.record))
-        if func in _PRODUCTS and len(args) >= 2 and _in_graph(args[0]) and _in_graph(args[1]):
+        if func in _PRODUCTS and len(graph) == 2:
             raise CnnlabError("LRP has no rule for a product of two activations (a gate or attention): explain this model with gradcam or integrated_gradients")
+        if func in _PRODUCTS and graph and func not in _SCALINGS:
+            raise CnnlabError("LRP has no rule for a matrix product with a parameter: use nn.Linear, or explain with integrated_gradients")
+        if (func in _SCALINGS or func in _ADDS or func in _SUBS) and len(graph) == 1 and not any(
+                _in_graph(a) for a in args[2:]):
+            # A constant shift or scale of one activation (input normalisation, GoogLeNet's transform_input,
+            # a residual scale): relevance passes through unchanged, as through an activation.
+            where = graph[0]
+            fn = {torch.Tensor.__imul__: torch.Tensor.__mul__, torch.Tensor.__itruediv__: torch.Tensor.__truediv__,
+                  torch.Tensor.__iadd__: torch.Tensor.__add__, torch.Tensor.__isub__: torch.Tensor.__sub__}.get(func, func)
+            return _Pass.apply(args[where], lambda t: fn(*args[:where], t, *args[where + 1:], **kwargs))
         return func(*args, **kwargs)
 
 
@@ -389,6 +437,13 @@ def lrp(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: An
     check_options("lrp", options, ["composite", "first", "conv", "linear", "epsilon", "stabilizer", "gamma", "low", "high", "record"])
     name = str(options.get("composite", "epsilon_plus_flat"))
     kwargs = {k: options[k] for k in ("epsilon", "stabilizer", "gamma", "low", "high") if k in options}
+    from cnnlab.explain.pixels import PixelModel
+
+    if isinstance(ctx.model, PixelModel):
+        # z^B bounds are pixel values ([0, 1] by default); the first conv sees them normalised.
+        for key, default in (("low", 0.0), ("high", 1.0)):
+            kwargs[key] = (torch.as_tensor(kwargs.get(key, default), dtype=images.dtype, device=images.device)
+                           - ctx.model.mean.to(images)) / ctx.model.std.to(images)
     rules = composite(name, first=options.get("first"), conv=options.get("conv"), linear=options.get("linear"), **kwargs)
     record: list | None = [] if options.get("record") else None
     maps, logits_kept = [], []

@@ -153,7 +153,8 @@ def grid_segments(images: torch.Tensor, segments: int) -> torch.Tensor:
 
 
 def weighted_ridge(features: torch.Tensor, values: torch.Tensor, weights: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Return (intercept, coefficients...) of a weighted ridge fit per batch row: (B, S, M) -> (B, M + 1)."""
+    """Return (intercept, coefficients...) of a weighted ridge fit per batch row: (B, S, M) -> (B, M + 1), in float64."""
+    features, values, weights = features.double(), values.double(), weights.double()
     design = torch.cat([torch.ones_like(features[..., :1]), features], dim=-1)  # (B, S, M+1)
     weighted = design * weights[..., None]
     gram = design.transpose(1, 2) @ weighted
@@ -233,11 +234,11 @@ def _coalition_scores(ctx: Context, images: torch.Tensor, targets: torch.Tensor,
                       filled: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Return the target score (N, S) of each image with only coalition z's superpixels kept."""
     count = z.shape[1]
-    # A coalition is shared by all images; superpixels absent from an image (it has fewer) count as kept.
-    onehot = F.one_hot(labels.clamp(max=count - 1), count).to(images.dtype)  # (N, H, W, M)
+    flat = labels.clamp(max=count - 1).flatten(1)  # (N, H*W)
+    shape = (-1, 1, *labels.shape[-2:])
 
     def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        keep = (onehot[i] * z[s][:, None, None, :]).sum(-1)[:, None]  # (B, 1, H, W)
+        keep = z[s].gather(1, flat[i]).view(shape).to(images.dtype)  # (B, 1, H, W): each pixel's superpixel kept?
         return images[i] * keep + filled[i] * (1 - keep)
 
     return sampled_scores(ctx.forward, targets, len(images), len(z), make, ctx.max_batch)
@@ -264,6 +265,7 @@ def lime(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: A
     cosine = z.sum(1) / (z.norm(dim=1).clamp(min=1e-12) * math.sqrt(count))
     weights = torch.exp(-((1 - cosine) ** 2) / width ** 2)
     fit = weighted_ridge(z[None].expand(len(images), -1, -1), scores.to(images.dtype), weights[None].expand(len(images), -1), ridge)
+    fit = fit.to(images.dtype)
     return Result(_paint(labels, fit[:, 1:]), {"samples": samples, "superpixels": count, "kernel_width": width, "ridge": ridge},
                   extras={"segments": labels, "weights": fit[:, 1:]})
 

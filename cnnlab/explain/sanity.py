@@ -23,10 +23,26 @@ from cnnlab.errors import CnnlabError
 from cnnlab.explain.core import attribute, predict
 
 
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Return the ranks (from 0) of each row of (N, K) values, ties sharing their mean rank (as scipy's rankdata)."""
+    order = values.argsort(1)
+    ordered = values.gather(1, order)
+    ranks = torch.empty_like(values, dtype=torch.float64)
+    for row in range(values.shape[0]):
+        _, inverse, counts = torch.unique_consecutive(ordered[row], return_inverse=True, return_counts=True)
+        ends = counts.cumsum(0).double()
+        mean_rank = ends - (counts.double() + 1) / 2  # the mean of positions end-count .. end-1
+        ranks[row, order[row]] = mean_rank[inverse]
+    return ranks
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Return the Spearman rank correlation of each row pair of (N, ...) tensors (N,) (ties by order)."""
-    ra = a.flatten(1).argsort(1).argsort(1).double()
-    rb = b.flatten(1).argsort(1).argsort(1).double()
+    """Return the Spearman rank correlation of each row pair of (N, ...) tensors (N,), ties at their mean rank.
+
+    Mean ranks matter here: maps with many exact zeros (an input x gradient map on an MNIST
+    background) would otherwise correlate through the order of their zeros alone.
+    """
+    ra, rb = average_ranks(a.flatten(1)), average_ranks(b.flatten(1))
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp(min=1e-12)
 

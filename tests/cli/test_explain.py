@@ -37,6 +37,13 @@ def test_explain_writes_overlays_maps_and_json(capsys, trained: Path, tmp_path: 
         assert maps["gradcam"].shape[-2:] == (8, 8)
 
 
+def test_explain_a_given_target(capsys, trained: Path, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "explain", str(trained), "--method", "saliency", "--target", "3", "--count", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    record = json.loads((tmp_path / "test0000.json").read_text())
+    assert record["target"] == 3 and 0 < record["probability"] < 1
+
+
 def test_explain_grid_of_methods(capsys, trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "grid"
     code, _, err = run(capsys, "explain", str(trained), "--method", "saliency,integrated_gradients,gradcam,occlusion",
@@ -70,5 +77,7 @@ def test_explain_errors_are_one_line(capsys, trained: Path) -> None:
     assert code == 2 and "has no layer 'model.nope'" in err
     code, _, err = run(capsys, "explain", str(trained), "--option", "steps")
     assert code == 2 and "KEY=VALUE" in err
+    code, _, err = run(capsys, "explain", str(trained), "--method", "integrated_gradients", "--option", "step=64")
+    assert code == 2 and "no chosen method takes the option 'step'" in err
     code, out, _ = run(capsys, "explain", str(trained), "--list")
     assert code == 0 and "kernel_shap" in out

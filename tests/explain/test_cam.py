@@ -359,3 +359,54 @@ def test_the_model_comes_back_unchanged(images: torch.Tensor, method: str) -> No
         assert torch.equal(after[key], value), key  # BatchNorm statistics included: no train-mode forward
     assert all(p.grad is None for p in model.parameters())
     verify_no_hooks(model)
+
+
+def test_field_upsampling_places_units_at_their_receptive_field_centres() -> None:
+    """LeNet-5's conv2 units are centred at input pixels 6.5 + 2 i (valid 5x5 convs, 2x2 pool): by hand."""
+    from cnnlab.explain.cam import field_placed
+    from cnnlab.explain.core import Context
+
+    lenet = create_model("lenet5", num_classes=10)
+    ctx = Context(lenet, lenet, 8, 10, "conv2", lenet.conv2)
+    maps = torch.arange(100, dtype=torch.float32).view(1, 1, 10, 10)  # value = 10 row + column
+    full = field_placed(ctx, maps, (32, 32), 1)[0, 0]
+    # Pixel p sits at unit (p - 6.5) / 2: pixel 7 is a quarter of the way from unit 0 to unit 1.
+    assert float(full[7, 7]) == pytest.approx(0.25 * 11)
+    assert float(full[9, 7]) == pytest.approx(10 * 1.25 + 0.25)
+    assert float(full[0, 0]) == 0.0 and float(full[31, 31]) == 99.0  # beyond the outer centres: the edge unit
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    placed = attribute(lenet, x, "eigencam", layer="conv2", upsample="field")
+    torch.testing.assert_close(placed.maps, field_placed(ctx, placed.layer_maps, (32, 32), 1))
+    assert placed.options["upsample"] == "field"
+    verify_no_hooks(lenet)
+
+
+def test_an_in_place_op_after_the_layer_does_not_change_its_captured_map() -> None:
+    """conv -> BN -> SiLU(inplace) with the layer at BN, and `out += x` after it: HiResCAM equals a hook-free computation."""
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.bn = nn.BatchNorm2d(3)
+            self.act = nn.SiLU(inplace=True)
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
+            out = self.bn(self.conv(x))
+            if keep is not None:
+                keep.append(out)
+                out = out.clone()
+            out += x
+            out = self.act(out)
+            return self.fc(out.mean((2, 3)))
+
+    torch.manual_seed(0)
+    model = Block().eval()
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    got = attribute(model, x, "hirescam", target=1, layer="bn")
+    kept: list = []
+    logits = model(x.requires_grad_(True), kept)
+    grad = torch.autograd.grad(logits[:, 1].sum(), kept[0])[0]
+    expected = (grad * kept[0]).sum(1).clamp(min=0)
+    torch.testing.assert_close(got.layer_maps[:, 0], expected.detach(), rtol=1e-5, atol=1e-7)
+    verify_no_hooks(model)

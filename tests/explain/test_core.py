@@ -103,3 +103,24 @@ def test_torchvision_and_timm_models_and_plain_modules() -> None:
     with unchanged(plain):
         assert attribute(plain, x, "gradcam", layer="0").layer_maps.shape == (1, 1, 62, 62)
         assert attribute(plain, x, "cam", layer="1").layer_maps.shape == (1, 1, 62, 62)
+
+
+def test_deeplift_on_a_model_that_reuses_its_relu_says_what_to_use() -> None:
+    pytest.importorskip("captum")
+    from cnnlab.models import create_model
+
+    model = create_model("tv/resnet18", num_classes=3)
+    with pytest.raises(CnnlabError, match="use integrated_gradients or lrp"):
+        attribute(model, torch.rand(1, 3, 32, 32), "deeplift")
+    verify_no_hooks(model)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_method_keeps_its_maps_on_the_gpu() -> None:
+    model = seeded_resnet20().cuda()
+    x = torch.randn(2, 3, 32, 32)  # on the host: attribute moves them to the model
+    for method in list_methods():
+        result = attribute(model, x, method, **FAST.get(method, {}))
+        assert result.maps.is_cuda and result.targets.is_cuda, method
+    verify_no_hooks(model)

@@ -20,6 +20,8 @@ def test_spearman_equals_scipy() -> None:
 
     a, b = torch.randn(3, 50, generator=torch.Generator().manual_seed(0)), torch.randn(3, 50)
     b[1] = a[1] * 2 + 0.1 * b[1]
+    a[2, :20] = 0.0  # ties, as a map's zero background has
+    b[2, 10:25] = 1.5
     ours = spearman(a, b)
     for i in range(3):
         assert abs(float(ours[i]) - spearmanr(a[i], b[i]).statistic) < 1e-9
