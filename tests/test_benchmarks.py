@@ -36,3 +36,19 @@ def test_throughput_benchmark_prints_ratios() -> None:
     row = result["results"][0]
     assert result["timm"] and row["model"] == "resnet18" and row["train_ratio"] > 0 and row["infer_ratio"] > 0
     assert row["gmacs_per_image"] == pytest.approx(1.814 * (32 / 224) ** 2, rel=0.1)  # ResNet-18's 1.81 GMACs, scaled
+
+
+def test_explain_throughput_prints_ratios_against_the_peers() -> None:
+    pytest.importorskip("captum")
+    pytest.importorskip("pytorch_grad_cam")
+    command = [sys.executable, str(ROOT / "benchmarks" / "explain_throughput.py"), "--quick", "--device", "cpu",
+               "--methods", "saliency,gradcam,scorecam,integrated_gradients"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["benchmark"] == "explain_throughput" and result["device"] == "cpu" and result["cpu"]
+    peers = {(r["method"], r["peer"]) for r in result["results"]}
+    assert ("saliency", "captum.attr.Saliency") in peers and ("scorecam", "pytorch_grad_cam.ScoreCAM") in peers
+    for row in result["results"]:
+        assert row["ratio"] > 0 and isinstance(row["meets"], bool) and row["target"] > 0
+    assert result["ig_completeness"][0]["median_relative_error"]["cnnlab"] >= 0

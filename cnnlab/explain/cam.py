@@ -38,9 +38,8 @@ def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gr
     assert ctx.layer is not None
     acts, grads = [], []
     for start in range(0, len(images), ctx.max_batch):
-        # The input joins the graph so the layer's output does even when every parameter is frozen.
-        chunk = images[start:start + ctx.max_batch].detach().requires_grad_(gradients)
-        with capture(ctx.layer) as record, torch.set_grad_enabled(gradients):
+        chunk = images[start:start + ctx.max_batch]
+        with capture(ctx.layer, gradient=gradients) as record, torch.set_grad_enabled(gradients):
             logits = ctx.forward(chunk)
             if record.calls != 1:
                 raise CnnlabError(f"layer {ctx.layer_name} runs {record.calls} times per forward pass: choose a layer that runs once")
@@ -183,9 +182,15 @@ def eigencam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
     acts, _ = activations(ctx, images, targets, gradients=False)
     n, k, h, w = acts.shape
     points = acts.flatten(2).transpose(1, 2)  # (N, h*w, K): one K-vector per location
-    points = points - points.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(points.float(), full_matrices=False)
-    projection = (points.float() @ vh[:, 0, :, None]).squeeze(-1)  # (N, h*w)
+    points = (points - points.mean(dim=1, keepdim=True)).double()
+    # The projection on the first right singular vector, p v1 = u1 s1, from the smaller Gram matrix:
+    # a batched symmetric eigenproblem of min(h w, K) is much cheaper than the SVD.
+    if h * w <= k:
+        values, vectors = torch.linalg.eigh(points @ points.transpose(1, 2))  # (N, hw, hw), ascending
+        projection = vectors[..., -1] * values[:, -1:].clamp(min=0).sqrt()
+    else:
+        _, vectors = torch.linalg.eigh(points.transpose(1, 2) @ points)  # (N, K, K)
+        projection = (points @ vectors[..., -1:]).squeeze(-1)  # (N, h*w)
     # A singular vector's sign is arbitrary; take the one that agrees with the summed activation,
     # so the map's bright part is where the layer fires.
     agree = (projection * acts.sum(1).flatten(1).float()).sum(1, keepdim=True)
@@ -199,6 +204,11 @@ def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
     check_options("scorecam", options, ["upsample"])
     acts, _ = activations(ctx, images, targets, gradients=False)
     n, k = acts.shape[:2]
+    flat = acts.flatten(2)
+    # A constant map normalises to an all-zero mask, so every such channel of every image scores the
+    # same black image: score it once and skip them (dead ReLU channels are common in trained nets).
+    live = flat.amax(2) > flat.amin(2)  # (N, K)
+    pairs = live.nonzero()  # (P, 2): image, channel
 
     def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         # Each chunk upsamples only its own maps: (N, K, H, W) full-size masks are never held.
@@ -208,7 +218,11 @@ def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
         high = mask.flatten(1).amax(1).view(-1, 1, 1, 1)
         return images[i] * (mask - low) / (high - low + 1e-8)
 
-    scores = sampled_scores(ctx.forward, targets, n, k, make, ctx.max_batch)  # (N, K)
+    with torch.no_grad():
+        black = pick(ctx.forward(torch.zeros_like(images[:1])).expand(n, -1), targets)  # (N,)
+    scores = black[:, None].expand(n, k).clone().float()
+    if len(pairs):
+        scores[pairs[:, 0], pairs[:, 1]] = sampled_scores(ctx.forward, targets, 0, 0, make, ctx.max_batch, pairs=pairs)
     weights = scores.softmax(dim=1).to(acts.dtype)
     return _finish(images, (weights[..., None, None] * acts).sum(1), options, ctx=ctx)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,9 +142,25 @@ def bytes_per_image(forward: Forward, image: torch.Tensor) -> int:
     return max(total, image[:1].numel() * image.element_size())
 
 
+_PER_IMAGE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached_bytes_per_image(forward: Forward, image: torch.Tensor) -> int:
+    """Return bytes_per_image, remembered per model, input shape and dtype (a probe is a batch-1 forward)."""
+    owner = getattr(forward, "__self__", forward)
+    key = (tuple(image.shape[1:]), image.dtype, image.device.type)
+    try:
+        known = _PER_IMAGE.setdefault(owner, {})
+    except TypeError:  # not weak-referenceable: probe every time
+        return bytes_per_image(forward, image)
+    if key not in known:
+        known[key] = bytes_per_image(forward, image)
+    return known[key]
+
+
 def auto_max_batch(forward: Forward, image: torch.Tensor, fraction: float = 0.25, cap: int = 512) -> int:
     """Return the rows per chunk that keep one forward+backward within `fraction` of the free memory."""
-    per_image = bytes_per_image(forward, image)
+    per_image = _cached_bytes_per_image(forward, image)
     # Backward allocates about as much again as the forward saved; 2x is the margin for it.
     fit = int(_free_bytes(image.device) * fraction // (2 * per_image))
     return max(1, min(cap, fit))
@@ -188,17 +206,24 @@ def sampled_gradients(forward: Forward, targets: torch.Tensor, count: int, sampl
 @torch.no_grad()
 def sampled_scores(forward: Forward, targets: torch.Tensor, count: int, samples: int,
                    make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], max_batch: int,
-                   score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """Return the target score (N, S) of every (image, sample) input `make(i, s)` builds, chunked."""
-    total = count * samples
+                   score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   pairs: torch.Tensor | None = None) -> torch.Tensor:
+    """Return the target score (N, S) of every (image, sample) input `make(i, s)` builds, chunked.
+
+    With `pairs` (P, 2) of (image, sample) indices, only those are scored, returned as (P,).
+    """
     device = targets.device
+    total = count * samples if pairs is None else len(pairs)
     out = torch.empty(total, device=device)
     for start in range(0, total, max_batch):
-        flat = torch.arange(start, min(total, start + max_batch), device=device)
-        i = flat // samples
-        logits = forward(make(i, flat % samples))
-        out[start:start + len(flat)] = (pick(logits, targets[i]) if score is None else score(logits, targets[i])).float()
-    return out.view(count, samples)
+        if pairs is None:
+            flat = torch.arange(start, min(total, start + max_batch), device=device)
+            i, s = flat // samples, flat % samples
+        else:
+            i, s = pairs[start:start + max_batch, 0], pairs[start:start + max_batch, 1]
+        logits = forward(make(i, s))
+        out[start:start + len(i)] = (pick(logits, targets[i]) if score is None else score(logits, targets[i])).float()
+    return out.view(count, samples) if pairs is None else out
 
 
 @torch.no_grad()
@@ -217,6 +242,22 @@ def _check_images(images: torch.Tensor, device: torch.device, dtype: torch.dtype
     if not images.is_floating_point():
         raise CnnlabError(f"images are {images.dtype}: convert them to float and normalise them as the model expects")
     return images.to(device=device, dtype=dtype if dtype.is_floating_point else images.dtype)
+
+
+_MISFIT = ("size", "shape", "channels", "mat1 and mat2", "dimension", "Expected", "expected")
+
+
+@contextmanager
+def _misfit(model: nn.Module, images: torch.Tensor) -> Iterator[None]:
+    """Turn the model's own complaint about the input's shape into one line naming the fix."""
+    try:
+        yield
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        if not any(word in first for word in _MISFIT):
+            raise
+        raise CnnlabError(f"images of shape {tuple(images.shape[1:])} do not fit {type(model).__name__} ({first}): "
+                          "resize them to the model's input size and channels") from None
 
 
 def _classes(model: nn.Module, forward: Forward, images: torch.Tensor) -> int:
@@ -279,21 +320,12 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str, target: int |
     device, dtype = _placement(model)
     images = _check_images(images, device, dtype)
     start = time.perf_counter()
-    with preserved(model):
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return model(x)
-
-        try:
-            # One image: the memory probe when no chunk size is given, else a plain shape check.
-            rows = max_batch or auto_max_batch(forward, images)
-            if max_batch is not None and target is not None:
-                predict(forward, images[:1], 1)
-            # The logits pass only when the targets are the predictions; given targets cost no extra pass.
-            logits = predict(forward, images, rows) if target is None else None
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0][:160]
-            raise CnnlabError(f"images of shape {tuple(images.shape[1:])} do not fit {type(model).__name__} ({first}): "
-                              "resize them to the model's input size and channels") from None
+    with preserved(model), _misfit(model, images):
+        forward = model.__call__
+        # The memory probe (once per model and input shape) when no chunk size is given.
+        rows = max_batch or auto_max_batch(forward, images)
+        # The logits pass only when the targets are the predictions; given targets cost no extra pass.
+        logits = predict(forward, images, rows) if target is None else None
         if logits is not None and logits.ndim != 2:
             raise CnnlabError(f"{type(model).__name__} returns {tuple(logits.shape)}, not (N, classes) logits: explain a classifier")
         classes = logits.shape[1] if logits is not None else _classes(model, forward, images)

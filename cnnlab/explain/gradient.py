@@ -22,6 +22,7 @@ from cnnlab.explain.core import (
     check_options,
     gauss_legendre,
     image_noise,
+    pick,
     register,
     riemann,
     sampled_gradients,
@@ -31,9 +32,14 @@ from cnnlab.explain.hooks import relu_backward
 
 
 def _plain(ctx: Context, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Return the target score's gradient at each image (N, C, H, W)."""
-    return sampled_gradients(ctx.forward, targets, len(images), 1, lambda i, s: images[i],
-                             lambda i, s, x, g: g[None], ctx.max_batch)[0]
+    """Return the target score's gradient at each image (N, C, H, W), chunk by chunk (slices, no gathers)."""
+    grads = []
+    for start in range(0, len(images), ctx.max_batch):
+        x = images[start:start + ctx.max_batch].detach().requires_grad_(True)
+        with torch.enable_grad():
+            score = pick(ctx.forward(x), targets[start:start + ctx.max_batch])
+            grads.append(torch.autograd.grad(score.sum(), x)[0])
+    return grads[0] if len(grads) == 1 else torch.cat(grads)
 
 
 @register("saliency", "gradient")

@@ -81,19 +81,24 @@ class Captured:
 
 
 @contextmanager
-def capture(module: nn.Module) -> Iterator[Captured]:
-    """Yield a record of `module`'s output during the `with` block; the forward hook goes on exit."""
+def capture(module: nn.Module, *, gradient: bool = False) -> Iterator[Captured]:
+    """Yield a record of `module`'s output during the `with` block; the forward hook goes on exit.
+
+    With `gradient`, the record is a fresh leaf that requires grad: the backward of the target
+    score stops there, and the layers before it run without building a graph at all.
+    """
     record = Captured()
 
     def keep(_module: nn.Module, _inputs: tuple, output: object) -> object:
         tensor = output[0] if isinstance(output, tuple | list) else output
         if not isinstance(tensor, torch.Tensor):
             raise CnnlabError(f"layer {type(_module).__name__} returns {type(output).__name__}, not a tensor: choose a layer whose output is a feature map")
-        record.activation = tensor
+        leaf = tensor.detach().requires_grad_(gradient and tensor.is_floating_point())
+        record.activation = leaf
         record.calls += 1
         # The rest of the network gets a copy, so an in-place op after the layer (`out += identity`,
         # ReLU(inplace=True)) changes the copy and never the captured activation.
-        copy = tensor.clone()
+        copy = leaf.clone()
         if isinstance(output, tuple | list):
             return type(output)([copy, *output[1:]])
         return copy

@@ -188,11 +188,15 @@ def test_path_samples_share_forward_passes(resnet: nn.Module) -> None:
     finally:
         handle.remove()
     assert calls == [4, 64], calls  # the logits (for the predicted class), then all 64 path points at once
+    fresh = seeded_resnet20(3)
     calls.clear()
-    handle = resnet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    handle = fresh.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
-        attribute(resnet, _images(4), "saliency", target=torch.arange(4))
+        attribute(fresh, _images(4), "saliency", target=torch.arange(4))
+        attribute(fresh, _images(4), "saliency", target=torch.arange(4))
     finally:
         handle.remove()
-    assert calls == [1, 4], calls  # the memory probe of one image, then one gradient pass
+    # The memory probe of one image (once per model and input shape), then one gradient pass per call.
+    assert calls == [1, 4, 4], calls
+    verify_no_hooks(fresh)
     verify_no_hooks(resnet)
