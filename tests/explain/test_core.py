@@ -49,13 +49,20 @@ def test_chunk_size_does_not_change_the_maps() -> None:
     verify_no_hooks(model)
 
 
-def test_memory_budget_counts_the_saved_tensors() -> None:
+def test_memory_budget_counts_the_saved_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnlab.explain.core as core
+
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 2)).eval()
     x = torch.rand(1, 3, 16, 16)
     per_image = bytes_per_image(model, x)
     # Saved for backward: the conv's input (3*16*16) and output for ReLU (8*16*16), the linear input; all float32.
     assert per_image >= 4 * (3 * 16 * 16 + 8 * 16 * 16)
-    assert 1 <= auto_max_batch(model, x) <= 512
+    # A quarter of the free memory, halved for backward's own allocations: the rows that fit.
+    monkeypatch.setattr(core, "_free_bytes", lambda device: 80 * per_image)
+    assert auto_max_batch(model, x) == 10
+    monkeypatch.setattr(core, "_free_bytes", lambda device: 1)
+    assert auto_max_batch(model, x) == 1
+    verify_no_hooks(model)
 
 
 def test_errors_name_the_fix() -> None:
@@ -124,3 +131,22 @@ def test_every_method_keeps_its_maps_on_the_gpu() -> None:
         result = attribute(model, x, method, **FAST.get(method, {}))
         assert result.maps.is_cuda and result.targets.is_cuda, method
     verify_no_hooks(model)
+
+
+@pytest.mark.slow
+def test_every_zoo_classifier_explains_and_dense_models_are_refused() -> None:
+    """Grad-CAM at the default layer and saliency, on every zoo model at its smallest evaluation size."""
+    from cnnlab.models import create_model, list_models, model_info
+
+    for name in list_models():
+        info = model_info(name)
+        size = max(info.min_eval_size, 32)
+        model = create_model(name, num_classes=4)
+        x = torch.rand(1, info.input_size[0], size, size)
+        if info.family == "unet" or name == "pointwise":
+            with pytest.raises(CnnlabError, match="not \\(N, classes\\) logits"):
+                attribute(model, x, "saliency")
+        else:
+            assert attribute(model, x, "gradcam").maps.shape[-2:] == (size, size), name
+            assert torch.isfinite(attribute(model, x, "saliency").maps).all(), name
+        verify_no_hooks(model)

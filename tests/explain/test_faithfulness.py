@@ -63,6 +63,7 @@ def test_an_exact_map_beats_the_random_ranking() -> None:
     scores = deletion_insertion(model, x, exact, torch.zeros(4, dtype=torch.long), steps=16, baseline="zero")
     assert scores["deletion_auc"] < scores["random_deletion_auc"]
     assert scores["insertion_auc"] > scores["random_insertion_auc"]
+    verify_no_hooks(model)
 
 
 def test_infidelity_and_sensitivity_of_the_gradient_of_a_linear_model_are_zero() -> None:
