@@ -37,6 +37,10 @@ EXPECTED = {
     "cnnlab train --out runs/tuned --recipe digits optim.lr=0.005 augment.crop_padding=1 epochs=20": ["test accuracy"],
     "cnnlab train --resume runs/tuned": ["test accuracy", "after 20 epochs"],  # its own recipe: epochs=20
     "cnnlab eval runs/demo --format json": ['"images": 359', '"weights": {', '"checkpoint": "best"'],
+    "cnnlab explain runs/demo --method gradcam,integrated_gradients,lrp --count 2 --option steps=16":
+        ["explained 2 images with 3 methods", "runs/demo/explain"],
+    "cnnlab sanity runs/demo --method saliency,gradcam --count 4": ["saliency: after", "spearman |map|", "sanity.png"],
+    "cnnlab faithfulness runs/demo --methods saliency,gradcam --count 4 --no-sensitivity": ["deletion", "gradcam", "random"],
     "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
