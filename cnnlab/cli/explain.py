@@ -175,12 +175,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return 0
     import torch
 
-    methods = _methods(args.method)
-    options = parse_options(args.option)
-    check_taken(methods, options)
-    subject = load_subject(args)
-    out = Path(args.out) if args.out else subject.home / "explain"
-    out.mkdir(parents=True, exist_ok=True)
+    methods, options, subject, out = prepare(args, args.method, "explain")
     results = {}
     for method in methods:
         taken = method_options(method, options, args.seed)
@@ -246,6 +241,17 @@ def check_taken(methods: list[str], options: dict[str, Any]) -> None:
             raise CnnlabError(f"no chosen method takes the option {key!r} ({', '.join(methods)}): check its spelling")
 
 
+def prepare(args: argparse.Namespace, methods_text: str, folder: str) -> tuple[list[str], dict[str, Any], Subject, Path]:
+    """Return the methods, the checked --option values, the subject and the output folder (created)."""
+    methods = _methods(methods_text)
+    options = parse_options(args.option)
+    check_taken(methods, options)
+    subject = load_subject(args)
+    out = Path(args.out) if args.out else subject.home / folder
+    out.mkdir(parents=True, exist_ok=True)
+    return methods, options, subject, out
+
+
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, int | float | str | bool) or v is None else str(v) for k, v in options.items()}
 
@@ -255,13 +261,8 @@ def run_sanity(args: argparse.Namespace) -> int:
     from cnnlab.explain.render import sanity_curve
     from cnnlab.explain.sanity import cascading_randomization, data_randomization
 
-    methods = _methods(args.method)
-    check_taken(methods, parse_options(args.option))
-    subject = load_subject(args)
-    out = Path(args.out) if args.out else subject.home / "sanity"
-    out.mkdir(parents=True, exist_ok=True)
+    methods, options, subject, out = prepare(args, args.method, "sanity")
     curves, report = {}, {"images": len(subject.names), "methods": {}}
-    options = parse_options(args.option)
     for method in methods:
         result = cascading_randomization(subject.model, subject.images, method, args.target, subject.layer,
                                          seed=args.seed, max_batch=args.max_batch, **method_options(method, options, args.seed))
@@ -293,12 +294,7 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     """Print and write the table of methods against deletion / insertion AUC, infidelity and max-sensitivity."""
     from cnnlab.explain.faithfulness import faithfulness
 
-    methods = _methods(args.methods)
-    check_taken(methods, parse_options(args.option))
-    subject = load_subject(args)
-    out = Path(args.out) if args.out else subject.home / "faithfulness"
-    out.mkdir(parents=True, exist_ok=True)
-    options = parse_options(args.option)
+    methods, options, subject, out = prepare(args, args.methods, "faithfulness")
     rows = faithfulness(subject.model, subject.images, methods, args.target, subject.layer, steps=args.steps,
                         baseline=args.baseline, seed=args.seed, max_batch=args.max_batch, sensitivity=not args.no_sensitivity,
                         options={m: method_options(m, options, args.seed) for m in methods})

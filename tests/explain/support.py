@@ -45,17 +45,21 @@ class TwoLayer(nn.Module):
         return self.fc2(self.relu(self.fc1(x.flatten(1))))
 
 
+def randomise_batchnorm(model: nn.Module, shift: float = 0.2) -> nn.Module:
+    """Draw every BatchNorm's statistics and affine terms away from the identity (so merging them is tested)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-shift, shift)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-shift, shift)
+    return model.eval()
+
+
 def seeded_resnet20(seed: int = 0) -> nn.Module:
     """Return a CIFAR ResNet-20 with non-trivial BatchNorm statistics and weights, in eval mode."""
     from cnnlab.models import create_model
 
     torch.manual_seed(seed)
-    model = create_model("resnet20", num_classes=10)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-    return model.eval()
+    return randomise_batchnorm(create_model("resnet20", num_classes=10))

@@ -9,7 +9,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import attribute, verify_no_hooks
-from tests.explain.support import unchanged
+from tests.explain.support import randomise_batchnorm, unchanged
 
 
 def _zero_shifts(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -142,14 +142,7 @@ def test_equals_zennit_on_resnet18() -> None:
     from zennit.torchvision import ResNetCanonizer
 
     torch.manual_seed(0)
-    model = torchvision.models.resnet18().eval()
-    with torch.no_grad():  # non-trivial BN, so merging is tested
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.1, 0.1)
+    model = randomise_batchnorm(torchvision.models.resnet18(), 0.1)
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with unchanged(model):
         ours = attribute(model, x, "lrp", composite="epsilon_plus_flat")
