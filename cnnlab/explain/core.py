@@ -298,9 +298,10 @@ def default_layer(model: nn.Module) -> str:
 
 def _placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     """Return the device and floating dtype of the model's first parameter (or buffer)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
+    for tensors in (model.parameters(), model.buffers()):
+        for tensor in tensors:
+            if tensor.is_floating_point():
+                return tensor.device, tensor.dtype
     return torch.device("cpu"), torch.float32
 
 
