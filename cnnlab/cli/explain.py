@@ -265,7 +265,7 @@ def run_sanity(args: argparse.Namespace) -> int:
     curves, report = {}, {"images": len(subject.names), "methods": {}}
     for method in methods:
         result = cascading_randomization(subject.model, subject.images, method, args.target, subject.layer,
-                                         seed=args.seed, max_batch=args.max_batch, **method_options(method, options, args.seed))
+                                         init_seed=args.seed, max_batch=args.max_batch, **method_options(method, options, args.seed))
         curves[method] = result.rows
         report["methods"][method] = {"cascading": result.rows, "final": result.final()}
     if args.random_labels:

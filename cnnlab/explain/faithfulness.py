@@ -127,7 +127,7 @@ def infidelity(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targe
 
 
 def max_sensitivity(model: nn.Module, images: torch.Tensor, method: str, targets: torch.Tensor, *, samples: int = 8,
-                    radius: float = 0.02, seed: int = 0, layer: str | None = None, max_batch: int | None = None,
+                    radius: float = 0.02, noise_seed: int = 0, layer: str | None = None, max_batch: int | None = None,
                     **options: Any) -> torch.Tensor:
     """Return max over inputs within `radius` (L-inf, uniform) of ||phi(x') - phi(x)|| / ||phi(x)|| per image (Yeh et al. 2019)."""
     images, targets = _on_model(model, images, targets)
@@ -137,7 +137,7 @@ def max_sensitivity(model: nn.Module, images: torch.Tensor, method: str, targets
     index = torch.arange(n, device=images.device)
     for sample in range(samples):
         # One perturbed copy of every image per call: the method batches the images itself.
-        delta = (image_noise(index, torch.full_like(index, sample), samples, tuple(images.shape[1:]), seed, images,
+        delta = (image_noise(index, torch.full_like(index, sample), samples, tuple(images.shape[1:]), noise_seed, images,
                              kind="uniform") * 2 - 1) * radius
         moved = attribute(model, images + delta, method, targets, layer, max_batch=max_batch, **options).heatmap()
         change = (moved - base).flatten(1).norm(dim=1) / base.flatten(1).norm(dim=1).clamp(min=1e-12)
@@ -161,7 +161,7 @@ def faithfulness(model: nn.Module, images: torch.Tensor, methods: list[str], tar
         maps = attribution.maps if attribution.maps.shape[1] in (1, images.shape[1]) else heat[:, None]
         row["infidelity"] = float(infidelity(model, images, maps, targets, seed=seed, max_batch=max_batch).mean())
         if sensitivity:
-            row["max_sensitivity"] = float(max_sensitivity(model, images, method, targets, seed=seed, layer=layer,
+            row["max_sensitivity"] = float(max_sensitivity(model, images, method, targets, noise_seed=seed, layer=layer,
                                                            max_batch=max_batch, **extra).mean())
         rows.append(row)
     return rows

@@ -114,7 +114,7 @@ class SanityResult:
 
 
 def cascading_randomization(model: nn.Module, images: torch.Tensor, method: str, target: Any = None,
-                            layer: str | None = None, *, layers: Sequence[str] | None = None, seed: int = 0,
+                            layer: str | None = None, *, layers: Sequence[str] | None = None, init_seed: int = 0,
                             max_batch: int | None = None, **options: Any) -> SanityResult:
     """Return the similarity of `method`'s maps to the trained model's as layers are randomised from the logits down."""
     if target is None:
@@ -130,7 +130,7 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, method: str,
         raise CnnlabError(f"{type(model).__name__} has no conv or linear layer to randomise")
     shadow = copy.deepcopy(model)  # the user's model is never touched
     modules = dict(shadow.named_modules())
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(init_seed)
     rows: list[dict[str, Any]] = [{"layer": "original", "randomised": 0, **similarity(original.heatmap(), original.heatmap())}]
     for count, name in enumerate(order, start=1):
         if name not in modules:

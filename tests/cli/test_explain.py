@@ -56,17 +56,20 @@ def test_explain_grid_of_methods(capsys, trained: Path, tmp_path: Path) -> None:
 
 
 def test_sanity_and_faithfulness_commands(capsys, trained: Path, tmp_path: Path) -> None:
-    code, text, err = run(capsys, "sanity", str(trained), "--method", "saliency", "--count", "3", "--out", str(tmp_path / "s"))
+    code, text, err = run(capsys, "sanity", str(trained), "--method", "saliency,smoothgrad", "--count", "3",
+                          "--option", "samples=4", "--random-labels", str(trained), "--out", str(tmp_path / "s"))
     assert code == 0, err
     report = json.loads((tmp_path / "s" / "sanity.json").read_text())
     rows = report["methods"]["saliency"]["cascading"]
     assert rows[0]["layer"] == "original" and len(rows) > 2 and (tmp_path / "s" / "sanity.png").stat().st_size > 5000
-    assert "spearman |map|" in text
-    code, text, err = run(capsys, "faithfulness", str(trained), "--methods", "saliency,gradcam", "--count", "3",
-                          "--steps", "8", "--no-sensitivity", "--out", str(tmp_path / "f"))
+    assert "spearman |map|" in text and "random labels: spearman 1.000" in text  # the same run: identical maps
+    assert report["methods"]["smoothgrad"]["data_randomization"]["ssim"] > 0.999
+    code, text, err = run(capsys, "faithfulness", str(trained), "--methods", "saliency,gradcam,smoothgrad", "--count", "3",
+                          "--steps", "8", "--option", "samples=4", "--out", str(tmp_path / "f"))
     assert code == 0, err
     table = json.loads((tmp_path / "f" / "faithfulness.json").read_text())
-    assert [r["method"] for r in table["rows"]] == ["saliency", "gradcam"]
+    assert [r["method"] for r in table["rows"]] == ["saliency", "gradcam", "smoothgrad"]
+    assert all("max_sensitivity" in r for r in table["rows"])
     assert "deletion" in text and "gradcam" in text
 
 
