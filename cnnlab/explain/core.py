@@ -177,7 +177,7 @@ def pick(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def sampled_gradients(forward: Forward, targets: torch.Tensor, count: int, samples: int,
                       make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                       combine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-                      max_batch: int, output: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                      max_batch: int) -> torch.Tensor:
     """Return sum over samples of combine(i, s, x, grad) per image, as (K, N, ...).
 
     `make(i, s)` builds the inputs of image indices i and sample indices s (both (B,)); the target
@@ -193,7 +193,7 @@ def sampled_gradients(forward: Forward, targets: torch.Tensor, count: int, sampl
         x = make(i, s).detach().requires_grad_(True)
         with torch.enable_grad():
             logits = forward(x)
-            score = pick(logits, targets[i]) if output is None else output(logits)
+            score = pick(logits, targets[i])
             (grad,) = torch.autograd.grad(score.sum(), x)
         part = combine(i, s, x.detach(), grad)
         if result is None:
@@ -405,11 +405,6 @@ def image_noise(i: torch.Tensor, s: torch.Tensor, samples: int, shape: tuple[int
 def seeded(seed: int | None, device: torch.device) -> torch.Generator:
     """Return a generator on `device` seeded with `seed` (0 when None), so a call repeats exactly."""
     return torch.Generator(device=device).manual_seed(0 if seed is None else int(seed))
-
-
-def ceil_div(a: int, b: int) -> int:
-    """Return ceil(a / b) for positive integers."""
-    return -(-a // b)
 
 
 __all__ = ["Attribution", "attribute", "default_layer", "list_methods"]
