@@ -84,3 +84,20 @@ def test_explain_errors_are_one_line(capsys, trained: Path) -> None:
     assert code == 2 and "no chosen method takes the option 'step'" in err
     code, out, _ = run(capsys, "explain", str(trained), "--list")
     assert code == 0 and "kernel_shap" in out
+
+
+def test_explain_image_files(capsys, trained: Path, tmp_path: Path) -> None:
+    """Image files are read, sized and prepared as the run's images were (digits: 8x8 grey)."""
+    from PIL import Image
+
+    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
+    Image.new("L", (16, 16), 200).save(tmp_path / "bright.png")  # resized to the run's 8x8
+    code, _, err = run(capsys, "explain", str(trained), "--method", "saliency", "--images", str(tmp_path / "blank.png"),
+                       str(tmp_path / "bright.png"), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    for name in ("blank", "bright"):
+        assert load_file(str(tmp_path / "out" / f"{name}.safetensors"))["saliency"].shape == (1, 8, 8)
+        assert (tmp_path / "out" / f"{name}_saliency.png").stat().st_size > 2000
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    code, _, err = run(capsys, "explain", str(trained), "--images", str(tmp_path / "broken.png"))
+    assert code == 2 and "cannot read image" in err
