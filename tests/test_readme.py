@@ -41,6 +41,8 @@ EXPECTED = {
         ["explained 2 images with 3 methods", "runs/demo/explain"],
     "cnnlab sanity runs/demo --method saliency,gradcam --count 4": ["saliency: after", "spearman |map|", "sanity.png"],
     "cnnlab faithfulness runs/demo --methods saliency,gradcam --count 4 --no-sensitivity": ["deletion", "gradcam", "random"],
+    "cnnlab attack runs/demo --method pgd --eps 0.3 --steps 10 --count 200 --eps-list 0,0.1,0.3":
+        ["pgd eps 0.3 (linf) on 200 test images", "fgsm: eps 0", "runs/demo/attack"],
     "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
