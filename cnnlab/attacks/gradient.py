@@ -46,9 +46,13 @@ def _l2(t: torch.Tensor) -> torch.Tensor:
 
 def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, *, targeted: bool = False,
          mean: Sequence[float] | None = None, std: Sequence[float] | None = None, low: float = 0.0, high: float = 1.0,
-         batch_size: int = 256) -> torch.Tensor:
-    """Return x + eps sign(grad of the loss), clipped to [low, high] (targeted: a step down the target's loss)."""
-    _check(images, eps, low, high)
+         batch_size: int = 256, validate: bool = True) -> torch.Tensor:
+    """Return x + eps sign(grad of the loss), clipped to [low, high] (targeted: a step down the target's loss).
+
+    `validate=False` skips the range check (a host sync): the training loop's own batches need none.
+    """
+    if validate:
+        _check(images, eps, low, high)
     normalise = _normaliser(mean, std, images)
     out = []
     for start in range(0, len(images), batch_size):
@@ -60,12 +64,13 @@ def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: floa
 def pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 10,
         step_size: float | None = None, norm: str = "linf", random_start: bool = True, targeted: bool = False,
         seed: int = 0, mean: Sequence[float] | None = None, std: Sequence[float] | None = None, low: float = 0.0,
-        high: float = 1.0, batch_size: int = 256) -> torch.Tensor:
+        high: float = 1.0, batch_size: int = 256, validate: bool = True) -> torch.Tensor:
     """Return projected-gradient-descent adversarial images within the eps ball (L-inf or L2) and [low, high].
 
     The default step is 2.5 eps / steps (Madry et al. 2018), so the walk can cross the ball.
     """
-    _check(images, eps, low, high)
+    if validate:
+        _check(images, eps, low, high)
     if norm not in ("linf", "l2"):
         raise CnnlabError(f"unknown norm {norm!r}: choose linf or l2")
     if steps < 1:

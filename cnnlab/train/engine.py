@@ -20,13 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.attacks import fgsm, pgd
 from cnnlab.data.augment import augment_batch
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.runs.recipe import Precision, Recipe, ScheduleName
+from cnnlab.runs.recipe import Adversary, Precision, Recipe, ScheduleName
 from cnnlab.train.callbacks import recipe_callbacks
 from cnnlab.train.distributed import Distributed
 from cnnlab.train.evaluation import evaluate
@@ -223,6 +224,7 @@ class Trainer:
             if self._skip(y):
                 continue
             x = augment_batch(self.norm(images), recipe.augment, self.augment_generator)
+            x = self._adversarial(x, y)
             if recipe.runtime.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
@@ -248,6 +250,31 @@ class Trainer:
         bad = ~torch.isfinite(losses[:done])
         first_bad = torch.where(bad.any(), first_step + bad.int().argmax(), -1) if done else torch.tensor(-1)
         return (losses[:done] * weights).sum(), hits[:done].sum().float(), sum(sizes), units, first_bad.to(self.device)
+
+    def _adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Return the normalised batch replaced by attacks on it (Madry et al. 2018), or as it is without one."""
+        setting = self.recipe.adversarial
+        if setting.method is Adversary.NONE:
+            return x
+        mean = torch.tensor(self.norm.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.norm.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        pixels = (x * std + mean).clamp(0, 1)
+        common = {"mean": self.norm.mean, "std": self.norm.std, "batch_size": len(x), "validate": False}
+        eps = setting.eps * min(1.0, (self.state.epoch + 1) / setting.warmup_epochs) if setting.warmup_epochs else setting.eps
+        # Crafted in eval mode, so the attack's forward passes leave BatchNorm's running statistics alone.
+        self.model.eval()
+        try:
+            if setting.method is Adversary.FGSM:
+                adversarial = fgsm(self.model, pixels, y, eps, **common)
+            else:
+                # The random start is seeded by the step, so a resumed run draws the same starts.
+                step = None if setting.step_size is None else setting.step_size * eps / max(setting.eps, 1e-12)
+                adversarial = pgd(self.model, pixels, y, eps, steps=setting.steps, step_size=step,
+                                  norm=setting.norm.value, random_start=setting.random_start,
+                                  seed=(self.recipe.seed * 1_000_003 + self.state.step) % (1 << 63), **common)
+        finally:
+            self.model.train()
+        return (adversarial - mean) / std
 
     def training_state(self) -> dict[str, Any]:
         """Return every tensor and value the next step depends on, for a checkpoint."""

@@ -145,3 +145,14 @@ def test_sectioned_yaml_round_trip_keeps_ops(tmp_path) -> None:
     path.write_text(recipe.to_yaml())
     assert load_recipe(str(path)) == recipe
     assert recipe.to_dict()["augment"] == [{"op": "flip", "p": 0.5}, {"op": "translate", "padding": 2}]
+
+
+def test_keys_added_later_leave_earlier_runs_digest_alone() -> None:
+    """Digests of the release before data.random_labels and adversarial: runs written by it still resume."""
+    assert Recipe().digest() == "5b3a2a942ef8c6ad"
+    assert load_recipe("lenet-mnist").digest() == "c674b83d106ccacf"
+    assert load_recipe("resnet-cifar").digest() == "3d0383d71312effe"
+    # Setting a later key is a different computation, so it gets a digest of its own.
+    assert load_recipe("lenet-mnist", ["data.random_labels=true"]).digest() != "c674b83d106ccacf"
+    assert load_recipe("lenet-mnist", ["adversarial.method=pgd"]).digest() != "c674b83d106ccacf"
+    assert load_recipe("lenet-mnist", ["adversarial.eps=0.1"]).digest() != "c674b83d106ccacf"

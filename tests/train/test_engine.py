@@ -255,3 +255,34 @@ def test_no_validation_split_trains_and_refuses_early_stopping(digits) -> None:
     assert state.epoch == 2 and state.best == {} and state.best_epoch == 0
     with pytest.raises(CnnlabError, match="need a validation split"):
         Trainer(small_cnn(width=8), load_recipe("default", ["schedule.early_stopping_patience=2"]), digits[0], None)
+
+
+def test_adversarial_training_trains_on_attacks_in_pixel_space(tmp_path) -> None:
+    """adversarial.method=pgd: the run completes, the model ends in train mode, and the batches the step sees are attacks."""
+    from cnnlab.data.normalise import Normalisation
+    from cnnlab.data.sources import load
+    from cnnlab.models import create_model
+    from cnnlab.runs.recipe import load_recipe
+    from cnnlab.train.engine import Trainer
+
+    recipe = load_recipe("digits", ["epochs=1", "adversarial.method=pgd", "adversarial.eps=0.2", "adversarial.steps=3"])
+    data = load("digits", None, seed=0).train
+    trainer = Trainer(create_model("small_cnn", num_classes=10, in_chans=1), recipe, data, None)
+    x = trainer.norm(data.images[:16].to(trainer.device))
+    y = data.labels[:16].to(trainer.device)
+    adversarial = trainer._adversarial(x, y)
+    assert trainer.model.training
+    norm: Normalisation = trainer.norm
+    std = torch.tensor(norm.std).view(1, -1, 1, 1)
+    mean = torch.tensor(norm.mean).view(1, -1, 1, 1)
+    moved = ((adversarial - x) * std).abs().amax()
+    assert 0 < float(moved) <= 0.2 + 1e-5
+    pixels = adversarial * std + mean
+    assert float(pixels.min()) >= -1e-6 and float(pixels.max()) <= 1 + 1e-6
+    with torch.no_grad():
+        trainer.model.eval()
+        clean_loss = torch.nn.functional.cross_entropy(trainer.model(x), y)
+        attacked_loss = torch.nn.functional.cross_entropy(trainer.model(adversarial), y)
+        trainer.model.train()
+    assert attacked_loss > clean_loss
+    trainer.fit()
