@@ -43,6 +43,8 @@ EXPECTED = {
     "cnnlab faithfulness runs/demo --methods saliency,gradcam --count 4 --no-sensitivity": ["deletion", "gradcam", "random"],
     "cnnlab attack runs/demo --method pgd --eps 0.3 --steps 10 --count 200 --eps-list 0,0.1,0.3":
         ["pgd eps 0.3 (linf) on 200 test images", "fgsm: eps 0", "runs/demo/attack"],
+    "cnnlab visualize runs/demo filters": ["runs/demo/filters.png"],
+    "cnnlab visualize runs/demo features": ["runs/demo/features.png"],
     "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
