@@ -35,7 +35,7 @@ def _input_gradient(model: nn.Module, normalise, x: torch.Tensor, labels: torch.
     """Return the gradient of the loss the attack ascends: CE to the true label, or minus CE to the target."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(normalise(x)), labels, reduction="sum")
+        loss = F.cross_entropy(model(normalise(x)), labels.long(), reduction="sum")  # per pixel for (N, H, W) masks
         (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
     return grad
 
