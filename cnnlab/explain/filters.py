@@ -65,11 +65,9 @@ def feature_grid(model: nn.Module, image: torch.Tensor, layer: str, *, top: int 
 
 def save_grid(grid: torch.Tensor, path: Path, title: str, scale: float = 4.0) -> Path:
     """Write a grid (C, H, W) in [0, 1] as a PNG with a title; return its path."""
-    import matplotlib
+    from cnnlab.explain.render import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     height, width = grid.shape[-2:]
     fig, axis = plt.subplots(figsize=(max(5.0, width * scale / 100), max(3.0, height * scale / 100) + 0.4))
     picture = grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy()
