@@ -56,15 +56,11 @@ def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gr
 
 def field_placed(ctx: Context, maps: torch.Tensor, size: tuple[int, int], channels: int) -> torch.Tensor:
     """Return layer-grid maps (N, 1, h, w) sampled at every input pixel through the layer's receptive-field centres."""
-    from cnnlab.inspect.receptive import analytic_receptive_fields
+    from cnnlab.inspect.receptive import layer_receptive_field
 
-    rows = {row.name: row for row in analytic_receptive_fields(ctx.model, (channels, *size))}
-    name = ctx.layer_name or ""
-    # A container's output is its last leaf's: take that leaf's geometry.
-    inside = [row for key, row in rows.items() if key.startswith(name + ".")]
-    row = rows.get(name) or (inside[-1] if inside else None)
-    if row is None or row.jump is None or row.start is None or len(row.jump) != 2:
-        raise CnnlabError(f"no receptive-field geometry for layer {ctx.layer_name}: use upsample=resize")
+    row = layer_receptive_field(ctx.model, ctx.layer_name or "", (channels, *size))
+    if len(row.jump or ()) != 2:
+        raise CnnlabError(f"no 2-D receptive-field geometry for layer {ctx.layer_name}: use upsample=resize")
     axes = []
     for axis, (length, jump, start) in enumerate(zip(size, row.jump, row.start, strict=True)):
         units = maps.shape[2 + axis]

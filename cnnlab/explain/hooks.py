@@ -108,6 +108,43 @@ def capture(module: nn.Module, *, gradient: bool = False) -> Iterator[Captured]:
         handle.remove()
 
 
+class _Reached(Exception):
+    """Raised by `forward_to`'s hook once every layer it waits for has run: the rest of the network is skipped."""
+
+
+def forward_to(model: nn.Module, layers: list[str], images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Return the outputs of `layers` for `images`, kept in the autograd graph, running the model only as far as they need.
+
+    Each output is a clone, so an in-place op later in the network (`out += identity`) cannot change it.
+    The hooks are removed before this returns.
+    """
+    modules = [resolve_layer(model, layer) for layer in layers]
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keeper(name: str) -> Callable:
+        def keep(module: nn.Module, _inputs: tuple, output: object) -> None:
+            tensor = output[0] if isinstance(output, tuple | list) else output
+            if not isinstance(tensor, torch.Tensor):
+                raise CnnlabError(f"layer {name} returns {type(output).__name__}, not a tensor: choose a layer whose output is a feature map")
+            outputs.setdefault(name, tensor.clone())
+            if len(outputs) == len(modules):
+                raise _Reached
+        return keep
+
+    handles = [module.register_forward_hook(keeper(name)) for name, module in modules]
+    try:
+        model(images)
+    except _Reached:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [name for name, _ in modules if name not in outputs]
+    if missing:
+        raise CnnlabError(f"layer {missing[0]} did not run in the forward pass: choose a layer the model calls")
+    return outputs
+
+
 F = torch.nn.functional
 
 

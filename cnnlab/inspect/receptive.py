@@ -16,6 +16,28 @@ def analytic_receptive_fields(model: nn.Module | str, input_size: tuple[int, ...
     return [row for row in summary(model, input_size).layers if row.receptive_field is not None]
 
 
+def layer_receptive_field(model: nn.Module, layer: str, input_size: tuple[int, ...]) -> LayerRow:
+    """Return the summary row carrying `layer`'s receptive field, jump and start; a container takes its last leaf's."""
+    rows = {row.name: row for row in analytic_receptive_fields(model, input_size)}
+    inside = [row for key, row in rows.items() if key.startswith(layer + ".")]
+    row = rows.get(layer) or (inside[-1] if inside else None)
+    if row is None or row.jump is None or row.start is None or row.receptive_field is None:
+        raise CnnlabError(f"no receptive-field geometry for layer {layer!r}: choose a convolutional layer (`cnnlab summary` shows each field)")
+    return row
+
+
+def receptive_window(row: LayerRow, position: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Return, per spatial axis, the input pixels [first, last] that unit `position` of `row`'s layer sees (unclipped)."""
+    assert row.receptive_field is not None and row.jump is not None and row.start is not None
+    window = []
+    for index, size, jump, start in zip(position, row.receptive_field, row.jump, row.start, strict=True):
+        # The field of unit i is centred on start + i * jump (Araujo et al. 2019, eq. 1-3); an even field
+        # has its centre between two pixels, so first = centre - (size - 1) / 2 is an integer again.
+        first = start + index * jump - (size - 1) / 2
+        window.append((round(first), round(first) + size - 1))
+    return tuple(window)
+
+
 @dataclass(frozen=True)
 class EffectiveReceptiveField:
     """Mean |d centre unit / d input| over random inputs, and the radius holding most of it."""
