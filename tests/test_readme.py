@@ -48,7 +48,7 @@ EXPECTED = {
     "cnnlab visualize runs/demo exemplars --channels 0-3 --top 4 --count 200": ["runs/demo/exemplars/exemplars.png"],
     "cnnlab visualize runs/demo embedding --count 300": ["runs/demo/embedding_pca.png"],
     "cnnlab visualize runs/demo dream --channels 0-3 --steps 32": ["channel mean activations: 0:", "runs/demo/dream.png"],
-    "cnnlab style docs/style.png docs/activation_max.png --size 48 --steps 20 --out runs/style.png": ["x lower); content loss", "runs/style.png"],
+    "cnnlab style runs/demo/features.png runs/demo/filters.png --size 48 --steps 20 --out runs/style.png": ["x lower); content loss", "runs/style.png"],
     "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
