@@ -63,8 +63,10 @@ def run_style(args: argparse.Namespace) -> int:
         pictures.append(picture)
     content = resize_images(pictures[0][None], args.size, args.size)[0].float() / 255
     style = resize_images(pictures[1][None], args.size, args.size)[0].float() / 255
-    layers = [None if text is None else text.split(",") for text in (args.content_layers, args.style_layers)]
-    result = style_transfer(_extractor(args.features), content, style, content_layers=layers[0], style_layers=layers[1],
+    extractor = _extractor(args.features)
+    rename = getattr(extractor, "layer_name", lambda name: name)  # a run's own layer names, behind its normalisation
+    layers = [None if text is None else [rename(n) for n in text.split(",")] for text in (args.content_layers, args.style_layers)]
+    result = style_transfer(extractor, content, style, content_layers=layers[0], style_layers=layers[1],
                             style_weight=args.style_weight, steps=args.steps, optimiser=args.optimiser)
     out = Path(args.out)
     save_grid(tile(torch.stack([content, style, result.image]), columns=3), out, "content, style, result", scale=2.0)

@@ -48,7 +48,7 @@ def exemplars(run, args: argparse.Namespace, layer: str) -> Path:  # noqa: ANN00
         projections = [crop(deconv_projection(run.model, run.normalisation(images[e.index:e.index + 1]), layer, channel, e.position).cpu(),
                             e.window) for e in best]
         tiles += crops + list(_unit(torch.stack(projections)))
-    save_grid(tile(torch.stack(tiles), columns=2 * args.top), out / "exemplars.png",
+    save_grid(tile(torch.stack(tiles), columns=2 * min(len(b) for b in found.values())), out / "exemplars.png",
               f"{run.info.model} {layer}: per channel, top {args.top} receptive-field crops, then their deconvnet projections", scale=3.0)
     (out / "exemplars.json").write_text(json.dumps({str(c): [e.__dict__ for e in best] for c, best in found.items()}, indent=1))
     return out / "exemplars.png"
@@ -90,7 +90,7 @@ def dream(run, args: argparse.Namespace, layer: str) -> Path:  # noqa: ANN001
     chosen = parse_channels(args.channels or "0-7")
     colour = None
     if args.parameterisation == "decorrelated" and channels == 3:
-        test = run.test_split(args.data_dir)
+        test = run.test_split(args.data_dir, args.data)
         colour = colour_matrix(test.images[:1000].float() / 255) if hasattr(test, "images") else None
     made = maximise(model, name, chosen, image_size=(channels, height, width), parameterisation=args.parameterisation,
                     steps=args.steps or 512, per_channel=args.per_channel, diversity=args.diversity, colour=colour)

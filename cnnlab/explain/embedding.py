@@ -21,8 +21,9 @@ def penultimate(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tens
     handle = last[-1].register_forward_pre_hook(lambda _m, inputs: rows.append(inputs[0].detach().flatten(1).float().cpu()))
     try:
         with preserved(model), torch.no_grad():
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
             for batch in batches:
-                model(batch)
+                model((batch[0] if isinstance(batch, tuple | list) else batch).to(device))
     finally:
         handle.remove()
     if not rows:
@@ -36,6 +37,8 @@ def embed(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.T
     from sklearn.manifold import TSNE
 
     data = features.double().numpy()
+    if min(data.shape) < 2 or (method == "tsne" and len(data) < 4):
+        raise CnnlabError(f"cannot embed {data.shape[0]} feature vectors of size {data.shape[1]}: give more images (--count)")
     if method == "pca":
         points = PCA(n_components=2, random_state=seed).fit_transform(data)
     elif method == "tsne":

@@ -64,8 +64,10 @@ def top_exemplars(model: nn.Module, batches: Iterable[torch.Tensor], layer: str,
     where = torch.empty(0)  # (K, k') image indices
     cells = torch.empty(0)  # (K, k') flat arg-max positions
     seen, shape, chosen, input_shape = 0, (), [], ()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with preserved(model), torch.no_grad():
         for batch in batches:
+            batch = (batch[0] if isinstance(batch, tuple | list) else batch).to(device)
             if best is None:
                 chosen, shape = _channels(model, name, batch, channels)
                 input_shape = tuple(batch.shape[1:])
@@ -96,7 +98,7 @@ def top_exemplars(model: nn.Module, batches: Iterable[torch.Tensor], layer: str,
 def crop(image: torch.Tensor, window: tuple[tuple[int, int], tuple[int, int]], fill: float = 0.0) -> torch.Tensor:
     """Return the field-sized crop (C, h, w) of `image` (C, H, W) that `window` covers; pixels beyond the image are `fill`."""
     (top, bottom), (left, right) = window
-    out = torch.full((image.shape[0], bottom - top + 1, right - left + 1), fill, dtype=image.dtype)
+    out = torch.full((image.shape[0], bottom - top + 1, right - left + 1), fill, dtype=image.dtype, device=image.device)
     rows = slice(max(top, 0), min(bottom, image.shape[1] - 1) + 1)
     columns = slice(max(left, 0), min(right, image.shape[2] - 1) + 1)
     out[:, rows.start - top:rows.stop - top, columns.start - left:columns.stop - left] = image[:, rows, columns]
@@ -110,9 +112,12 @@ def deconv_projection(model: nn.Module, image: torch.Tensor, layer: str, channel
     their transposed filters and each ReLU rectifies the backward signal (Zeiler & Fergus 2014, 2.1).
     """
     name, _ = resolve_layer(model, layer)
-    x = image[:1].detach().float().requires_grad_(True)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = (image if image.ndim == 4 else image[None])[:1].detach().float().to(device).requires_grad_(True)
     with preserved(model), relu_backward("deconvnet"):
         out = forward_to(model, [name], x)[name]
+        if out.ndim != 4 or not 0 <= channel < out.shape[1] or not all(0 <= p < s for p, s in zip(position, out.shape[2:], strict=True)):
+            raise CnnlabError(f"layer {name} has output {tuple(out.shape[1:])}: choose a channel and position inside it")
         out[0, channel, position[0], position[1]].backward()
     assert x.grad is not None
     return x.grad[0].detach()

@@ -142,6 +142,8 @@ def maximise(model: nn.Module, layer: str, channels: list[int], *, image_size: t
     """
     name, _ = resolve_layer(model, layer)
     parameterisation, objective = Parameterisation(parameterisation), Objective(objective)
+    if not channels:
+        raise CnnlabError("activation maximisation needs at least one channel: give --channels")
     if steps < 1 or per_channel < 1:
         raise CnnlabError(f"activation maximisation needs steps >= 1 and per_channel >= 1, got {steps} and {per_channel}")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -186,6 +188,8 @@ def dream(model: nn.Module, image: torch.Tensor, layer: str, *, channel: int | N
     gradient's mean magnitude, and the image is rolled by random jitter before each one.
     """
     name, _ = resolve_layer(model, layer)
+    if octaves < 1 or steps < 1:
+        raise CnnlabError(f"DeepDream needs octaves >= 1 and steps >= 1, got {octaves} and {steps}")
     if image.ndim != 3:
         raise CnnlabError(f"dream takes one image (C, H, W), got shape {tuple(image.shape)}")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -197,6 +201,9 @@ def dream(model: nn.Module, image: torch.Tensor, layer: str, *, channel: int | N
     objective = Objective.LAYER if channel is None else Objective.CHANNEL
     picked = torch.tensor([channel or 0], device=device)
     with preserved(model):
+        width = forward_to(model, [name], base)[name].shape[1]
+        if channel is not None and not 0 <= channel < width:
+            raise CnnlabError(f"layer {name} has channels 0-{width - 1}: choose a channel in that range")
         for size in sizes:
             original = F.interpolate(base, size=size, mode="bilinear", align_corners=False)
             x = (original + F.interpolate(detail, size=size, mode="bilinear", align_corners=False)).clamp(0, 1)

@@ -72,3 +72,15 @@ def test_deconv_projection_stays_inside_the_field_and_leaves_the_model() -> None
     outside = projection.abs().clone()
     outside[:, max(top, 0):bottom + 1, max(left, 0):right + 1] = 0
     assert outside.sum() == 0  # nothing beyond the unit's analytic field
+
+
+def test_bad_channel_or_position_is_one_line() -> None:
+    import pytest
+
+    from cnnlab.errors import CnnlabError
+
+    model = _net()
+    with pytest.raises(CnnlabError, match="choose a channel and position inside it"):
+        deconv_projection(model, torch.rand(3, 16, 16), "4", 9, (0, 0))
+    with pytest.raises(CnnlabError, match="choose channels in that range"):
+        top_exemplars(model, batches_of(torch.rand(4, 3, 16, 16), 2), "4", [6])
