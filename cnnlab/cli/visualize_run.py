@@ -23,12 +23,12 @@ def parse_channels(text: str) -> list[int]:
     return chosen
 
 
-def _test_images(run, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-    """Return the (first --count) uint8 images and labels of the run's test split or of --data."""
+def _test_images(run, args: argparse.Namespace, default_count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    """Return the (first --count, else `default_count`, else all) uint8 images and labels of the run's test split or of --data."""
     test = run.test_split(args.data_dir, args.data)
     if not hasattr(test, "images"):
         raise CnnlabError("the run's test split is streamed: exemplars and embeddings need an in-memory data set (--data)")
-    count = args.count or len(test.images)
+    count = args.count or default_count or len(test.images)
     return test.images[:count], test.labels[:count]
 
 
@@ -59,7 +59,7 @@ def embedding(run, args: argparse.Namespace) -> Path:  # noqa: ANN001
     from cnnlab.explain.embedding import embed, penultimate, save_embedding
     from cnnlab.explain.exemplars import batches_of
 
-    images, labels = _test_images(run, argparse.Namespace(**{**vars(args), "count": args.count or 2000}))
+    images, labels = _test_images(run, args, default_count=2000)
     points = embed(penultimate(run.model, batches_of(images, 256, run.normalisation)), args.method)
     out = Path(args.out) if args.out else run.path / f"embedding_{args.method}.png"
     return save_embedding(points, labels, run.classes, out, f"{run.info.model}: penultimate features of {len(images)} test images, {args.method}")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import preserved
+from cnnlab.explain.hooks import model_device, preserved
 
 
 def penultimate(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -21,7 +21,7 @@ def penultimate(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tens
     handle = last[-1].register_forward_pre_hook(lambda _m, inputs: rows.append(inputs[0].detach().flatten(1).float().cpu()))
     try:
         with preserved(model), torch.no_grad():
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            device = model_device(model)
             for batch in batches:
                 model((batch[0] if isinstance(batch, tuple | list) else batch).to(device))
     finally:

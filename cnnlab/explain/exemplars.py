@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, preserved, relu_backward, resolve_layer
+from cnnlab.explain.hooks import forward_to, model_device, preserved, relu_backward, resolve_layer
 from cnnlab.inspect.receptive import layer_receptive_field, receptive_window
 
 
@@ -64,7 +64,7 @@ def top_exemplars(model: nn.Module, batches: Iterable[torch.Tensor], layer: str,
     where = torch.empty(0)  # (K, k') image indices
     cells = torch.empty(0)  # (K, k') flat arg-max positions
     seen, shape, chosen, input_shape = 0, (), [], ()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     with preserved(model), torch.no_grad():
         for batch in batches:
             batch = (batch[0] if isinstance(batch, tuple | list) else batch).to(device)
@@ -112,7 +112,7 @@ def deconv_projection(model: nn.Module, image: torch.Tensor, layer: str, channel
     their transposed filters and each ReLU rectifies the backward signal (Zeiler & Fergus 2014, 2.1).
     """
     name, _ = resolve_layer(model, layer)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     x = (image if image.ndim == 4 else image[None])[:1].detach().float().to(device).requires_grad_(True)
     with preserved(model), relu_backward("deconvnet"):
         out = forward_to(model, [name], x)[name]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, preserved, resolve_layer
+from cnnlab.explain.hooks import forward_to, model_device, preserved, resolve_layer
 
 
 class Parameterisation(StrEnum):
@@ -146,7 +146,7 @@ def maximise(model: nn.Module, layer: str, channels: list[int], *, image_size: t
         raise CnnlabError("activation maximisation needs at least one channel: give --channels")
     if steps < 1 or per_channel < 1:
         raise CnnlabError(f"activation maximisation needs steps >= 1 and per_channel >= 1, got {steps} and {per_channel}")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     order = torch.tensor([c for c in channels for _ in range(per_channel)], device=device)
     groups = torch.arange(len(channels), device=device).repeat_interleave(per_channel)
     params = ImageParameters((len(order), *image_size), parameterisation, colour=colour, device=device, seed=seed)
@@ -192,7 +192,7 @@ def dream(model: nn.Module, image: torch.Tensor, layer: str, *, channel: int | N
         raise CnnlabError(f"DeepDream needs octaves >= 1 and steps >= 1, got {octaves} and {steps}")
     if image.ndim != 3:
         raise CnnlabError(f"dream takes one image (C, H, W), got shape {tuple(image.shape)}")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     base = image.float().to(device)[None]
     height, width = base.shape[-2:]
     sizes = [(max(8, round(height / octave_scale ** k)), max(8, round(width / octave_scale ** k))) for k in range(octaves)][::-1]
@@ -201,7 +201,7 @@ def dream(model: nn.Module, image: torch.Tensor, layer: str, *, channel: int | N
     objective = Objective.LAYER if channel is None else Objective.CHANNEL
     picked = torch.tensor([channel or 0], device=device)
     with preserved(model):
-        width = forward_to(model, [name], base)[name].shape[1]
+        width = forward_to(model, [name], base)[name].shape[1] if channel is not None else 0
         if channel is not None and not 0 <= channel < width:
             raise CnnlabError(f"layer {name} has channels 0-{width - 1}: choose a channel in that range")
         for size in sizes:

@@ -31,6 +31,11 @@ def verify_no_hooks(model: nn.Module) -> None:
     assert not left, f"hooks left on the model: {left[:5]}"
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Return the device of the model's first parameter, or the CPU for a model without any."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @contextmanager
 def preserved(model: nn.Module) -> Iterator[nn.Module]:
     """Yield `model` in eval mode with frozen parameters; restore its modes and flags on exit.

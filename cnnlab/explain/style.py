@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, preserved, resolve_layer
+from cnnlab.explain.hooks import forward_to, model_device, preserved, resolve_layer
 from cnnlab.explain.pixels import PixelModel
 
 
@@ -148,7 +148,7 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     defaults = default_layers(model) if content_layers is None or style_layers is None else ([], [])
     content_layers = [resolve_layer(model, n)[0] for n in (content_layers or defaults[0])]
     style_layers = [resolve_layer(model, n)[0] for n in (style_layers or defaults[1])]
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     content_image = content.float().to(device)[None]
     style_image = style.float().to(device)[None]
     if content_image.shape[1] != style_image.shape[1]:
