@@ -222,6 +222,7 @@ class EvaluationConfig:
 
 
 RUNTIME_KEYS = (("runtime", "stream"), ("runtime", "workers"))  # may differ on resume: speed, not results
+OUTPUT_KEYS = ("diagnostics", "report")  # what a run writes besides its weights: may differ on resume
 #: Keys added after runs were written: left out of the digest while they hold their default, so a
 #: run of an earlier release still resumes (a recipe that sets one gets a digest of its own).
 LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
@@ -246,6 +247,8 @@ class Recipe:
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    diagnostics: bool = False  # record per-layer gradient norms and activation statistics (diagnostics.jsonl)
+    report: bool = False  # `cnnlab train` writes report.html into the run directory when training ends
 
     def __post_init__(self) -> None:
         _check([
@@ -267,6 +270,8 @@ class Recipe:
         relevant = self.to_dict()
         for section, key in RUNTIME_KEYS:
             relevant[section].pop(key)
+        for key in OUTPUT_KEYS:
+            relevant.pop(key)
         defaults = Recipe().to_dict()
         for path, default in LATER_KEYS:
             *parents, last = path

@@ -30,6 +30,7 @@ from cnnlab.runs.load import load_run
 from cnnlab.runs.recipe import Precision, Recipe, load_recipe
 from cnnlab.runs.rundir import mend_metrics, new_run_dir, write_json, write_text
 from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
+from cnnlab.train.diagnostics import Diagnostics
 from cnnlab.train.distributed import Distributed, init_distributed, shutdown
 from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import score_run
@@ -50,6 +51,21 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return True  # not Linux: no way to tell, so no warning
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def device_description(device: torch.device) -> str:
+    """Return the device in words: the GPU's name, or the CPU's model name and core count."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        import platform
+
+        name = platform.processor()
+    return f"cpu ({name or 'unknown model'}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def default_recipe(data: str) -> str:
@@ -197,7 +213,8 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
     if dist.is_main:  # every rank computes the same metrics; one writes them
         writers = [MetricsCSV(run / "metrics.csv"), Checkpoints(run / "checkpoints"),
                    ProgressBar(plan.recipe.epochs, trainer.steps_per_epoch, console),
-                   *([TensorBoard(run)] if TensorBoard.available() else [])]
+                   *([TensorBoard(run)] if TensorBoard.available() else []),
+                   *([Diagnostics(run / "diagnostics.jsonl")] if plan.recipe.diagnostics else [])]
         trainer.callbacks = sorted([*trainer.callbacks, *writers], key=lambda c: c.order)
     if not plan.fresh:
         trainer.resume(run / "checkpoints" / "last")
@@ -237,6 +254,7 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
                                          if isinstance(p, StreamedImages))
     headline = {k: scores[k] for k in ("top1", "top5", "pixel_acc", "miou") if k in scores}
     result = {
+        "run": str(run),
         "model": model,
         **{f"best_val_{k}": v for k, v in state.best.items() if k != "loss"},
         "best_epoch": state.best_epoch,
@@ -246,6 +264,7 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
         "tta": scores["tta"],
         "epochs": state.epoch,
         "training_seconds": round(seconds, 3),
+        "device": device_description(device),
         "test_images": len(parts.test),
         "stop_reason": state.stop_reason,
         "skipped_images": skipped,
