@@ -11,14 +11,20 @@ from cnnlab.models.base import AuxOutput
 from cnnlab.runs.info import TaskName
 from cnnlab.train.tasks.base import Tally, Task
 
+#: Most confident mistakes a tally keeps (the report's thumbnails), and confused pairs it lists.
+MISTAKES_KEPT = 32
+PAIRS_LISTED = 10
+
 
 class ClassificationTally(Tally):
-    """Loss, top-1, top-5 and the confusion matrix of scored images."""
+    """Loss, top-1, top-5, the confusion matrix and the most confident mistakes of scored images."""
 
     def __init__(self, num_classes: int, device: torch.device) -> None:
         super().__init__(num_classes, device)
         self.top1 = torch.zeros((), device=device)
         self.top5 = torch.zeros((), device=device)
+        # (confidence, index in scoring order, truth, prediction) of the surest wrong answers so far.
+        self.mistakes = torch.zeros(0, 4, device=device)
 
     def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of logits (B, K) and labels (B,)."""
@@ -27,8 +33,18 @@ class ClassificationTally(Tally):
         self.top1 += (ranked[:, 0] == target).sum()
         self.top5 += (ranked == target[:, None]).any(dim=1).sum()
         self.add_confusion(target, ranked[:, 0])
+        self._keep_mistakes(logits, target, ranked[:, 0])
         self.count += len(target)
         self.images += len(target)
+
+    def _keep_mistakes(self, logits: torch.Tensor, target: torch.Tensor, predicted: torch.Tensor) -> None:
+        """Merge this batch's wrong answers into the running top-k by confidence, on the device."""
+        confidence = logits.float().softmax(dim=1).amax(dim=1)
+        confidence = torch.where(predicted != target, confidence, -1.0)  # right answers never rank
+        index = torch.arange(self.images, self.images + len(target), device=logits.device)
+        batch = torch.stack([confidence, index.float(), target.float(), predicted.float()], dim=1)
+        merged = torch.cat([self.mistakes, batch])
+        self.mistakes = merged[merged[:, 0].topk(min(MISTAKES_KEPT, len(merged))).indices]
 
     def result(self) -> dict[str, float]:
         """Return mean loss per image, top-1 (acc) and top-5."""
@@ -36,12 +52,22 @@ class ClassificationTally(Tally):
         return {"loss": self.loss_sum.item() / n, "acc": self.top1.item() / n, "top5": self.top5.item() / n}
 
     def report(self, classes: tuple[str, ...]) -> dict[str, Any]:
-        """Return top-1, top-5, loss, per-class accuracy and the confusion matrix."""
+        """Return top-1, top-5, loss, per-class accuracy (= recall) and precision, confused pairs, mistakes, confusion."""
         scores, confusion = self.result(), self.matrix()
-        per_class = (confusion.diag().float() / confusion.sum(1).clamp_min(1)).tolist()
+        hits = confusion.diag().float()
+        recall = (hits / confusion.sum(1).clamp_min(1)).tolist()
+        precision = (hits / confusion.sum(0).clamp_min(1)).tolist()  # of the images predicted as the class
+        off = confusion.clone().fill_diagonal_(0).flatten()
+        pairs = [(int(c), divmod(int(i), self.num_classes)) for c, i in zip(*off.sort(descending=True), strict=True)
+                 if c > 0][:PAIRS_LISTED]
+        mistakes = [{"index": int(i), "true": classes[int(t)], "predicted": classes[int(p)], "confidence": round(float(c), 6)}
+                    for c, i, t, p in self.mistakes.cpu().tolist() if c >= 0]
         return {
             "top1": scores["acc"], "top5": scores["top5"], "loss": scores["loss"],
-            "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
+            "per_class_accuracy": dict(zip(classes, recall, strict=True)),
+            "per_class_precision": dict(zip(classes, precision, strict=True)),
+            "most_confused": [{"true": classes[t], "predicted": classes[p], "count": c} for c, (t, p) in pairs],
+            "worst_mistakes": mistakes,
             "confusion_matrix": confusion.tolist(),
         }
 
