@@ -44,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     model, overrides = args.model, list(args.overrides)
     if model is not None and "=" in model:  # `cnnlab train epochs=3`: no model, only overrides
         model, overrides = None, [model, *overrides]
-    train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=args.recipe,
-              overrides=(*shortcuts, *overrides), resume=args.resume, device=args.device)
+    result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=args.recipe,
+                       overrides=(*shortcuts, *overrides), resume=args.resume, device=args.device)
+    if "run" in result:  # rank 0 (the only rank that scores) of a finished run
+        from cnnlab.runs.recipe import load_recipe
+
+        if load_recipe(f"{result['run']}/recipe.yaml").report:
+            # Here, not in train: train sits below report and never imports it.
+            from cnnlab.cli.report import DEFAULT_EXPLAIN, explain_methods, write_run_report
+
+            print(f"wrote {write_run_report(result['run'], explain_methods(DEFAULT_EXPLAIN), data_dir=args.data_dir, device=args.device)}")
     return 0

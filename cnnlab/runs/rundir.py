@@ -78,3 +78,16 @@ def mend_metrics(path: Path, epoch: int, last_row: dict[str, Any]) -> None:
         writer.writerows(kept)
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Return metrics.csv's rows as numbers (epoch an int), or [] when the file is missing."""
+    if not path.is_file():
+        return []
+    rows = []
+    for row in csv.DictReader(path.open(newline="")):
+        try:
+            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")})
+        except ValueError:
+            raise CnnlabError(f"{path} holds a value that is not a number ({row}): the run directory is damaged") from None
+    return rows

@@ -1,0 +1,147 @@
+"""The report's pictures: each a matplotlib figure or an image tensor, returned as an inline PNG data URI.
+
+Inline images keep a report one self-contained file: it opens from disk, fetches nothing, and
+needs no JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def pyplot() -> Any:
+    """Return matplotlib.pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_uri(figure: Any, dpi: int = 100) -> str:
+    """Return a matplotlib figure as a PNG data URI, and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def image_uri(image: torch.Tensor, scale: int = 1) -> str:
+    """Return an image (C, H, W) in [0, 1] as a PNG data URI, each pixel a `scale` x `scale` block."""
+    from PIL import Image
+
+    picture = (image.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
+    if scale > 1:
+        picture = picture.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    array = picture[0].numpy() if picture.shape[0] == 1 else picture.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+#: metrics.csv columns drawn in each panel of the curves: (title, [(column, label)]).
+PANELS = (
+    ("loss", [("train_loss", "train"), ("val_loss", "validation")]),
+    ("top-1 / top-5", [("train_acc", "train top-1"), ("val_acc", "validation top-1"), ("val_top5", "validation top-5")]),
+    ("learning rate (end of epoch)", [("lr", "lr")]),
+    ("images/s (training)", [("images_per_second", "images/s")]),
+)
+
+
+def curves(runs: Sequence[tuple[str, list[dict[str, float]]]]) -> str:
+    """Return the training curves of one or more runs (name, metrics.csv rows), overlaid, as a data URI."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
+    styles = ("-", "--", ":")
+    for axis, (title, columns) in zip(axes, PANELS, strict=True):
+        for run_index, (name, rows) in enumerate(runs):
+            epochs = [row["epoch"] for row in rows]
+            for column_index, (column, label) in enumerate(columns):
+                values = [row.get(column, float("nan")) for row in rows]
+                if all(np.isnan(v) for v in values):
+                    continue
+                tag = label if len(runs) == 1 else f"{name}: {label}"
+                axis.plot(epochs, values, styles[column_index % 3], color=f"C{run_index}" if len(runs) > 1 else f"C{column_index}",
+                          marker="o" if len(epochs) < 30 else None, markersize=3, label=tag)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure_uri(figure)
+
+
+def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
+    """Return the confusion matrix as counts and row-normalised, side by side, as a data URI."""
+    plt = pyplot()
+    counts = np.asarray(matrix, dtype=np.int64)
+    normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 2.5 + 0.45 * len(classes)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    annotate = len(classes) <= 20
+    for axis, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], normalised, "fraction of the true class", ".2f")):
+        shown = axis.imshow(values, cmap="Blues", vmin=0, vmax=values.max() if fmt == "d" else 1.0)
+        figure.colorbar(shown, ax=axis, fraction=0.046)
+        ticks = range(len(classes))
+        axis.set_xticks(ticks, classes, rotation=90, fontsize=7)
+        axis.set_yticks(ticks, classes, fontsize=7)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(title, fontsize=10)
+        if annotate:
+            threshold = values.max() / 2
+            for (row, column), value in np.ndenumerate(values):
+                if value:
+                    axis.text(column, row, format(value, fmt), ha="center", va="center", fontsize=6,
+                              color="white" if value > threshold else "black")
+    figure.tight_layout()
+    return figure_uri(figure)
+
+
+def by_layer(history: Sequence[dict[str, Any]], pick: Any, title: str, log: bool = False) -> str:
+    """Return one line per recorded epoch of a per-layer figure (`pick(line)` -> {layer: value}), layers in model order."""
+    plt = pyplot()
+    layers = list(pick(history[-1]))
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.28 * len(layers) + 2), 3.6))
+    colours = plt.get_cmap("viridis")
+    for number, line in enumerate(history):
+        values = pick(line)
+        axis.plot(range(len(layers)), [values.get(layer, np.nan) for layer in layers], marker="o", markersize=3,
+                  color=colours(number / max(len(history) - 1, 1)), label=f"epoch {line['epoch']}")
+    axis.set_xticks(range(len(layers)), layers, rotation=90, fontsize=6)
+    if log:
+        axis.set_yscale("log")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6, ncol=max(1, len(history) // 8))
+    figure.tight_layout()
+    return figure_uri(figure)
+
+
+def heat_strip(image: torch.Tensor, heats: dict[str, torch.Tensor], caption: str) -> str:
+    """Return an image (C, H, W) in [0, 1] beside each method's map over it, as one data URI."""
+    plt = pyplot()
+    picture = image.detach().float().cpu()
+    shown = picture[0].numpy() if picture.shape[0] == 1 else picture.permute(1, 2, 0).numpy()
+    figure, axes = plt.subplots(1, 1 + len(heats), figsize=(1.9 * (1 + len(heats)), 2.2))
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(shown, cmap="gray" if picture.shape[0] == 1 else None, vmin=0, vmax=1)
+    axes[0].set_title(caption, fontsize=7)
+    for axis, (method, heat) in zip(axes[1:], heats.items(), strict=True):
+        values = heat.detach().float().cpu().numpy()
+        bound = float(np.abs(values).max()) or 1.0
+        axis.imshow(shown.mean(-1) if shown.ndim == 3 else shown, cmap="gray", vmin=0, vmax=1)
+        axis.imshow(values, cmap="bwr", vmin=-bound, vmax=bound, alpha=0.6)
+        axis.set_title(method, fontsize=7)
+    for axis in axes:
+        axis.axis("off")
+    figure.tight_layout()
+    return figure_uri(figure)
