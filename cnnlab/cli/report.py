@@ -35,10 +35,10 @@ def write_run_report(run: str, methods: list[str], out: str | None = None, data_
                      device: str = "auto") -> str:
     """Write the run's report on the chosen device; return the path written."""
     from cnnlab.report.run_report import write_report
-    from cnnlab.train.distributed import init_distributed
+    from cnnlab.train.distributed import local_device
 
-    _, target = init_distributed(device)
-    return str(write_report(run, out, methods, data_dir, target))
+    # Never a process group: after `train --devices N` rank 0 reports alone, the group already gone.
+    return str(write_report(run, out, methods, data_dir, local_device(device)))
 
 
 def run_report(args: argparse.Namespace) -> int:

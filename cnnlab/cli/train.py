@@ -49,9 +49,18 @@ def run(args: argparse.Namespace) -> int:
     if "run" in result:  # rank 0 (the only rank that scores) of a finished run
         from cnnlab.runs.recipe import load_recipe
 
-        if load_recipe(f"{result['run']}/recipe.yaml").report:
-            # Here, not in train: train sits below report and never imports it.
-            from cnnlab.cli.report import DEFAULT_EXPLAIN, explain_methods, write_run_report
-
-            print(f"wrote {write_run_report(result['run'], explain_methods(DEFAULT_EXPLAIN), data_dir=args.data_dir, device=args.device)}")
+        # The run's recipe with this call's overrides: report=true given to --resume counts too.
+        if load_recipe(f"{result['run']}/recipe.yaml", (*shortcuts, *overrides)).report:
+            _report(result["run"], args)
     return 0
+
+
+def _report(run: str, args: argparse.Namespace) -> None:
+    """Write the finished run's report.html (here, not in train: train sits below report and never imports it)."""
+    from cnnlab.cli.report import DEFAULT_EXPLAIN, explain_methods, write_run_report
+    from cnnlab.errors import CnnlabError
+
+    try:
+        print(f"wrote {write_run_report(run, explain_methods(DEFAULT_EXPLAIN), data_dir=args.data_dir, device=args.device)}")
+    except CnnlabError as error:
+        raise CnnlabError(f"training finished ({run}), but its report was not written: {error}") from None

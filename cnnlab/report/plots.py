@@ -84,15 +84,17 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
     plt = pyplot()
     counts = np.asarray(matrix, dtype=np.int64)
     normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = 2.5 + 0.45 * len(classes)
+    size = min(2.5 + 0.45 * len(classes), 14.0)  # capped: a 1,000-class matrix stays a picture
     figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
     annotate = len(classes) <= 20
+    labelled = len(classes) <= 60
     for axis, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], normalised, "fraction of the true class", ".2f")):
         shown = axis.imshow(values, cmap="Blues", vmin=0, vmax=values.max() if fmt == "d" else 1.0)
         figure.colorbar(shown, ax=axis, fraction=0.046)
-        ticks = range(len(classes))
-        axis.set_xticks(ticks, classes, rotation=90, fontsize=7)
-        axis.set_yticks(ticks, classes, fontsize=7)
+        if labelled:
+            ticks = range(len(classes))
+            axis.set_xticks(ticks, classes, rotation=90, fontsize=7)
+            axis.set_yticks(ticks, classes, fontsize=7)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
         axis.set_title(title, fontsize=10)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.data.loader import sample_indices
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import PixelModel, attribute, default_layer
 from cnnlab.explain.exemplars import batches_of, crop, top_exemplars
@@ -54,8 +55,9 @@ def _mistakes(run: Run, images: torch.Tensor | None, scores: dict[str, Any], met
     if images is None or not worst:
         return [dict(m, picture=None) for m in worst]
     norm = run.normalisation
-    model = PixelModel(run.model, norm.mean, norm.std)
-    pictures = images[[m["index"] for m in worst]].float().to(next(run.model.parameters()).device) / 255
+    device = next(run.model.parameters()).device
+    model = PixelModel(run.model, norm.mean, norm.std).to(device)  # its mean/std buffers too
+    pictures = images[[m["index"] for m in worst]].float().to(device) / 255
     targets = torch.tensor([run.classes.index(m["predicted"]) for m in worst], device=pictures.device)
     maps = {method: attribute(model, pictures, method, targets).heatmap() for method in methods}
     return [dict(m, picture=plots.heat_strip(pictures[i], {k: v[i] for k, v in maps.items()},
@@ -77,7 +79,7 @@ def _inside(run: Run, images: torch.Tensor | None, channels: int = 4, top: int =
     if images is None:
         return inside
     stage = default_layer(run.model)
-    sample = images[:2000]
+    sample = images[sample_indices(len(images), 2000)]  # seeded: a class-sorted folder gives every class
     found = top_exemplars(run.model, batches_of(sample, 256, run.normalisation), stage, list(range(channels)), k=top)
     inside["stage"] = stage
     for channel, best in found.items():
@@ -93,7 +95,8 @@ def _health(facts: RunFacts) -> dict[str, Any] | None:
     history = facts.diagnostics
     if not history:
         return None
-    shown = history if len(history) <= 12 else history[:: max(1, len(history) // 12)] + [history[-1]]
+    step = max(1, len(history) // 12)
+    shown = history[::step] if (len(history) - 1) % step == 0 else [*history[::step], history[-1]]
     last = history[-1]["activations"]
     return {
         "grad_norm": plots.by_layer(shown, lambda line: line["grad_norm"], "mean L2 norm of each layer's weight gradient", log=True),

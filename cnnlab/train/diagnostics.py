@@ -1,9 +1,9 @@
 """Training health (`diagnostics=true`): per-layer gradient norms and activation statistics per epoch.
 
-Gradient norms are those of the real training steps: after every step the L2 norm of each
+Gradient norms are those of the real training steps: after every step taken the L2 norm of each
 layer's weight gradient is added to a running sum on the device (one fused op, no host sync),
-and the epoch's mean is recorded. Activation statistics come from a fixed probe batch of
-training images, run once at the end of each epoch in eval mode (no BatchNorm statistics move,
+and the epoch's mean is recorded (an fp16 step the scaler skipped for an overflow is left
+out). Activation statistics come from a fixed, seeded probe sample of training images, run once at the end of each epoch in eval mode (no BatchNorm statistics move,
 no dropout), with hooks that live only for that forward pass: per activation layer the mean,
 the standard deviation and the fraction of dead units, those (channel, position) outputs that
 are <= 0 on every probe image (for a ReLU: never fire). Vanishing gradients show as norms that
@@ -100,35 +100,35 @@ class Diagnostics(Callback):
         """Choose the layers, take the probe batch, and drop lines of epochs a resumed run repeats."""
         self.layers = weighted_layers(ctx.model)
         self.sums = torch.zeros(len(self.layers), device=ctx.device)
-        self.steps = 0
-        data = ctx.train_data
-        if hasattr(data, "images"):  # resident on the device
-            probe = data.images[: self.probe_images]
-        else:
-            probe = torch.cat(list(data.sample_batches(count=self.probe_images)))
+        self.steps = torch.zeros((), device=ctx.device)  # steps whose gradients were all finite
+        # The seeded sample the normalisation statistics use: the same images resident or streamed.
+        probe = torch.cat(list(ctx.train_data.sample_batches(count=self.probe_images)))
         self.probe = ctx.norm(probe.to(ctx.device))
         if self.path is not None and self.path.is_file():
-            lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-            self.history = [line for line in lines if line["epoch"] <= ctx.state.epoch]
+            self.history = [line for line in _lines(self.path) if line["epoch"] <= ctx.state.epoch]
             self.path.write_text("".join(json.dumps(line) + "\n" for line in self.history))
 
     def on_step_end(self, ctx: Context) -> None:
         """Add this step's per-layer gradient norms to the epoch's sums, on the device."""
         grads = [w.grad if w.grad is not None else torch.zeros((), device=w.device) for _, w in self.layers]
-        if grads:
-            self.sums += torch.stack(torch._foreach_norm(grads)).float()
-        self.steps += 1
+        if not grads:
+            return
+        norms = torch.stack(torch._foreach_norm(grads)).float()
+        # An fp16 step the scaler skipped (an overflow) leaves inf/NaN gradients: not a step taken.
+        finite = torch.isfinite(norms).all()
+        self.sums += torch.where(finite, norms, 0.0)
+        self.steps += finite.float()
 
     def on_train_epoch_end(self, ctx: Context) -> None:
         """Close the epoch's gradient means and measure the probe batch's activations."""
-        means = (self.sums / max(self.steps, 1)).tolist()
+        means = (self.sums / self.steps.clamp(min=1)).tolist()
         self._pending = {
             "grad_norm": {name: value for (name, _), value in zip(self.layers, means, strict=True)},
             "activations": activation_statistics(ctx.model, self.probe),
             "probe_images": len(self.probe),
         }
         self.sums.zero_()
-        self.steps = 0
+        self.steps.zero_()
 
     def on_epoch_end(self, ctx: Context, metrics: EpochMetrics, is_best: bool) -> None:
         """Append the epoch's line to diagnostics.jsonl."""
@@ -142,9 +142,20 @@ class Diagnostics(Callback):
         self._pending = None
 
 
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """Return the file's JSON lines; a torn one (a kill or a full disk mid-write) is left out."""
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("epoch"), int):
+            lines.append(line)
+    return lines
+
+
 def read_diagnostics(run: Path) -> list[dict[str, Any]]:
     """Return the lines of a run's diagnostics.jsonl ([] when it recorded none)."""
     path = Path(run) / "diagnostics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _lines(path) if path.is_file() else []

@@ -54,9 +54,8 @@ class Distributed:
         return box[0]
 
 
-def init_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
-    """Return this process's Distributed (joining the process group under torchrun) and its device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+def local_device(device: str = "auto") -> torch.device:
+    """Return this process's device for `device` (under torchrun: cuda:LOCAL_RANK or cpu) without joining a group."""
     if device != "auto":
         try:
             kind = torch.device(device).type
@@ -65,15 +64,23 @@ def init_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
         if kind == "cuda" and not torch.cuda.is_available():
             raise CnnlabError("--device cuda but this machine has no CUDA GPU: use --device cpu (or auto)")
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+
+
+def init_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
+    """Return this process's Distributed (joining the process group under torchrun) and its device."""
+    target = local_device(device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return Distributed(), torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
+        return Distributed(), target
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
+        dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
+    if target.type == "cuda":
         torch.cuda.set_device(local_rank)
-        return Distributed(rank, world_size, local_rank), torch.device("cuda", local_rank)
-    return Distributed(rank, world_size, local_rank), torch.device("cpu")
+    return Distributed(rank, world_size, local_rank), target
 
 
 def shutdown(info: Distributed) -> None:

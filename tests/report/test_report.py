@@ -100,3 +100,12 @@ def test_flatten_and_differing_keys() -> None:
     assert flatten({"a": 1, "b": {"c": 2, "d": {"e": [1, 2]}}}) == {"a": 1, "b.c": 2, "b.d.e": [1, 2]}
     recipes = [{"a": 1, "b": {"c": [1]}}, {"a": 1, "b": {"c": [2]}}, {"a": 1, "b": {"c": [1]}, "x": 0}]
     assert differing_keys(recipes) == ["b.c", "x"]
+
+
+def test_a_run_of_the_first_release_gets_a_report(tmp_path) -> None:
+    """0.1.0 summaries lack weights, tta and best_epoch: the page takes them from the re-score."""
+    run = tmp_path / "old"
+    shutil.copytree(Path(__file__).parents[1] / "runs" / "fixtures" / "digits-run-v0.1.0", run)
+    assert main(["report", str(run), "--explain", "gradcam"]) == 0
+    html = (run / "report.html").read_text()
+    assert "not recorded (a run of an earlier release)" in html and "test-time augmentation: none, 359 test images" in html

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.data.sources import load
+from cnnlab.data.sources import ImageSet, load
 from cnnlab.models.small import small_cnn
 from cnnlab.runs.recipe import load_recipe
-from cnnlab.train.diagnostics import Diagnostics, activation_statistics, weighted_layers
+from cnnlab.train.diagnostics import Diagnostics, activation_statistics, read_diagnostics, weighted_layers
 from cnnlab.train.engine import Trainer
 from cnnlab.train.state import Callback
 
@@ -100,8 +100,8 @@ def test_resume_drops_the_lines_of_epochs_it_repeats(tmp_path) -> None:
     path = tmp_path / "diagnostics.jsonl"
     path.write_text("".join(json.dumps({"epoch": e, "grad_norm": {}, "activations": {}}) + "\n" for e in (1, 2, 3)))
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
-    ctx = SimpleNamespace(model=model, device=torch.device("cpu"), norm=lambda x: x.float() / 255,
-                          train_data=SimpleNamespace(images=torch.zeros(4, 1, 5, 5, dtype=torch.uint8)),
+    data = ImageSet(torch.zeros(4, 1, 5, 5, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ("a",))
+    ctx = SimpleNamespace(model=model, device=torch.device("cpu"), norm=lambda x: x.float() / 255, train_data=data,
                           state=SimpleNamespace(epoch=2))
     callback = Diagnostics(path)
     callback.on_fit_start(ctx)
@@ -109,3 +109,21 @@ def test_resume_drops_the_lines_of_epochs_it_repeats(tmp_path) -> None:
     callback.on_train_epoch_end(ctx)
     callback.on_epoch_end(ctx, SimpleNamespace(epoch=3), False)
     assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    path.write_text(path.read_text() + '{"epoch": 4, "grad_n')  # a kill mid-line
+    assert [line["epoch"] for line in read_diagnostics(tmp_path)] == [1, 2, 3]
+
+
+def test_a_step_with_overflowed_gradients_is_left_out_of_the_mean() -> None:
+    """An fp16 step the scaler skipped leaves inf gradients behind: the mean is over the steps taken."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU())
+    data = ImageSet(torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ("a",))
+    ctx = SimpleNamespace(model=model, device=torch.device("cpu"), norm=lambda x: x.float(), train_data=data,
+                          state=SimpleNamespace(epoch=0))
+    callback = Diagnostics(None)
+    callback.on_fit_start(ctx)
+    for value in (3.0, float("inf"), 5.0):
+        model[0].weight.grad = torch.full_like(model[0].weight, value)
+        callback.on_step_end(ctx)
+    callback.on_train_epoch_end(ctx)
+    callback.on_epoch_end(ctx, SimpleNamespace(epoch=1), False)
+    assert callback.history[0]["grad_norm"] == {"0": 4.0}

@@ -58,8 +58,8 @@ class ClassificationTally(Tally):
         recall = (hits / confusion.sum(1).clamp_min(1)).tolist()
         precision = (hits / confusion.sum(0).clamp_min(1)).tolist()  # of the images predicted as the class
         off = confusion.clone().fill_diagonal_(0).flatten()
-        pairs = [(int(c), divmod(int(i), self.num_classes)) for c, i in zip(*off.sort(descending=True), strict=True)
-                 if c > 0][:PAIRS_LISTED]
+        counts, cells = off.topk(min(PAIRS_LISTED, len(off)))
+        pairs = [(int(c), divmod(int(i), self.num_classes)) for c, i in zip(counts, cells, strict=True) if c > 0]
         mistakes = [{"index": int(i), "true": classes[int(t)], "predicted": classes[int(p)], "confidence": round(float(c), 6)}
                     for c, i, t, p in self.mistakes.cpu().tolist() if c >= 0]
         return {
