@@ -10,7 +10,12 @@ from torch import nn
 from cnnlab.data.sources import ImageSet, load
 from cnnlab.models.small import small_cnn
 from cnnlab.runs.recipe import load_recipe
-from cnnlab.train.diagnostics import Diagnostics, activation_statistics, read_diagnostics, weighted_layers
+from cnnlab.train.diagnostics import (
+    Diagnostics,
+    activation_statistics,
+    read_diagnostics,
+    weighted_layers,
+)
 from cnnlab.train.engine import Trainer
 from cnnlab.train.state import Callback
 
