@@ -94,6 +94,9 @@ def test_report_without_diagnostics_or_explanations_says_so(tmp_path) -> None:
     html = (run / "report.html").read_text()
     assert "Not recorded: train with <code>diagnostics=true</code>" in html
     assert "no explanation methods chosen" in html
+    (run / "report.html").unlink()
+    assert main(["train", "--resume", str(run), "report=true"]) == 0  # given on resume, it counts too
+    assert (run / "report.html").stat().st_size > 10_000
 
 
 def test_flatten_and_differing_keys() -> None:
