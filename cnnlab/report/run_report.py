@@ -83,8 +83,9 @@ def _inside(run: Run, images: torch.Tensor | None, channels: int = 4, top: int =
     found = top_exemplars(run.model, batches_of(sample, 256, run.normalisation), stage, list(range(channels)), k=top)
     inside["stage"] = stage
     for channel, best in found.items():
-        crops = [crop(sample[e.index].float() / 255, e.window, fill=1.0) for e in best]
-        scale = max(1, 96 // max(crops[0].shape[1:]))
+        # Grey beyond the image: a deep unit's field is larger than the picture, and shows it.
+        crops = [crop(sample[e.index].float() / 255, e.window, fill=0.8) for e in best]
+        scale = max(1, round(128 / max(crops[0].shape[1:])))  # about 128 pixels a crop
         inside["exemplars"].append({"channel": channel, "picture": plots.image_uri(tile(torch.stack(crops), columns=top), scale=scale),
                                     "field": f"{crops[0].shape[1]}x{crops[0].shape[2]}"})
     return inside
