@@ -6,7 +6,7 @@ Maps arrive as tensors; this is the one place they become numpy and pixels (matp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -56,8 +56,8 @@ def overlay(image: torch.Tensor, heat: torch.Tensor, path: Path, title: str) -> 
     return path
 
 
-def grid(image: torch.Tensor, heats: dict[str, torch.Tensor], path: Path, title: str) -> Path:
-    """Write the image and each method's map side by side (the course's slide layout) as a PNG."""
+def grid(image: torch.Tensor, heats: dict[str, torch.Tensor], path: Path | IO[bytes], title: str) -> Path | IO[bytes]:
+    """Write the image and each method's map side by side (the course's slide layout) as a PNG to a path or a binary file; return it."""
     plt = _pyplot()
     columns = min(6, len(heats) + 1)
     rows = -(-(len(heats) + 1) // columns)
@@ -72,7 +72,7 @@ def grid(image: torch.Tensor, heats: dict[str, torch.Tensor], path: Path, title:
     for axis in flat:
         axis.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
 

@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def pyplot() -> Any:
-    """Return matplotlib.pyplot on the file-only Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from cnnlab.explain.render import _pyplot as pyplot
+from cnnlab.explain.render import grid
 
 
 def figure_uri(figure: Any, dpi: int = 100) -> str:
@@ -129,21 +122,7 @@ def by_layer(history: Sequence[dict[str, Any]], pick: Any, title: str, log: bool
 
 
 def heat_strip(image: torch.Tensor, heats: dict[str, torch.Tensor], caption: str) -> str:
-    """Return an image (C, H, W) in [0, 1] beside each method's map over it, as one data URI."""
-    plt = pyplot()
-    picture = image.detach().float().cpu()
-    shown = picture[0].numpy() if picture.shape[0] == 1 else picture.permute(1, 2, 0).numpy()
-    figure, axes = plt.subplots(1, 1 + len(heats), figsize=(1.9 * (1 + len(heats)), 2.2))
-    axes = np.atleast_1d(axes)
-    axes[0].imshow(shown, cmap="gray" if picture.shape[0] == 1 else None, vmin=0, vmax=1)
-    axes[0].set_title(caption, fontsize=7)
-    for axis, (method, heat) in zip(axes[1:], heats.items(), strict=True):
-        values = heat.detach().float().cpu().numpy()
-        bound = float(np.abs(values).max()) or 1.0
-        axis.imshow(shown.mean(-1) if shown.ndim == 3 else shown, cmap="gray", vmin=0, vmax=1)
-        axis.imshow(values, cmap="bwr", vmin=-bound, vmax=bound, alpha=0.6)
-        axis.set_title(method, fontsize=7)
-    for axis in axes:
-        axis.axis("off")
-    figure.tight_layout()
-    return figure_uri(figure)
+    """Return explain's grid of an image (C, H, W) in [0, 1] beside each method's map, as a data URI."""
+    buffer = io.BytesIO()
+    grid(image, heats, buffer, caption)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
