@@ -12,7 +12,7 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import RunInfo
-from cnnlab.runs.recipe import load_recipe
+from cnnlab.runs.load import run_recipe
 from cnnlab.runs.rundir import read_metrics
 from cnnlab.train.diagnostics import read_diagnostics
 
@@ -54,16 +54,14 @@ def read_facts(path: str | Path) -> RunFacts:
     if not run.is_dir():
         raise CnnlabError(f"{run} is not a directory: give a run directory written by cnnlab train")
     info = RunInfo.read(run)
-    if not (run / "recipe.yaml").is_file():
-        raise CnnlabError(f"{run} has no recipe.yaml: give a run directory written by cnnlab train")
+    recipe = run_recipe(run).to_dict()
     summary: dict[str, Any] = {}
     if (run / "summary.json").is_file():
         try:
             summary = json.loads((run / "summary.json").read_text())
         except json.JSONDecodeError as error:
             raise CnnlabError(f"{run / 'summary.json'} is not valid JSON ({error}): the run directory is damaged") from None
-    return RunFacts(run, info, load_recipe(str(run / "recipe.yaml")).to_dict(), summary, read_metrics(run / "metrics.csv"),
-                    read_diagnostics(run))
+    return RunFacts(run, info, recipe, summary, read_metrics(run / "metrics.csv"), read_diagnostics(run))
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,12 +18,17 @@ from cnnlab.explain.render import _pyplot as pyplot
 from cnnlab.explain.render import grid
 
 
+def png_uri(data: bytes) -> str:
+    """Return PNG bytes as a data URI an <img> shows without a request."""
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
 def figure_uri(figure: Any, dpi: int = 100) -> str:
     """Return a matplotlib figure as a PNG data URI, and close it."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     pyplot().close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_uri(buffer.getvalue())
 
 
 def image_uri(image: torch.Tensor, scale: int = 1) -> str:
@@ -36,7 +41,7 @@ def image_uri(image: torch.Tensor, scale: int = 1) -> str:
     array = picture[0].numpy() if picture.shape[0] == 1 else picture.permute(1, 2, 0).numpy()
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_uri(buffer.getvalue())
 
 
 #: metrics.csv columns drawn in each panel of the curves: (title, [(column, label)]).
@@ -125,4 +130,4 @@ def heat_strip(image: torch.Tensor, heats: dict[str, torch.Tensor], caption: str
     """Return explain's grid of an image (C, H, W) in [0, 1] beside each method's map, as a data URI."""
     buffer = io.BytesIO()
     grid(image, heats, buffer, caption)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_uri(buffer.getvalue())

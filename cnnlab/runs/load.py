@@ -75,13 +75,18 @@ def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:
     return weights.value
 
 
+def run_recipe(run: Path) -> Recipe:
+    """Return the resolved recipe a run directory holds, or a one-line error when it has none."""
+    if not (run / "recipe.yaml").is_file():
+        raise CnnlabError(f"{run} has no recipe.yaml: give a run directory written by cnnlab train")
+    return load_recipe(str(run / "recipe.yaml"))
+
+
 def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu") -> Run:
     """Return the run at `path` with its model on `device`: weights from the recipe's choice unless given."""
     run = Path(path)
     info = RunInfo.read(run)
-    if not (run / "recipe.yaml").is_file():
-        raise CnnlabError(f"{run} has no recipe.yaml: give a run directory written by cnnlab train")
-    recipe = load_recipe(str(run / "recipe.yaml"))
+    recipe = run_recipe(run)
     checkpoint = choose_checkpoint(run, info, weights or recipe.evaluation.weights)
     model = create_model(info.model, num_classes=len(info.classes), in_chans=info.input_size[0])
     state, _ = load_checkpoint(run / "checkpoints" / checkpoint, model)
