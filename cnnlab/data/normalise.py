@@ -43,6 +43,11 @@ class Normalisation:
         scale, shift = _affine(self.mean, self.std, images.device)
         return torch.addcmul(shift, images.float(), scale)  # one multiply-add per value
 
+    def of_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return float images (x - mean) / std for float pixels in [0, 1] (B, C, H, W)."""
+        scale, shift = _affine(self.mean, self.std, pixels.device)
+        return torch.addcmul(shift, pixels, scale * 255.0)
+
 
 @functools.lru_cache(maxsize=16)
 def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

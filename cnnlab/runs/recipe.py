@@ -78,10 +78,14 @@ class DataConfig:
     # Train on a seeded permutation of the training labels (Zhang et al. 2017): the model that
     # Adebayo et al.'s (2018) data-randomisation test explains. The test split keeps its labels.
     random_labels: bool = False
+    # Train on a seeded draw of this many of the images left after the validation split (None: all),
+    # so a short CPU study runs on a stated subset; validation and test sets are untouched.
+    train_images: int | None = None
 
     def __post_init__(self) -> None:
         _check([
             (0.0 <= self.val_fraction < 1.0, "data.val_fraction must lie in [0, 1)"),
+            (self.train_images is None or self.train_images >= 1, "data.train_images must be >= 1 (or null for all)"),
             (self.input_size is None or self.input_size >= 1, "data.input_size must be >= 1 (or null to keep the size)"),
             (self.input_pad >= 0, "data.input_pad must be >= 0"),
         ])
@@ -221,12 +225,14 @@ class EvaluationConfig:
         _check([(self.batch_size >= 1, "evaluation.batch_size must be >= 1")])
 
 
+LATER_P = ("translate", "cutout")  # ops that gained `p` (default 1) after runs were written
 RUNTIME_KEYS = (("runtime", "stream"), ("runtime", "workers"))  # may differ on resume: speed, not results
 OUTPUT_KEYS = ("diagnostics", "report")  # what a run writes besides its weights: may differ on resume
 #: Keys added after runs were written: left out of the digest while they hold their default, so a
 #: run of an earlier release still resumes (a recipe that sets one gets a digest of its own).
 LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("data", "random_labels"), False),
+    (("data", "train_images"), None),
     (("adversarial",), None),  # None: the whole section at its defaults
 )
 
@@ -272,6 +278,9 @@ class Recipe:
             relevant[section].pop(key)
         for key in OUTPUT_KEYS:
             relevant.pop(key)
+        for op in relevant["augment"]:
+            if op["op"] in LATER_P and op.get("p") == 1.0:
+                op.pop("p")  # these ops had no p before the catalogue: an old run keeps its digest
         defaults = Recipe().to_dict()
         for path, default in LATER_KEYS:
             *parents, last = path

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from cnnlab.attacks import fgsm, pgd
-from cnnlab.data.augment import augment_batch
+from cnnlab.data.augment import Augmentation, augment_batch, facts_of
+from cnnlab.data.augment.pipeline import PCA_IMAGES
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
@@ -68,6 +69,7 @@ class Trainer:
         if recipe.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.norm = Normalisation.of(self.train_data.sample_batches())
+        self.augmentation = self._augmentation()
         self.resident = isinstance(self.train_data, ImageSet)
         # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
         self.source = ImageSet(
@@ -87,6 +89,21 @@ class Trainer:
         self.callbacks = sorted([*recipe_callbacks(recipe), *self.callbacks], key=lambda c: c.order)
         self.context = Context(self.state, self.model, self.optimizer, self.source, self.norm, self.device,
                                self.run, self.checkpoint)
+
+    def _augmentation(self) -> Augmentation:
+        """Return the recipe's ops checked against the training images, before any step runs."""
+        recipe = self.recipe
+        first = next(iter(self.train_data.sample_batches(8)))
+        augmentation = Augmentation.build(recipe.augment, facts_of(first, self.norm.mean), self.task.num_classes,
+                                          self.train_data.sample_batches(PCA_IMAGES))
+        if augmentation.output_size() != tuple(first.shape[-2:]):
+            size = "x".join(map(str, augmentation.output_size()))
+            raise CnnlabError(f"augment makes the {first.shape[-2]}x{first.shape[-1]} training images {size}, but "
+                              "validation and test images keep their size: leave center_crop out, or set data.input_size")
+        if augmentation.mixes and recipe.adversarial.method is not Adversary.NONE:
+            raise CnnlabError("augment mixup/cutmix gives soft targets, which adversarial training cannot attack: "
+                              "leave one of them out")
+        return augmentation
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """Return the module training steps call: DDP-wrapped and compiled as the recipe says."""
@@ -223,7 +240,7 @@ class Trainer:
         for images, y in self.source.batches(shares, self.device):
             if self._skip(y):
                 continue
-            x = augment_batch(self.norm(images), recipe.augment, self.augment_generator)
+            x, y = augment_batch(self.augmentation, images, y, self.norm, self.augment_generator)
             x = self._adversarial(x, y)
             if recipe.runtime.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

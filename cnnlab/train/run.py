@@ -134,6 +134,8 @@ def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, de
         splits = replace(splits, train=shuffle_labels(splits.train, recipe.seed))
     fraction = recipe.data.val_fraction
     train, val = split(splits.train, fraction, recipe.seed) if fraction > 0 else (splits.train, None)
+    if recipe.data.train_images is not None:
+        train = _subset(train, recipe.data.train_images, recipe.seed)
     size, pad = recipe.data.input_size, recipe.data.input_pad
     check_fits(train, size, pad, recipe.batch_size, device)
     stream = recipe.runtime.stream if recipe.runtime.stream is not None else too_big(train, size, pad, device)
@@ -141,6 +143,15 @@ def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, de
     train, val, test = (None if part is None else place(part, size, pad, stream, recipe.runtime.workers)
                         for part in (train, val, splits.test))
     return Parts(splits, train, val, test, stream)
+
+
+def _subset(train: ImageSet | StreamedImages, count: int, seed: int) -> ImageSet | StreamedImages:
+    """Return a seeded draw of `count` training images, or one line when there are fewer."""
+    if count > len(train):
+        raise CnnlabError(f"data.train_images={count} but the training split holds {len(train)} images: "
+                          f"use at most {len(train)}, or leave it out")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))  # not the split's draw
+    return train.subset(order[:count].sort().values)
 
 
 def _run_info(plan: Plan, model: str, parts: Parts, trainer: Trainer, input_size: tuple[int, ...]) -> RunInfo:

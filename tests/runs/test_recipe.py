@@ -120,7 +120,7 @@ def test_flat_first_release_keys_read_as_sections() -> None:
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"augment": [{"op": "spin"}]}, "op 'spin' is not one of flip, translate, cutout"),
+    ({"augment": [{"op": "spin"}]}, "op 'spin' is not one of flip, vflip, translate"),
     ({"augment": [{"padding": 2}]}, "needs a mapping with op"),
     ({"augment": [{"op": "translate", "pixels": 2}]}, "unknown recipe key augment.translate.pixels"),
     ({"augment": {"rotate": 3}}, "unknown recipe key augment.rotate"),
@@ -144,7 +144,7 @@ def test_sectioned_yaml_round_trip_keeps_ops(tmp_path) -> None:
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe.to_yaml())
     assert load_recipe(str(path)) == recipe
-    assert recipe.to_dict()["augment"] == [{"op": "flip", "p": 0.5}, {"op": "translate", "padding": 2}]
+    assert recipe.to_dict()["augment"] == [{"op": "flip", "p": 0.5}, {"op": "translate", "p": 1.0, "padding": 2}]
 
 
 def test_keys_added_later_leave_earlier_runs_digest_alone() -> None:

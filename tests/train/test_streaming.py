@@ -17,8 +17,13 @@ from cnnlab.train.run import train_run
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - lives for the test session
 
 
-def test_streamed_and_resident_training_agree(tmp_path) -> None:
-    overrides = ("epochs=2", "deterministic=true", "augment.crop_padding=1", "workers=0")
+CATALOGUE = ("augment=[{op: flip}, {op: rotate, degrees: 10}, {op: brightness}, {op: randaugment, n: 1}, "
+             "{op: cutout, size: 3}, {op: mixup, alpha: 1.0}]")
+
+
+@pytest.mark.parametrize("augment", ["augment.crop_padding=1", CATALOGUE])
+def test_streamed_and_resident_training_agree(tmp_path, augment: str) -> None:
+    overrides = ("epochs=2", "deterministic=true", augment, "workers=0")
     resident = train_run(out=str(tmp_path / "resident"), overrides=(*overrides, "stream=false"), console=QUIET)
     streamed = train_run(out=str(tmp_path / "streamed"), overrides=(*overrides, "stream=true"), console=QUIET)
     # Same images, same order, same on-device augmentation: the same run, to rounding.

@@ -1,0 +1,349 @@
+"""Geometric ops: flips, translation, crops, scale, rotation, shear, perspective, elastic deformation.
+
+Warps follow torchvision's tensor conventions (bilinear `grid_sample` with align_corners=False
+about the image centre, pixels from outside filled with `fill`), so each image matches
+torchvision's functional op given the same parameters. Pixels brought in take the data's mean
+colour, which normalisation makes 0: the value the first release's zero padding gave.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.errors import CnnlabError
+
+
+def sample_grid(x: torch.Tensor, grid: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Return x sampled bilinearly at `grid` (B, H, W, 2; -1..1), outside pixels blended towards fill."""
+    ones = torch.ones_like(x[:, :1])
+    sampled = F.grid_sample(torch.cat([x, ones], 1), grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+    image, mask = sampled[:, :-1], sampled[:, -1:]
+    return (image - fill) * mask + fill  # torchvision's fill rule, so borders match it exactly
+
+
+def centred_pixels(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Return the (H, W, 3) homogeneous pixel centres with the image centre as the origin."""
+    ys = torch.arange(height, device=device, dtype=torch.float32) - (height - 1) / 2
+    xs = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], -1)
+
+
+def inverse_affine(angle: torch.Tensor, translate: torch.Tensor, scale: torch.Tensor,
+                   shear: torch.Tensor) -> torch.Tensor:
+    """Return (B, 2, 3) matrices taking output to input pixels: rotation, scale, shear (degrees) about the centre.
+
+    The forward map is T * RotateScaleShear, with RotateScaleShear = R(a) S(s) SHy(sy) SHx(sx),
+    whose determinant is s^2; its inverse is written out so it runs batched on the device.
+    """
+    rot, sx, sy = torch.deg2rad(angle), torch.deg2rad(shear[:, 0]), torch.deg2rad(shear[:, 1])
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -torch.cos(rot - sy) * torch.tan(sx) / torch.cos(sy) - torch.sin(rot)
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = -torch.sin(rot - sy) * torch.tan(sx) / torch.cos(sy) + torch.cos(rot)
+    linear = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / scale.view(-1, 1, 1)  # (B, 2, 2)
+    offset = -(linear @ translate.unsqueeze(-1))  # undo the translation first: (B, 2, 1)
+    return torch.cat([linear, offset], -1)
+
+
+def warp_affine(x: torch.Tensor, inverse: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Return each image warped by its (2, 3) output-to-input matrix in centred pixel units."""
+    _, _, height, width = x.shape
+    source = centred_pixels(height, width, x.device).view(1, -1, 3) @ inverse.transpose(1, 2)  # (B, H*W, 2)
+    grid = source / torch.tensor([width / 2, height / 2], device=x.device)
+    return sample_grid(x, grid.view(-1, height, width, 2), fill)
+
+
+def _affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None,
+            scale: torch.Tensor | None = None, shear: torch.Tensor | None = None) -> torch.Tensor:
+    """Return x rotated, scaled and sheared per image; parameters left out are the identity."""
+    count, device = x.shape[0], x.device
+    zeros = torch.zeros(count, device=device)
+    angle = zeros if angle is None else angle
+    scale = torch.ones(count, device=device) if scale is None else scale
+    shear = torch.zeros(count, 2, device=device) if shear is None else shear
+    return warp_affine(x, inverse_affine(angle, torch.zeros(count, 2, device=device), scale, shear), fill)
+
+
+@dataclass(frozen=True)
+class Flip(Op):
+    """Mirror each image left-right with probability p (not for digits or text)."""
+
+    tag: ClassVar[str] = "flip"
+    p: float = 0.5  # the usual coin: half the batch is mirrored
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """Return the images mirrored left-right."""
+        return x.flip(3)
+
+
+@dataclass(frozen=True)
+class VerticalFlip(Op):
+    """Mirror each image top-bottom with probability p (aerial and microscope images, not scenes)."""
+
+    tag: ClassVar[str] = "vflip"
+    p: float = 0.5
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """Return the images mirrored top-bottom."""
+        return x.flip(2)
+
+
+@dataclass(frozen=True)
+class Translate(Op):
+    """Shift each image by up to `padding` whole pixels each way (a crop after padding), the mean colour coming in."""
+
+    tag: ClassVar[str] = "translate"
+    neutral: ClassVar[dict[str, int]] = {"padding": 0}
+    padding: int = 4  # He et al. 2016's CIFAR crop: 4 pixels
+
+    def check_data(self, facts: DataFacts) -> None:
+        """Refuse a shift as large as the image."""
+        super().check_data(facts)
+        check(self.padding < min(facts.height, facts.width),
+              f"translate padding={self.padding} must be smaller than the {facts.height}x{facts.width} images")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return the crop's offsets dy, dx in 0..2 padding."""
+        high = 2 * self.padding + 1
+        return {"dy": torch.randint(0, high, (count,), generator=generator, device=device),
+                "dx": torch.randint(0, high, (count,), generator=generator, device=device)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """Return the crop at (dy, dx) of each padded image, the input's size."""
+        batch, channels, height, width = x.shape
+        device, pad = x.device, self.padding
+        padded = F.pad(x - fill, (pad, pad, pad, pad)) + fill
+        rows = (dy.view(-1, 1) + torch.arange(height, device=device)).view(batch, 1, height, 1)
+        cols = (dx.view(-1, 1) + torch.arange(width, device=device)).view(batch, 1, 1, width)
+        index = torch.arange(batch, device=device).view(-1, 1, 1, 1)
+        return padded[index, torch.arange(channels, device=device).view(1, -1, 1, 1), rows, cols]
+
+
+@dataclass(frozen=True)
+class ResizedCrop(Op):
+    """Crop a random area and aspect ratio, resized back to the image's size (Szegedy et al. 2015's Inception crop).
+
+    Unlike torchvision's ten tries, a box too large for the image is clipped to it.
+    """
+
+    tag: ClassVar[str] = "resized_crop"
+    neutral: ClassVar[dict[str, float]] = {"min_scale": 1.0, "max_scale": 1.0, "min_ratio": 1.0, "max_ratio": 1.0}
+    min_scale: float = 0.35  # of the image's area; ImageNet uses 0.08, small images lose too much below ~0.3
+    max_scale: float = 1.0
+    min_ratio: float = 3 / 4  # width / height
+    max_ratio: float = 4 / 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 < self.min_scale <= self.max_scale <= 1, "resized_crop needs 0 < min_scale <= max_scale <= 1")
+        check(0 < self.min_ratio <= self.max_ratio, "resized_crop needs 0 < min_ratio <= max_ratio")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each crop's top, left, height and width in pixels."""
+        _, height, width = shape
+        area = uniform(self.min_scale, self.max_scale, count, generator, device) * height * width
+        ratio = torch.exp(uniform(math.log(self.min_ratio), math.log(self.max_ratio), count, generator, device))
+        w = torch.sqrt(area * ratio).round().clamp(1, width)
+        h = torch.sqrt(area / ratio).round().clamp(1, height)
+        top = (torch.rand(count, generator=generator, device=device) * (height - h + 1)).floor().clamp_max(height - h)
+        left = (torch.rand(count, generator=generator, device=device) * (width - w + 1)).floor().clamp_max(width - w)
+        return {"top": top, "left": left, "h": h, "w": w}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, top: torch.Tensor, left: torch.Tensor,
+              h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Return each box resized bilinearly to the image's size (F.interpolate's sampling, no antialias)."""
+        _, _, height, width = x.shape
+        device = x.device
+
+        def coordinate(start: torch.Tensor, length: torch.Tensor, size: int) -> torch.Tensor:
+            steps = torch.arange(size, device=device, dtype=torch.float32) + 0.5
+            source = start.view(-1, 1) + steps * (length / size).view(-1, 1) - 0.5  # (B, size)
+            source = torch.maximum(torch.minimum(source, (start + length - 1).view(-1, 1)), start.view(-1, 1))
+            return source * 2 / (size - 1) - 1 if size > 1 else torch.zeros_like(source)  # align_corners=True units
+
+        gy, gx = coordinate(top, h, height), coordinate(left, w, width)
+        grid = torch.stack([gx.view(-1, 1, width).expand(-1, height, -1),
+                            gy.view(-1, height, 1).expand(-1, -1, width)], -1)
+        return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@dataclass(frozen=True)
+class Scale(Op):
+    """Zoom each image about its centre by a factor in [min_scale, max_scale] (deck 004's 0.8-1.2 ablation)."""
+
+    tag: ClassVar[str] = "scale"
+    neutral: ClassVar[dict[str, float]] = {"min_scale": 1.0, "max_scale": 1.0}
+    min_scale: float = 0.8
+    max_scale: float = 1.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 < self.min_scale <= self.max_scale, "scale needs 0 < min_scale <= max_scale")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each image's zoom factor."""
+        return {"scale": uniform(self.min_scale, self.max_scale, count, generator, device)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, scale: torch.Tensor) -> torch.Tensor:
+        """Return the images zoomed by `scale` (> 1 enlarges)."""
+        return _affine(x, fill, scale=scale)
+
+
+@dataclass(frozen=True)
+class Rotate(Op):
+    """Rotate each image about its centre by an angle in [-degrees, degrees] (anticlockwise positive)."""
+
+    tag: ClassVar[str] = "rotate"
+    neutral: ClassVar[dict[str, float]] = {"degrees": 0.0}
+    degrees: float = 15.0
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each image's angle in degrees."""
+        return {"angle": uniform(-self.degrees, self.degrees, count, generator, device)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor) -> torch.Tensor:
+        """Return the images rotated anticlockwise by `angle` degrees (the affine matrix turns clockwise)."""
+        return _affine(x, fill, angle=-angle)
+
+
+@dataclass(frozen=True)
+class Shear(Op):
+    """Shear each image about its centre by angles in [-degrees, degrees] along x and [-y_degrees, y_degrees] along y."""
+
+    tag: ClassVar[str] = "shear"
+    neutral: ClassVar[dict[str, float]] = {"degrees": 0.0, "y_degrees": 0.0}
+    degrees: float = 10.0
+    y_degrees: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.degrees < 90 and self.y_degrees < 90, "shear degrees must be below 90")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each image's (x, y) shear angles in degrees."""
+        return {"shear": torch.stack([uniform(-self.degrees, self.degrees, count, generator, device),
+                                      uniform(-self.y_degrees, self.y_degrees, count, generator, device)], 1)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, shear: torch.Tensor) -> torch.Tensor:
+        """Return the images sheared by (x, y) angles in degrees."""
+        return _affine(x, fill, shear=shear)
+
+
+def perspective_coefficients(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Return (B, 8) coefficients mapping output points `end` to input points `start` (B, 4, 2), by least squares."""
+    start, end = start.double(), end.double()
+    x, y = end[..., 0], end[..., 1]
+    u, v = start[..., 0], start[..., 1]
+    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], -1)
+    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], -1)
+    system = torch.stack([rows_u, rows_v], 2).view(-1, 8, 8)  # rows in corner order, u then v
+    target = torch.stack([u, v], 2).view(-1, 8, 1)
+    return torch.linalg.solve(system, target).squeeze(-1).float()
+
+
+@dataclass(frozen=True)
+class Perspective(Op):
+    """Move each corner inwards by up to `distortion` of half the image, and warp the image to match."""
+
+    tag: ClassVar[str] = "perspective"
+    neutral: ClassVar[dict[str, float]] = {"distortion": 0.0}
+    distortion: float = 0.3  # torchvision's RandomPerspective uses 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.distortion <= 1, f"perspective distortion={self.distortion} must lie in [0, 1]")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each image's warp as perspective coefficients (output pixel -> input pixel)."""
+        _, height, width = shape
+        corners = torch.tensor([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]],
+                               device=device, dtype=torch.float32)
+        inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], device=device, dtype=torch.float32)
+        reach = torch.tensor([self.distortion * width / 2, self.distortion * height / 2], device=device)
+        moved = corners + inward * reach * torch.rand(count, 4, 2, generator=generator, device=device)
+        return {"coefficients": perspective_coefficients(corners.expand(count, -1, -1), moved.floor())}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, coefficients: torch.Tensor) -> torch.Tensor:
+        """Return the images warped by (B, 8) perspective coefficients, as torchvision's perspective."""
+        _, _, height, width = x.shape
+        ys = torch.arange(height, device=x.device, dtype=torch.float32) + 0.5
+        xs = torch.arange(width, device=x.device, dtype=torch.float32) + 0.5
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        c = coefficients.view(-1, 8, 1, 1)
+        denominator = c[:, 6] * gx + c[:, 7] * gy + 1
+        u = (c[:, 0] * gx + c[:, 1] * gy + c[:, 2]) / (0.5 * width) / denominator - 1
+        v = (c[:, 3] * gx + c[:, 4] * gy + c[:, 5]) / (0.5 * height) / denominator - 1
+        return sample_grid(x, torch.stack([u, v], -1), fill)
+
+
+@dataclass(frozen=True)
+class Elastic(Op):
+    """Elastic deformation (Simard et al. 2003): a random displacement field smoothed by a Gaussian of `sigma`."""
+
+    tag: ClassVar[str] = "elastic"
+    neutral: ClassVar[dict[str, float]] = {"alpha": 0.0}
+    alpha: float = 34.0  # displacement scale in pixels: Simard et al.'s MNIST setting
+    sigma: float = 4.0  # smoothness of the field in pixels (theirs: 4)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.sigma > 0, f"elastic sigma={self.sigma} must be > 0")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each image's displacement field (B, H, W, 2) in grid units (-1..1 spans the image)."""
+        from cnnlab.data.augment.filters import gaussian_blur
+
+        _, height, width = shape
+        noise = torch.rand(count, 2, height, width, generator=generator, device=device) * 2 - 1
+        size = 2 * int(4 * self.sigma) + 1  # the kernel reaches 4 sigma each side
+        sigma = torch.full((count,), self.sigma, device=device)
+        field = gaussian_blur(noise, sigma, min(size, 2 * min(height, width) - 1)) * self.alpha  # pixels
+        scale = torch.tensor([2 / width, 2 / height], device=device).view(1, 2, 1, 1)
+        return {"displacement": (field * scale).permute(0, 2, 3, 1)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, displacement: torch.Tensor) -> torch.Tensor:
+        """Return the images resampled at the identity grid plus `displacement`, as torchvision's elastic."""
+        _, _, height, width = x.shape
+        ys = (torch.arange(height, device=x.device, dtype=torch.float32) * 2 + 1) / height - 1
+        xs = (torch.arange(width, device=x.device, dtype=torch.float32) * 2 + 1) / width - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        return sample_grid(x, torch.stack([gx, gy], -1) + displacement, fill)
+
+
+@dataclass(frozen=True)
+class CenterCrop(Op):
+    """Cut the central size x size square; every image, so the batch shrinks (deck 004's "centre crop 32")."""
+
+    tag: ClassVar[str] = "center_crop"
+    size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.size >= 1, f"center_crop size={self.size} must be >= 1")
+        check(self.p == 1.0, "center_crop p must be 1: it changes the image size, so every image needs it")
+
+    def check_data(self, facts: DataFacts) -> None:
+        """Refuse a crop larger than the images."""
+        super().check_data(facts)
+        if self.size > min(facts.height, facts.width):
+            raise CnnlabError(f"recipe: augment center_crop size={self.size} is larger than the "
+                              f"{facts.height}x{facts.width} images: use size <= {min(facts.height, facts.width)}")
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """Return the central square of each image (torchvision's rounding of the offsets)."""
+        height, width = x.shape[-2:]
+        top, left = int(round((height - self.size) / 2.0)), int(round((width - self.size) / 2.0))
+        return x[..., top : top + self.size, left : left + self.size]
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the central crop of every image (no coin: p is 1)."""
+        return self.apply(x, x.new_zeros(()))
