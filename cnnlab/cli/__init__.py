@@ -9,11 +9,22 @@ import sys
 from collections.abc import Sequence
 
 from cnnlab import __version__
-from cnnlab.cli import arith, attack, evaluate, explain, inspect, report, style, train, visualize
+from cnnlab.cli import (
+    arith,
+    attack,
+    augment,
+    evaluate,
+    explain,
+    inspect,
+    report,
+    style,
+    train,
+    visualize,
+)
 from cnnlab.cli.common import Parser, parse_ints
 from cnnlab.errors import CnnlabError
 
-GROUPS = (arith, inspect, train, evaluate, explain, attack, visualize, style, report)
+GROUPS = (arith, inspect, train, augment, evaluate, explain, attack, visualize, style, report)
 
 
 def build_parser() -> Parser:

@@ -131,3 +131,29 @@ def heat_strip(image: torch.Tensor, heats: dict[str, torch.Tensor], caption: str
     buffer = io.BytesIO()
     grid(image, heats, buffer, caption)
     return png_uri(buffer.getvalue())
+
+
+def augment_grid(pictures: torch.Tensor, rows: Sequence[str], title: str, scale: int = 3) -> bytes:
+    """Return a PNG of views (N, 1 + D, C, H, W): one row per image, its original first, labelled."""
+    plt = pyplot()
+    count, columns = pictures.shape[:2]
+    # One montage image with a 2-pixel white gutter, enlarged by whole pixels so nothing is smoothed.
+    tiles = torch.nn.functional.pad(pictures.float().clamp(0, 1), (1, 1, 1, 1), value=1.0)
+    channels, height, width = tiles.shape[2:]
+    montage = tiles.permute(2, 0, 3, 1, 4).reshape(channels, count * height, columns * width)
+    montage = montage.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    array = montage[0].numpy() if channels == 1 else montage.permute(1, 2, 0).numpy()
+    figure, axis = plt.subplots(figsize=(montage.shape[2] / 100 + 1.6, montage.shape[1] / 100 + 0.9))
+    axis.imshow(array, cmap="gray" if channels == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+    axis.set_xticks([(c + 0.5) * width * scale for c in range(columns)],
+                    ["original", *(f"draw {d}" for d in range(1, columns))], fontsize=8)
+    axis.set_yticks([(r + 0.5) * height * scale for r in range(count)], list(rows), fontsize=8)
+    axis.tick_params(length=0)
+    axis.xaxis.tick_top()
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    axis.set_title(title, fontsize=9, pad=18, wrap=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()

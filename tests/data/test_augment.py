@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from cnnlab.data.augment import OPS, Augmentation, Cutout, DataFacts, Flip, Translate
-from cnnlab.runs.recipe import load_recipe
 from cnnlab.errors import CnnlabError
+from cnnlab.runs.recipe import load_recipe
 
 
 def augment_batch(x: torch.Tensor, ops: tuple, g: torch.Generator) -> torch.Tensor:

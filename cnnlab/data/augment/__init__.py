@@ -8,7 +8,14 @@ import functools
 import operator
 
 from cnnlab.data.augment.base import DataFacts, Op
-from cnnlab.data.augment.filters import Emboss, GaussianBlur, GaussianNoise, SaltPepper, Sharpen, Superpixels
+from cnnlab.data.augment.filters import (
+    Emboss,
+    GaussianBlur,
+    GaussianNoise,
+    SaltPepper,
+    Sharpen,
+    Superpixels,
+)
 from cnnlab.data.augment.geometric import (
     CenterCrop,
     Elastic,

@@ -21,6 +21,7 @@ from cnnlab.data.augment import photometric as P
 from cnnlab.data.augment.base import Op, Params, check, select, signs
 from cnnlab.data.augment.geometric import inverse_affine, warp_affine
 
+
 def _warp(x: torch.Tensor, fill: torch.Tensor, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
           shear: torch.Tensor | None = None) -> torch.Tensor:
     count, device = x.shape[0], x.device
@@ -118,7 +119,8 @@ def apply_choices(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, si
         fn, signed = PRIMITIVES[name]
         m = magnitude * sign if signed else magnitude
 
-        def run(index: torch.Tensor | None, fn: Callable[..., torch.Tensor] = fn, m: torch.Tensor = m) -> torch.Tensor:
+        def run(index: torch.Tensor | None, fn: Callable[..., torch.Tensor] = fn, m: torch.Tensor = m,
+                x: torch.Tensor = x) -> torch.Tensor:
             part = x if index is None else x[index]
             return fn(part, m if index is None else m[index], fill, wide)
 
