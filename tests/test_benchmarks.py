@@ -52,3 +52,28 @@ def test_explain_throughput_prints_ratios_against_the_peers() -> None:
     for row in result["results"]:
         assert row["ratio"] > 0 and isinstance(row["meets"], bool) and row["target"] > 0
     assert result["ig_completeness"][0]["median_relative_error"]["cnnlab"] >= 0
+
+
+def test_augment_throughput_prints_every_contender() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "augment_throughput.py"), "--batch", "8", "--rounds", "1",
+               "--ops", "flip,rotate,gaussian_blur,pca_lighting,mixup,randaugment", "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    rows = {row["op"]: row for row in result["ops"]}
+    assert set(rows["rotate"]["images_per_second"]) == {"ours", "torchvision", "kornia"}
+    assert rows["gaussian_blur"]["wraps_kornia"] and rows["pca_lighting"]["met"] is None
+    assert result["ops_without_peer"] == ["pca_lighting"]
+    policy = result["default_cifar_policy"]
+    assert policy["precision"] == "fp32" and 0 < policy["policy_share_of_step"] == pytest.approx(
+        policy["policy_seconds"] / policy["resnet20_step_seconds"])
+
+
+def test_augment_study_runs_its_three_arms() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "augment_recipes.py"), "--data", "digits", "--model",
+               "small_cnn", "--seeds", "0,1", "epochs=1", "data.train_images=100"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert list(result["arms"]) == ["none", "flip+crop", "flip+crop+ra+cutout"] and result["train_images"] == 100
+    assert all(len(arm["runs"]) == 2 and 0 <= arm["mean_top1"] <= 1 for arm in result["arms"].values())

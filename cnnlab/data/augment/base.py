@@ -52,16 +52,17 @@ def signs(count: int, generator: torch.Generator, device: torch.device) -> torch
 def select(chosen: torch.Tensor, x: torch.Tensor, fn: Any) -> torch.Tensor:
     """Return x with fn applied to the images `chosen` marks; fn(index or None) maps a batch slice.
 
-    On the CPU only the chosen images are computed; on an accelerator every image is computed and
-    masked, because picking a data-dependent subset would make the host wait for the device.
+    On the CPU only the chosen images are computed (all of them without a gather when every image
+    is chosen); on an accelerator every image is computed and masked, because picking a
+    data-dependent subset would make the host wait for the device.
     """
     if x.device.type == "cpu":
         index = chosen.nonzero().squeeze(1)
         if len(index) == 0:
             return x
-        out = x.clone()
-        out[index] = fn(index).to(x.dtype)
-        return out
+        if len(index) == len(x):
+            return fn(None).to(x.dtype)
+        return x.index_copy(0, index, fn(index).to(x.dtype))
     return torch.where(chosen.view(-1, 1, 1, 1), fn(None).to(x.dtype), x)
 
 

@@ -247,7 +247,8 @@ def perspective_coefficients(start: torch.Tensor, end: torch.Tensor) -> torch.Te
     rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], -1)
     system = torch.stack([rows_u, rows_v], 2).view(-1, 8, 8)  # rows in corner order, u then v
     target = torch.stack([u, v], 2).view(-1, 8, 1)
-    return torch.linalg.solve(system, target).squeeze(-1).float()
+    # solve_ex without its error check: the check would make the host wait for the device.
+    return torch.linalg.solve_ex(system, target, check_errors=False).result.squeeze(-1).float()
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,10 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     batch, channels, height, width = x.shape
     levels = (x * (256 - 1e-3)).long().clamp(0, 255).view(batch * channels, -1)  # torchvision's float -> uint8
     offsets = torch.arange(batch * channels, device=x.device).view(-1, 1) * 256
-    hist = torch.bincount((levels + offsets).view(-1), minlength=batch * channels * 256).view(-1, 256)
+    # scatter_add, not bincount: bincount asks the device for the largest index (a host sync).
+    flat = (levels + offsets).view(-1)
+    hist = torch.zeros(batch * channels * 256, device=x.device, dtype=torch.long).scatter_add_(0, flat, torch.ones_like(flat))
+    hist = hist.view(-1, 256)
     cumulative = hist.cumsum(1)
     last = hist.gather(1, cumulative.argmax(1, keepdim=True))  # count of the highest level present
     step = torch.div(height * width - last, 255, rounding_mode="floor")  # (BC, 1)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from cnnlab.data.augment.base import DataFacts
 from cnnlab.data.augment.mixing import MIXING
@@ -88,7 +87,8 @@ class Augmentation:
         out = x.float().div(255) if dtype == torch.uint8 else x
         fill = torch.tensor(self.facts.mean, device=x.device, dtype=out.dtype).view(1, -1, 1, 1)
         if self.mixes and y is not None and not y.is_floating_point():
-            y = F.one_hot(y, self.num_classes).float()
+            # scatter, not F.one_hot: one_hot checks the labels' range on the host.
+            y = torch.zeros(len(y), self.num_classes, device=y.device).scatter_(1, y.view(-1, 1), 1.0)
         for op in self.ops:
             if isinstance(op, MIXING):
                 if y is None:
