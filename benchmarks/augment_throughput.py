@@ -185,7 +185,7 @@ def main() -> None:
             module = kornia.to(device)
             contenders["kornia"] = (lambda m=module: m(x)) if tag not in ("mixup", "cutmix") else (lambda m=module: m(x, labels))
         times: dict[str, list[float]] = {name: [] for name in contenders}
-        for name, fn in contenders.items():
+        for fn in contenders.values():
             clock(fn, device)  # warm-up: first-call allocation and kernel choice
         for _ in range(args.rounds):
             for name, fn in contenders.items():
