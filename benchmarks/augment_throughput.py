@@ -6,9 +6,10 @@ For every op of the catalogue: this project's batched op (images in [0, 1], floa
 device); torchvision v2's transform of the same settings applied image by image in a Python
 loop (a DataLoader worker's view); and kornia's augmentation module on the whole batch, where
 it has the op. The three are interleaved round by round and the median of the rounds is kept,
-so a busy machine slows all three alike. `ratio_best_peer` is ours over the faster peer; ops
-that wrap kornia are held to >= 0.95 x kornia, our own ops to >= 1.0 x the faster peer.
-Superpixels run SLIC on the CPU (scikit-image) wherever the batch lives.
+so a busy machine slows all three alike. `ratio_best_peer` is ours over the faster peer, held to
+>= 1.0. No op wraps kornia (its functional ops with per-image tensors sync the host), so the
+issue's >= 0.95 x kornia target for wrapped ops has nothing to judge. Superpixels run SLIC on the
+CPU (scikit-image) wherever the batch lives. kornia is in the `dev` extra.
 
 The last part times the default CIFAR policy (flip, 4-pixel crop, one RandAugment op at
 magnitude 9, Cutout 8, then normalisation) on a uint8 batch against one ResNet-20 training step
@@ -31,8 +32,6 @@ from cnnlab.data import augment as A
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_name  # noqa: E402
-
-WRAPS_KORNIA = {"gaussian_blur", "rain"}  # ops whose main work is one kornia call
 
 
 def peers(size: int, classes: int) -> dict[str, tuple[Callable | None, Callable | None]]:
@@ -192,11 +191,10 @@ def main() -> None:
                 times[name].append(clock(fn, device))
         rate = {name: args.batch / statistics.median(t) for name, t in times.items()}
         best_peer = max((v for k, v in rate.items() if k != "ours"), default=None)
-        wraps = tag in WRAPS_KORNIA
-        target = (0.95 * rate["kornia"]) if wraps and "kornia" in rate else best_peer
+        target = best_peer
         rows.append({
             "op": tag, "images_per_second": {k: round(v, 1) for k, v in rate.items()},
-            "wraps_kornia": wraps, "on_cpu_always": tag == "superpixels",
+            "on_cpu_always": tag == "superpixels",
             "ratio_best_peer": round(rate["ours"] / best_peer, 3) if best_peer else None,
             "ratio_kornia": round(rate["ours"] / rate["kornia"], 3) if "kornia" in rate else None,
             "met": None if target is None else rate["ours"] >= target,

@@ -36,6 +36,11 @@ EXPECTED = {
     "cnnlab train --out runs/demo --epochs 30": ["test accuracy", "on 359 held-out images", "runs/demo"],
     "cnnlab train --out runs/tuned --recipe digits optim.lr=0.005 augment.crop_padding=1 epochs=20": ["test accuracy"],
     "cnnlab train --resume runs/tuned": ["test accuracy", "after 20 epochs"],  # its own recipe: epochs=20
+    "cnnlab augment digits --policy flip,rotate:degrees=20,randaugment:n=1:magnitude=9,cutout:size=3 --n 8 --out runs/augment.png":
+        ["wrote runs/augment.png: 8 images x 7 draws of flip -> rotate -> randaugment -> cutout"],
+    "cnnlab augment --list": ["geometric:", "  elastic          p=1.0, alpha=34.0, sigma=4.0", "policies:"],
+    "cnnlab train --out runs/mixed --epochs 5 'augment=[{op: translate, padding: 1}, {op: trivialaugment}, {op: mixup, alpha: 0.4}]'":
+        ["test accuracy", "runs/mixed"],
     "cnnlab eval runs/demo --format json": ['"images": 359', '"weights": {', '"checkpoint": "best"'],
     "cnnlab explain runs/demo --method gradcam,integrated_gradients,lrp --count 2 --option steps=16":
         ["explained 2 images with 3 methods", "runs/demo/explain"],

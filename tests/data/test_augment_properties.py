@@ -121,3 +121,90 @@ def test_randaugment_draws_one_op_per_image_and_layer() -> None:
     params = op.sample(2000, (3, 20, 20), torch.Generator().manual_seed(0), torch.device("cpu"))
     counts = torch.bincount(params["op"].view(-1), minlength=15)[:14]
     assert counts.min() > 2000 / 14 * 0.7  # uniform over the 14 ops
+
+
+SYNC_FREE = [tag for tag in A.OPS if tag != "superpixels"]  # superpixels run SLIC on the host by design
+
+
+def _pipeline(tag: str, device: torch.device) -> A.Augmentation:
+    op = A.OPS[tag](**({"size": 16} if tag == "center_crop" else {}))
+    facts = A.DataFacts(3, 20, 20, FACTS.mean, (0.1, 0.01, 0.001), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+    return A.Augmentation.build((op,), facts, 10)
+
+
+@pytest.mark.parametrize("tag", SYNC_FREE)
+def test_no_tensor_is_built_from_host_data_once_warm(tag: str, monkeypatch) -> None:
+    # A tensor built from Python numbers on a GPU is a blocking copy; after the first batch every constant is cached.
+    augmentation, x, y = _pipeline(tag, torch.device("cpu")), batch(), torch.arange(12) % 10
+    augmentation.pixels(x, y, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: (_ for _ in ()).throw(AssertionError("torch.tensor per step")))
+    augmentation.pixels(x, y, torch.Generator().manual_seed(1))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("tag", SYNC_FREE)
+def test_ops_never_make_the_host_wait_on_a_gpu(tag: str) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    device = torch.device("cuda")
+    augmentation, x, y = _pipeline(tag, device), batch().to(device), (torch.arange(12) % 10).to(device)
+    generator = torch.Generator(device).manual_seed(0)
+    augmentation.pixels(x, y, generator)  # warm: constants cached
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        augmentation.pixels(x, y, generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 16), (32, 32)])
+def test_strong_perspective_never_gives_nan(size: tuple[int, int]) -> None:
+    x = torch.rand(400, 3, *size, generator=torch.Generator().manual_seed(0))
+    out = run(A.OPS["perspective"](distortion=1.0), x, 0)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("tag", ["rotate", "scale", "shear", "perspective", "elastic", "resized_crop", "translate"])
+def test_half_precision_warps_stay_in_place(tag: str, dtype: torch.dtype) -> None:
+    x = torch.rand(4, 3, 160, 224, generator=torch.Generator().manual_seed(0))
+    op = A.OPS[tag](p=1.0, **A.OPS[tag].neutral)
+    out = run(op, x.to(dtype), 0)
+    assert out.dtype == dtype and (out.float() - x.to(dtype).float()).abs().max() <= 1e-2
+    moved = run(A.OPS[tag](), x.to(dtype), 0).float()
+    assert torch.isfinite(moved).all() and moved.min() >= 0 and moved.max() <= 1
+    assert (moved - run(A.OPS[tag](), x, 0)).abs().max() <= 2e-2  # the float32 result, to half's rounding
+
+
+def test_translate_and_cutout_draw_the_first_releases_stream() -> None:
+    # The first release drew no coin for these two: (dy, dx) then (cy, cx) straight from the generator.
+    x, g = batch(), torch.Generator().manual_seed(9)
+    out = A.Translate(padding=2)(x, g, torch.zeros(1, 3, 1, 1))
+    ref = torch.Generator().manual_seed(9)
+    dy, dx = torch.randint(0, 5, (12,), generator=ref), torch.randint(0, 5, (12,), generator=ref)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    assert all(torch.equal(out[i], padded[i, :, dy[i] : dy[i] + 20, dx[i] : dx[i] + 20]) for i in range(12))
+
+
+def test_neutral_resized_crop_keeps_a_non_square_image() -> None:
+    x = torch.rand(6, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    op = A.OPS["resized_crop"](**A.OPS["resized_crop"].neutral)
+    assert (run(op, x, 0) - x).abs().max() <= 1e-5
+
+
+def test_beta_sampler_is_unbiased_for_tiny_alpha() -> None:
+    draws = beta(0.05, 200_000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert abs(draws.mean().item() - 0.5) < 0.01 and abs((draws < 0.5).float().mean().item() - 0.5) < 0.01
+
+
+def test_a_policy_named_in_python_is_its_enum() -> None:
+    from cnnlab.data.augment.policies import AutoAugmentPolicy
+
+    assert A.OPS["autoaugment"](policy="imagenet").policy is AutoAugmentPolicy.IMAGENET
+
+
+@pytest.mark.parametrize("tag", IMAGE_OPS)
+def test_an_empty_batch_stays_empty(tag: str) -> None:
+    out = run(build(tag), torch.zeros(0, 3, 20, 20), 0)
+    assert out.shape[0] == 0

@@ -10,6 +10,7 @@ image against torchvision's functional op.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -38,6 +39,20 @@ class DataFacts:
     eigenvectors: tuple[tuple[float, ...], ...] = ()  # columns are the eigenvectors
 
 
+def _frozen(values: Any) -> Any:
+    return tuple(_frozen(v) for v in values) if isinstance(values, list | tuple) else values
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(values: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype).to(device)
+
+
+def constant(values: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Return a small constant tensor on `device`, made once: building it anew each step would make the host wait."""
+    return _constant(_frozen(values), device, dtype)
+
+
 def uniform(low: float | torch.Tensor, high: float | torch.Tensor, count: int, generator: torch.Generator,
             device: torch.device) -> torch.Tensor:
     """Return `count` draws from U(low, high) on `device`."""
@@ -56,6 +71,8 @@ def select(chosen: torch.Tensor, x: torch.Tensor, fn: Any) -> torch.Tensor:
     is chosen); on an accelerator every image is computed and masked, because picking a
     data-dependent subset would make the host wait for the device.
     """
+    if x.shape[0] == 0:
+        return x
     if x.device.type == "cpu":
         index = chosen.nonzero().squeeze(1)
         if len(index) == 0:
@@ -110,7 +127,11 @@ class Op:
     def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
         """Return the batch with the op applied to each image with probability p."""
         count, device = x.shape[0], x.device
+        if count == 0:
+            return x
         fill = torch.zeros(1, x.shape[1], 1, 1, device=device, dtype=x.dtype) if fill is None else fill
-        coin = torch.rand(count, generator=generator, device=device) < self.p
+        # p = 1 draws no coin: the first release's translate and cutout drew none, so their stream is kept.
+        coin = (torch.ones(count, device=device, dtype=torch.bool) if self.p == 1.0
+                else torch.rand(count, generator=generator, device=device) < self.p)
         params = self.sample(count, tuple(x.shape[1:]), generator, device)
         return select(coin, x, lambda index: self.apply(x if index is None else x[index], fill, **take(params, index)))

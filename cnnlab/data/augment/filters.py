@@ -1,6 +1,8 @@
-"""Filters and noise: Gaussian blur (kornia), sharpen, emboss, Gaussian and salt-and-pepper noise, superpixels.
+"""Filters and noise: Gaussian blur, sharpen, emboss, Gaussian and salt-and-pepper noise, superpixels.
 
-Per-image 3x3 kernels run as one grouped convolution over the whole batch. Superpixel
+Per-image kernels run as one grouped convolution over the whole batch. The Gaussian kernel is
+built here rather than by kornia's gaussian_blur2d, whose check of a per-image sigma tensor
+(`bool((sigma > 0).all())`) makes the host wait for the device on every call. Superpixel
 replacement segments each image with SLIC (scikit-image) on the CPU: it is the one op here that
 leaves the training device, and it is the slowest in benchmarks/augment_throughput.py.
 """
@@ -13,16 +15,27 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.data.augment.base import DataFacts, Op, Params, check, constant, uniform
 from cnnlab.errors import CnnlabError
 
 
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Return each image blurred by a Gaussian of its own sigma (B,), reflecting at the borders (kornia)."""
-    from kornia.filters import gaussian_blur2d
+def gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Return (B, k) normalised 1-D Gaussian kernels of the given sigmas (B,), torchvision's taps."""
+    taps = torch.arange(kernel_size, device=sigma.device, dtype=torch.float32) - (kernel_size - 1) / 2
+    sigma = sigma.float().clamp_min(1e-3).view(-1, 1)  # sigma -> 0 is the identity: one tap
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    return kernel / kernel.sum(1, keepdim=True)
 
-    sigma = sigma.clamp_min(1e-3).to(x.dtype)  # sigma -> 0 is the identity: a kernel of one tap
-    return gaussian_blur2d(x, (kernel_size, kernel_size), torch.stack([sigma, sigma], 1), border_type="reflect")
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Return each image blurred by a Gaussian of its own sigma (B,), reflecting at the borders."""
+    batch, channels, height, width = x.shape
+    kernel = gaussian_kernels(sigma, kernel_size).repeat_interleave(channels, 0)  # (B*C, k)
+    half = kernel_size // 2
+    flat = F.pad(x.float().reshape(1, batch * channels, height, width), (half, half, half, half), mode="reflect")
+    rows = F.conv2d(flat, kernel.view(-1, 1, 1, kernel_size), groups=batch * channels)  # along x
+    both = F.conv2d(rows, kernel.view(-1, 1, kernel_size, 1), groups=batch * channels)  # then y
+    return both.view(batch, channels, height, width).to(x.dtype)
 
 
 def filter3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
@@ -41,7 +54,7 @@ def _identity3x3(count: int, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class GaussianBlur(Op):
-    """Blur each image with a Gaussian whose sigma is drawn from [min_sigma, max_sigma] pixels (kornia's filter)."""
+    """Blur each image with a Gaussian whose sigma is drawn from [min_sigma, max_sigma] pixels."""
 
     tag: ClassVar[str] = "gaussian_blur"
     neutral: ClassVar[dict[str, float]] = {"min_sigma": 0.0, "max_sigma": 0.0}
@@ -114,8 +127,8 @@ class Emboss(Op):
         """Return each image's 3x3 kernel."""
         alpha = uniform(0.0, self.alpha, count, generator, device).view(-1, 1, 1)
         s = uniform(self.min_strength, self.max_strength, count, generator, device).view(-1, 1, 1)
-        relief = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], device=device)
-        centre = torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], device=device)
+        relief = constant([[-1.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], device)
+        centre = constant([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], device)
         effect = centre + s * relief  # imgaug's [[-1-s, -s, 0], [-s, 1, s], [0, s, 1+s]]
         return {"kernel": (1 - alpha) * _identity3x3(count, device) + alpha * effect}
 

@@ -15,17 +15,18 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.data.augment.base import DataFacts, Op, Params, check, constant, uniform
 from cnnlab.errors import CnnlabError
 
 
 def sample_grid(x: torch.Tensor, grid: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Return x sampled bilinearly at `grid` (B, H, W, 2; -1..1), outside pixels blended towards fill."""
-    ones = torch.ones_like(x[:, :1])
-    sampled = F.grid_sample(torch.cat([x, ones], 1), grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
+    # In float32 whatever the images' dtype: a half-precision grid misplaces pixels by whole columns.
+    ones = torch.ones_like(x[:, :1], dtype=torch.float32)
+    sampled = F.grid_sample(torch.cat([x.float(), ones], 1), grid.float(), mode="bilinear", padding_mode="zeros",
                             align_corners=False)
     image, mask = sampled[:, :-1], sampled[:, -1:]
-    return (image - fill) * mask + fill  # torchvision's fill rule, so borders match it exactly
+    return ((image - fill.float()) * mask + fill.float()).to(x.dtype)  # torchvision's fill rule: borders match it
 
 
 def centred_pixels(height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -57,7 +58,7 @@ def warp_affine(x: torch.Tensor, inverse: torch.Tensor, fill: torch.Tensor) -> t
     """Return each image warped by its (2, 3) output-to-input matrix in centred pixel units."""
     _, _, height, width = x.shape
     source = centred_pixels(height, width, x.device).view(1, -1, 3) @ inverse.transpose(1, 2)  # (B, H*W, 2)
-    grid = source / torch.tensor([width / 2, height / 2], device=x.device)
+    grid = torch.stack([source[..., 0] / (width / 2), source[..., 1] / (height / 2)], -1)
     return sample_grid(x, grid.view(-1, height, width, 2), fill)
 
 
@@ -120,7 +121,8 @@ class Translate(Op):
         """Return the crop at (dy, dx) of each padded image, the input's size."""
         batch, channels, height, width = x.shape
         device, pad = x.device, self.padding
-        padded = F.pad(x - fill, (pad, pad, pad, pad)) + fill
+        inside = F.pad(torch.ones_like(x[:1, :1], dtype=torch.bool), (pad, pad, pad, pad))
+        padded = torch.where(inside, F.pad(x, (pad, pad, pad, pad)), fill.to(x.dtype))  # exact in any dtype
         rows = (dy.view(-1, 1) + torch.arange(height, device=device)).view(batch, 1, height, 1)
         cols = (dx.view(-1, 1) + torch.arange(width, device=device)).view(batch, 1, 1, width)
         index = torch.arange(batch, device=device).view(-1, 1, 1, 1)
@@ -131,7 +133,9 @@ class Translate(Op):
 class ResizedCrop(Op):
     """Crop a random area and aspect ratio, resized back to the image's size (Szegedy et al. 2015's Inception crop).
 
-    Unlike torchvision's ten tries, a box too large for the image is clipped to it.
+    The ratio is relative to the image's own aspect (the same as torchvision's on square images),
+    and a box too large for the image is shrunk to fit with its shape kept, instead of
+    torchvision's ten tries and fallback to a centre crop.
     """
 
     tag: ClassVar[str] = "resized_crop"
@@ -151,8 +155,10 @@ class ResizedCrop(Op):
         _, height, width = shape
         area = uniform(self.min_scale, self.max_scale, count, generator, device) * height * width
         ratio = torch.exp(uniform(math.log(self.min_ratio), math.log(self.max_ratio), count, generator, device))
-        w = torch.sqrt(area * ratio).round().clamp(1, width)
-        h = torch.sqrt(area / ratio).round().clamp(1, height)
+        ratio = ratio * (width / height)
+        w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
+        shrink = torch.minimum(width / w, height / h).clamp(max=1.0)
+        w, h = (w * shrink).round().clamp(1, width), (h * shrink).round().clamp(1, height)
         top = (torch.rand(count, generator=generator, device=device) * (height - h + 1)).floor().clamp_max(height - h)
         left = (torch.rand(count, generator=generator, device=device) * (width - w + 1)).floor().clamp_max(width - w)
         return {"top": top, "left": left, "h": h, "w": w}
@@ -169,10 +175,10 @@ class ResizedCrop(Op):
             source = torch.maximum(torch.minimum(source, (start + length - 1).view(-1, 1)), start.view(-1, 1))
             return source * 2 / (size - 1) - 1 if size > 1 else torch.zeros_like(source)  # align_corners=True units
 
-        gy, gx = coordinate(top, h, height), coordinate(left, w, width)
+        gy, gx = coordinate(top.float(), h.float(), height), coordinate(left.float(), w.float(), width)
         grid = torch.stack([gx.view(-1, 1, width).expand(-1, height, -1),
                             gy.view(-1, height, 1).expand(-1, -1, width)], -1)
-        return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+        return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=True).to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -266,10 +272,9 @@ class Perspective(Op):
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's warp as perspective coefficients (output pixel -> input pixel)."""
         _, height, width = shape
-        corners = torch.tensor([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]],
-                               device=device, dtype=torch.float32)
-        inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], device=device, dtype=torch.float32)
-        reach = torch.tensor([self.distortion * width / 2, self.distortion * height / 2], device=device)
+        corners = constant([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], device)
+        inward = constant([[1, 1], [-1, 1], [-1, -1], [1, -1]], device)
+        reach = constant([self.distortion * width / 2, self.distortion * height / 2], device)
         moved = corners + inward * reach * torch.rand(count, 4, 2, generator=generator, device=device)
         return {"coefficients": perspective_coefficients(corners.expand(count, -1, -1), moved.floor())}
 
@@ -280,10 +285,14 @@ class Perspective(Op):
         xs = torch.arange(width, device=x.device, dtype=torch.float32) + 0.5
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         c = coefficients.view(-1, 8, 1, 1)
+        c = torch.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0)  # a folded quadrilateral's singular system
         denominator = c[:, 6] * gx + c[:, 7] * gy + 1
         u = (c[:, 0] * gx + c[:, 1] * gy + c[:, 2]) / (0.5 * width) / denominator - 1
         v = (c[:, 3] * gx + c[:, 4] * gy + c[:, 5]) / (0.5 * height) / denominator - 1
-        return sample_grid(x, torch.stack([u, v], -1), fill)
+        grid = torch.stack([u, v], -1)
+        # Behind the horizon of a strong warp (denominator <= 0) there is no source pixel: fill.
+        valid = (denominator > 1e-6).unsqueeze(-1) & torch.isfinite(grid)
+        return sample_grid(x, torch.where(valid, grid, 2.0), fill)
 
 
 @dataclass(frozen=True)
@@ -308,7 +317,7 @@ class Elastic(Op):
         size = 2 * int(4 * self.sigma) + 1  # the kernel reaches 4 sigma each side
         sigma = torch.full((count,), self.sigma, device=device)
         field = gaussian_blur(noise, sigma, min(size, 2 * min(height, width) - 1)) * self.alpha  # pixels
-        scale = torch.tensor([2 / width, 2 / height], device=device).view(1, 2, 1, 1)
+        scale = constant([2 / width, 2 / height], device).view(1, 2, 1, 1)
         return {"displacement": (field * scale).permute(0, 2, 3, 1)}
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, displacement: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,11 @@ from cnnlab.data.augment.occlusion import box_mask
 TRIES = 16  # gamma candidates per draw: each is accepted with probability > 0.95, so all 16 fail ~1e-21 of the time
 
 
-def gamma(shape: float, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Return `count` draws of Gamma(shape, 1) (Marsaglia & Tsang 2000; below shape 1 by the U^(1/shape) boost)."""
+def log_gamma(shape: float, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Return the logs of `count` draws of Gamma(shape, 1) (Marsaglia & Tsang 2000; below shape 1 by the U^(1/shape) boost).
+
+    Logs, because below shape ~0.1 many draws are smaller than float32 can hold.
+    """
     boost = shape < 1
     a = shape + 1 if boost else shape
     d = a - 1 / 3
@@ -29,16 +32,16 @@ def gamma(shape: float, count: int, generator: torch.Generator, device: torch.de
     v = (1 + c * z) ** 3
     ok = (v > 0) & (torch.log(u.clamp_min(1e-30)) < 0.5 * z**2 + d - d * v + d * torch.log(v.clamp_min(1e-30)))
     first = ok.int().argmax(1, keepdim=True)  # the first accepted candidate of each row
-    draw = (d * v).gather(1, first).squeeze(1)
+    draw = torch.log((d * v).gather(1, first).squeeze(1))
     if boost:
-        draw = draw * torch.rand(count, generator=generator, device=device) ** (1 / shape)
+        draw = draw + torch.log(torch.rand(count, generator=generator, device=device).clamp_min(1e-30)) / shape
     return draw
 
 
 def beta(alpha: float, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Return `count` draws of Beta(alpha, alpha)."""
-    a, b = gamma(alpha, count, generator, device), gamma(alpha, count, generator, device)
-    return a / (a + b).clamp_min(1e-12)
+    log_a, log_b = log_gamma(alpha, count, generator, device), log_gamma(alpha, count, generator, device)
+    return torch.sigmoid(log_a - log_b)  # a / (a + b), computed from the logs
 
 
 @dataclass(frozen=True, kw_only=True)  # p by keyword: positional arguments are the op's own

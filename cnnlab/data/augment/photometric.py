@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.data.augment.base import DataFacts, Op, Params, check, constant, uniform
 from cnnlab.errors import CnnlabError
 
 
@@ -74,7 +74,7 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     t = (value * (1 - sat * (1 - part))).clamp(0, 1)
     index = whole.long().remainder(6).unsqueeze(1)  # (B, 1, H, W)
     # Sector k of the colour wheel takes (r, g, b) from (v, p, q, t) in this order.
-    table = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=hsv.device)
+    table = constant([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], hsv.device, torch.long)
     choice = table[:, index.squeeze(1)].permute(1, 0, 2, 3)  # (B, 3, H, W)
     return torch.stack([value, p, q, t], 1).gather(1, choice)
 
@@ -101,7 +101,7 @@ def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
 def equalize(x: torch.Tensor) -> torch.Tensor:
     """Return each channel histogram-equalised over 256 levels (PIL's rule, as torchvision applies it to floats)."""
     batch, channels, height, width = x.shape
-    levels = (x * (256 - 1e-3)).long().clamp(0, 255).view(batch * channels, -1)  # torchvision's float -> uint8
+    levels = (x.float() * (256 - 1e-3)).long().clamp(0, 255).view(batch * channels, -1)  # torchvision's float -> uint8
     offsets = torch.arange(batch * channels, device=x.device).view(-1, 1) * 256
     # scatter_add, not bincount: bincount asks the device for the largest index (a host sync).
     flat = (levels + offsets).view(-1)
@@ -383,8 +383,8 @@ class PCALighting(Op):
         """Return each image's RGB offset (B, 3)."""
         if not self.eigenvalues:
             raise CnnlabError("augment pca_lighting has no eigenvectors: build the augmentation from the training data")
-        values = torch.tensor(self.eigenvalues, device=device)
-        vectors = torch.tensor(self.eigenvectors, device=device)  # columns are eigenvectors
+        values = constant(self.eigenvalues, device)
+        vectors = constant(self.eigenvectors, device)  # columns are eigenvectors
         alpha = torch.randn(count, 3, generator=generator, device=device) * self.alphastd
         return {"offset": (alpha * values) @ vectors.T}
 

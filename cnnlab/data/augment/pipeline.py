@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.data.augment.base import DataFacts
+from cnnlab.data.augment.base import DataFacts, constant
 from cnnlab.data.augment.mixing import MIXING
 from cnnlab.data.augment.photometric import PCALighting
 from cnnlab.data.normalise import Normalisation
@@ -85,7 +85,7 @@ class Augmentation:
         """Return images (uint8, or float in [0, 1]) and targets after every op, in the input's dtype."""
         dtype = x.dtype
         out = x.float().div(255) if dtype == torch.uint8 else x
-        fill = torch.tensor(self.facts.mean, device=x.device, dtype=out.dtype).view(1, -1, 1, 1)
+        fill = constant(self.facts.mean, x.device, out.dtype).view(1, -1, 1, 1)
         if self.mixes and y is not None and not y.is_floating_point():
             # scatter, not F.one_hot: one_hot checks the labels' range on the host.
             y = torch.zeros(len(y), self.num_classes, device=y.device).scatter_(1, y.view(-1, 1), 1.0)

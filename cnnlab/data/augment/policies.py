@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 
 from cnnlab.data.augment import photometric as P
-from cnnlab.data.augment.base import Op, Params, check, select, signs
+from cnnlab.data.augment.base import Op, Params, check, constant, select, signs
 from cnnlab.data.augment.geometric import inverse_affine, warp_affine
 
 
@@ -142,6 +142,11 @@ class AutoAugment(Op):
     tag: ClassVar[str] = "autoaugment"
     policy: AutoAugmentPolicy = AutoAugmentPolicy.CIFAR10
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.policy in set(AutoAugmentPolicy), f"autoaugment policy={self.policy!r} is not cifar10 or imagenet")
+        object.__setattr__(self, "policy", AutoAugmentPolicy(self.policy))  # a plain string from Python code
+
     def nonnegative(self) -> tuple[str, ...]:
         """Return no numeric fields: the policy is a name."""
         return ()
@@ -149,9 +154,9 @@ class AutoAugment(Op):
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's two (op, magnitude fraction) steps, op -1 where a step's coin says no."""
         table = IMAGENET_POLICY if self.policy is AutoAugmentPolicy.IMAGENET else CIFAR10_POLICY
-        ops = torch.tensor([[NAMES.index(name) for name, _, _ in sub] for sub in table], device=device)
-        chance = torch.tensor([[p for _, p, _ in sub] for sub in table], device=device)
-        level = torch.tensor([[(lv or 0) / 9 for _, _, lv in sub] for sub in table], device=device)
+        ops = constant([[NAMES.index(name) for name, _, _ in sub] for sub in table], device, torch.long)
+        chance = constant([[p for _, p, _ in sub] for sub in table], device)
+        level = constant([[(lv or 0) / 9 for _, _, lv in sub] for sub in table], device)
         choice = torch.randint(0, len(table), (count,), generator=generator, device=device)
         coin = torch.rand(count, 2, generator=generator, device=device) < chance[choice]
         return {"op": torch.where(coin, ops[choice], -1), "magnitude": level[choice],
@@ -182,7 +187,7 @@ class RandAugment(Op):
         picks = [NAMES.index(name) for name in RANDAUGMENT_OPS]
         chosen = torch.randint(0, len(picks), (count, self.n), generator=generator, device=device)
         sign = torch.randint(0, 2, (count, self.n), generator=generator, device=device).float() * 2 - 1
-        return {"op": torch.tensor(picks, device=device)[chosen], "sign": sign}
+        return {"op": constant(picks, device, torch.long)[chosen], "sign": sign}
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, op: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """Return the images after their n ops."""
@@ -205,7 +210,7 @@ class TrivialAugment(Op):
 
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's op, magnitude fraction and sign."""
-        picks = torch.tensor([NAMES.index(name) for name in RANDAUGMENT_OPS], device=device)
+        picks = constant([NAMES.index(name) for name in RANDAUGMENT_OPS], device, torch.long)
         op = picks[torch.randint(0, len(picks), (count,), generator=generator, device=device)]
         level = torch.randint(0, self.bins, (count,), generator=generator, device=device).float() / (self.bins - 1)
         return {"op": op, "magnitude": level, "sign": signs(count, generator, device)}

@@ -1,8 +1,9 @@
 """Procedural weather: fog, clouds, snow and rain layers drawn over each image, as imgaug's weather examples.
 
 Fog and clouds are fractal noise (octaves of bilinearly enlarged random grids); snow is sparse
-soft flakes; rain is sparse drops smeared into streaks by kornia's motion blur, at an angle per
-image. A density or amount of 0 leaves the image as it is.
+soft flakes; rain is sparse drops smeared into streaks by a line kernel at an angle per image
+(built here: kornia's motion_blur copies the angles to the host). A density or amount of 0
+leaves the image as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ def fractal_noise(count: int, height: int, width: int, octaves: int, coarsest: i
     low = total.amin(dim=(2, 3), keepdim=True)
     high = total.amax(dim=(2, 3), keepdim=True)
     return (total - low) / (high - low).clamp_min(1e-6)
+
+
+def streak_kernels(angle: torch.Tensor, length: int) -> torch.Tensor:
+    """Return (B, k, k) kernels, k = length: a line through the centre at `angle` degrees from the x axis, summing to 1."""
+    taps = torch.arange(length, device=angle.device, dtype=torch.float32) - (length - 1) / 2
+    ys, xs = torch.meshgrid(taps, taps, indexing="ij")
+    theta = torch.deg2rad(angle.float()).view(-1, 1, 1)
+    across = (xs * torch.sin(theta) - ys * torch.cos(theta)).abs()  # distance from the line
+    kernel = (1 - across).clamp_min(0)
+    return kernel / kernel.sum(dim=(1, 2), keepdim=True)
 
 
 def _haze(x: torch.Tensor, layer: torch.Tensor, density: torch.Tensor, colour: float) -> torch.Tensor:
@@ -121,7 +132,7 @@ class Rain(Op):
     tag: ClassVar[str] = "rain"
     neutral: ClassVar[dict[str, float]] = {"amount": 0.0}
     amount: float = 0.04
-    length: int = 7  # odd streak length in pixels (kornia's motion-blur kernel)
+    length: int = 7  # odd streak length in pixels
     slant: float = 20.0
 
     def __post_init__(self) -> None:
@@ -135,13 +146,14 @@ class Rain(Op):
 
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's streak layer (B, 1, H, W), 0..1."""
-        from kornia.filters import motion_blur
-
         _, height, width = shape
         amount = uniform(0.0, self.amount, count, generator, device).view(-1, 1, 1, 1)
         drops = (torch.rand(count, 1, height, width, generator=generator, device=device) < amount).float()
-        angle = 90 + uniform(-self.slant, self.slant, count, generator, device)  # kornia: 90 degrees is vertical
-        streaks = motion_blur(drops, self.length, angle, torch.zeros(count, device=device), border_type="constant")
+        angle = 90 + uniform(-self.slant, self.slant, count, generator, device)  # 90 degrees: straight down
+        kernels = streak_kernels(angle, self.length).unsqueeze(1)  # (B, 1, k, k)
+        half = self.length // 2
+        streaks = F.conv2d(F.pad(drops.view(1, count, height, width), (half, half, half, half)), kernels,
+                           groups=count).view(count, 1, height, width)
         dim = 1 - 2 * amount.view(-1)  # heavier rain, darker sky; none leaves the image as it is
         return {"layer": (streaks * self.length / 2).clamp(0, 1), "dim": dim}
 
