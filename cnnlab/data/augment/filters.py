@@ -83,25 +83,20 @@ class GaussianBlur(Op):
 
 
 @dataclass(frozen=True)
-class Sharpen(Op):
-    """Blend each image towards a Laplacian-sharpened copy by alpha in [0, alpha] (imgaug's Sharpen)."""
+class _Blend3x3(Op):
+    """A 3x3 effect kernel blended with the identity by alpha drawn from [0, alpha] per image, clipped to [0, 1]."""
 
-    tag: ClassVar[str] = "sharpen"
     neutral: ClassVar[dict[str, float]] = {"alpha": 0.0}
     alpha: float = 0.5
-    min_lightness: float = 0.8  # the centre weight is 8 + lightness: below 1 darkens, above brightens
-    max_lightness: float = 1.2
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.alpha <= 1 and self.min_lightness <= self.max_lightness, "sharpen needs alpha <= 1 and min_lightness <= max_lightness")
+    def effect(self, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """Return each image's effect kernel (B, 3, 3)."""
+        raise NotImplementedError
 
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's 3x3 kernel."""
         alpha = uniform(0.0, self.alpha, count, generator, device).view(-1, 1, 1)
-        lightness = uniform(self.min_lightness, self.max_lightness, count, generator, device)
-        effect = -torch.ones(count, 3, 3, device=device)
-        effect[:, 1, 1] = 8 + lightness
+        effect = self.effect(count, generator, device)
         return {"kernel": (1 - alpha) * _identity3x3(count, device) + alpha * effect}
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, kernel: torch.Tensor) -> torch.Tensor:
@@ -110,12 +105,30 @@ class Sharpen(Op):
 
 
 @dataclass(frozen=True)
-class Emboss(Op):
-    """Blend each image towards an embossed copy (a directional relief kernel) by alpha in [0, alpha] (imgaug's Emboss)."""
+class Sharpen(_Blend3x3):
+    """Blend each image towards a Laplacian-sharpened copy (imgaug's Sharpen)."""
+
+    tag: ClassVar[str] = "sharpen"
+    min_lightness: float = 0.8  # the centre weight is 8 + lightness: below 1 darkens, above brightens
+    max_lightness: float = 1.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.alpha <= 1 and self.min_lightness <= self.max_lightness, "sharpen needs alpha <= 1 and min_lightness <= max_lightness")
+
+    def effect(self, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """Return [[-1, -1, -1], [-1, 8 + lightness, -1], [-1, -1, -1]] per image."""
+        lightness = uniform(self.min_lightness, self.max_lightness, count, generator, device)
+        effect = -torch.ones(count, 3, 3, device=device)
+        effect[:, 1, 1] = 8 + lightness
+        return effect
+
+
+@dataclass(frozen=True)
+class Emboss(_Blend3x3):
+    """Blend each image towards an embossed copy, a directional relief kernel (imgaug's Emboss)."""
 
     tag: ClassVar[str] = "emboss"
-    neutral: ClassVar[dict[str, float]] = {"alpha": 0.0}
-    alpha: float = 0.5
     min_strength: float = 0.5
     max_strength: float = 1.0
 
@@ -123,18 +136,12 @@ class Emboss(Op):
         super().__post_init__()
         check(self.alpha <= 1 and self.min_strength <= self.max_strength, "emboss needs alpha <= 1 and min_strength <= max_strength")
 
-    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
-        """Return each image's 3x3 kernel."""
-        alpha = uniform(0.0, self.alpha, count, generator, device).view(-1, 1, 1)
+    def effect(self, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """Return imgaug's [[-1-s, -s, 0], [-s, 1, s], [0, s, 1+s]] per image."""
         s = uniform(self.min_strength, self.max_strength, count, generator, device).view(-1, 1, 1)
         relief = constant([[-1.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], device)
         centre = constant([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], device)
-        effect = centre + s * relief  # imgaug's [[-1-s, -s, 0], [-s, 1, s], [0, s, 1+s]]
-        return {"kernel": (1 - alpha) * _identity3x3(count, device) + alpha * effect}
-
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, kernel: torch.Tensor) -> torch.Tensor:
-        """Return the images filtered by their kernels, clipped to [0, 1]."""
-        return filter3x3(x, kernel).clamp(0, 1)
+        return centre + s * relief
 
 
 @dataclass(frozen=True)

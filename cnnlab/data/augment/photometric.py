@@ -144,11 +144,16 @@ class _Factor(Op):
     """An enhancement whose factor is drawn from [1 - magnitude, 1 + magnitude] per image."""
 
     neutral: ClassVar[dict[str, float]] = {"magnitude": 0.0}
+    adjust: ClassVar[staticmethod]  # the batched function of (images, factor per image)
     magnitude: float = 0.4
 
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each image's factor (never below 0)."""
         return {"factor": uniform(1 - self.magnitude, 1 + self.magnitude, count, generator, device).clamp_min(0)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, factor: torch.Tensor) -> torch.Tensor:
+        """Return the images adjusted by their factor."""
+        return type(self).adjust(x, factor)
 
 
 @dataclass(frozen=True)
@@ -156,10 +161,7 @@ class Brightness(_Factor):
     """Scale each image's values by a factor in [1 - magnitude, 1 + magnitude]."""
 
     tag: ClassVar[str] = "brightness"
-
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, factor: torch.Tensor) -> torch.Tensor:
-        """Return the images brightened by their factor."""
-        return brightness(x, factor)
+    adjust = staticmethod(brightness)
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,7 @@ class Contrast(_Factor):
     """Blend each image with its mean grey by a factor in [1 - magnitude, 1 + magnitude]."""
 
     tag: ClassVar[str] = "contrast"
-
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, factor: torch.Tensor) -> torch.Tensor:
-        """Return the images with their contrast scaled."""
-        return contrast(x, factor)
+    adjust = staticmethod(contrast)
 
 
 @dataclass(frozen=True)
@@ -179,21 +178,15 @@ class Saturation(_Factor):
 
     tag: ClassVar[str] = "saturation"
     needs_rgb: ClassVar[bool] = True
-
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, factor: torch.Tensor) -> torch.Tensor:
-        """Return the images with their saturation scaled."""
-        return saturation(x, factor)
+    adjust = staticmethod(saturation)
 
 
 @dataclass(frozen=True)
 class Sharpness(_Factor):
-    """Blend each image with a smoothed copy by a factor in [1 - magnitude, 1 + magnitude]."""
+    """Blend each image with a smoothed copy by a factor in [1 - magnitude, 1 + magnitude] (> 1 sharpens)."""
 
     tag: ClassVar[str] = "sharpness"
-
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, factor: torch.Tensor) -> torch.Tensor:
-        """Return the images sharpened (factor > 1) or softened."""
-        return sharpness(x, factor)
+    adjust = staticmethod(sharpness)
 
 
 @dataclass(frozen=True)
