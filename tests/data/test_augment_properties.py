@@ -99,10 +99,11 @@ def test_mixup_blends_images_and_targets_alike(per_sample: bool) -> None:
     assert (len(set(lams)) > 1) == per_sample  # one lambda per batch, or one per image
 
 
-def test_cutmix_targets_follow_the_pasted_area() -> None:
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_cutmix_targets_follow_the_pasted_area(per_sample: bool) -> None:
     x = torch.stack([torch.full((3, 20, 20), i / 12) for i in range(12)])
     y = torch.arange(12) % 10
-    augmentation = A.Augmentation.build((A.CutMix(alpha=1.0, per_sample=True),), FACTS, 10)
+    augmentation = A.Augmentation.build((A.CutMix(alpha=1.0, per_sample=per_sample),), FACTS, 10)
     out, soft = augmentation.pixels(x, y, torch.Generator().manual_seed(1))
     own = (out == x).flatten(1).float().mean(1)  # the share of each image still its own
     assert torch.allclose(soft[torch.arange(12), y], own, atol=1e-6)
@@ -208,3 +209,22 @@ def test_a_policy_named_in_python_is_its_enum() -> None:
 def test_an_empty_batch_stays_empty(tag: str) -> None:
     out = run(build(tag), torch.zeros(0, 3, 20, 20), 0)
     assert out.shape[0] == 0
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_policy_choices_are_each_images_own_primitive(wide: bool) -> None:
+    from cnnlab.data.augment.policies import NAMES, PRIMITIVES, apply_choices
+
+    g = torch.Generator().manual_seed(0)
+    x = batch(count=40)
+    op = torch.randint(-1, len(NAMES), (40,), generator=g)
+    magnitude, sign = torch.rand(40, generator=g), torch.randint(0, 2, (40,), generator=g).float() * 2 - 1
+    fill = torch.tensor(FACTS.mean).view(1, 3, 1, 1)
+    out = apply_choices(x, op, magnitude, sign, fill, wide)
+    for i in range(40):
+        if op[i] < 0:
+            assert torch.equal(out[i], x[i])
+            continue
+        fn, signed = PRIMITIVES[NAMES[op[i]]]
+        m = magnitude[i : i + 1] * (sign[i : i + 1] if signed else 1)
+        assert torch.allclose(out[i], fn(x[i : i + 1], m, fill, wide)[0], atol=1e-6)

@@ -22,19 +22,24 @@ from cnnlab.errors import CnnlabError
 def sample_grid(x: torch.Tensor, grid: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Return x sampled bilinearly at `grid` (B, H, W, 2; -1..1), outside pixels blended towards fill."""
     # In float32 whatever the images' dtype: a half-precision grid misplaces pixels by whole columns.
-    ones = torch.ones_like(x[:, :1], dtype=torch.float32)
-    sampled = F.grid_sample(torch.cat([x.float(), ones], 1), grid.float(), mode="bilinear", padding_mode="zeros",
-                            align_corners=False)
-    image, mask = sampled[:, :-1], sampled[:, -1:]
-    return ((image - fill.float()) * mask + fill.float()).to(x.dtype)  # torchvision's fill rule: borders match it
+    grid = grid.float()
+    image = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mask = inside_weight(grid, *x.shape[-2:]).unsqueeze(1)  # (B, 1, H, W)
+    return torch.lerp(fill.float(), image, mask).to(x.dtype)  # fill + mask (image - fill): torchvision's fill rule
 
 
-def centred_pixels(height: int, width: int, device: torch.device) -> torch.Tensor:
-    """Return the (H, W, 3) homogeneous pixel centres with the image centre as the origin."""
-    ys = torch.arange(height, device=device, dtype=torch.float32) - (height - 1) / 2
-    xs = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], -1)
+def inside_weight(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return (B, H, W): the bilinear weight that falls on pixels inside the image at each grid point.
+
+    It is what sampling an all-ones channel would give (torchvision's fill mask), computed from
+    the coordinates instead, so the images are sampled once with no extra channel.
+    """
+    def along(coordinate: torch.Tensor, size: int) -> torch.Tensor:
+        pixel = ((coordinate + 1) * size - 1) / 2  # align_corners=False
+        # 1 inside [0, size - 1], falling linearly to 0 one pixel beyond either edge.
+        return torch.minimum(pixel + 1, size - pixel).clamp(0, 1)
+
+    return along(grid[..., 0], width) * along(grid[..., 1], height)
 
 
 def inverse_affine(angle: torch.Tensor, translate: torch.Tensor, scale: torch.Tensor,
@@ -50,16 +55,27 @@ def inverse_affine(angle: torch.Tensor, translate: torch.Tensor, scale: torch.Te
     c = torch.sin(rot - sy) / torch.cos(sy)
     d = -torch.sin(rot - sy) * torch.tan(sx) / torch.cos(sy) + torch.cos(rot)
     linear = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / scale.view(-1, 1, 1)  # (B, 2, 2)
-    offset = -(linear @ translate.unsqueeze(-1))  # undo the translation first: (B, 2, 1)
+    offset = -(linear * translate.unsqueeze(1)).sum(-1, keepdim=True)  # undo the translation first: (B, 2, 1)
     return torch.cat([linear, offset], -1)
 
 
 def warp_affine(x: torch.Tensor, inverse: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Return each image warped by its (2, 3) output-to-input matrix in centred pixel units."""
-    _, _, height, width = x.shape
-    source = centred_pixels(height, width, x.device).view(1, -1, 3) @ inverse.transpose(1, 2)  # (B, H*W, 2)
-    grid = torch.stack([source[..., 0] / (width / 2), source[..., 1] / (height / 2)], -1)
-    return sample_grid(x, grid.view(-1, height, width, 2), fill)
+    batch, _, height, width = x.shape
+    # In grid units (-1..1 across the image, align_corners=False) a centred pixel p is p / (size / 2),
+    # so the matrix becomes S^-1 M S with S = diag(W / 2, H / 2), and affine_grid builds the grid.
+    half = constant([width / 2, height / 2], x.device)
+    linear = inverse[:, :, :2] * half.view(1, 1, 2) / half.view(1, 2, 1)
+    offset = inverse[:, :, 2:] / half.view(1, 2, 1)
+    theta = torch.cat([linear, offset], -1).float().view(batch, 6, 1, 1)
+    xs = ((torch.arange(width, device=x.device, dtype=torch.float32) * 2 + 1) / width - 1).view(1, 1, width)
+    ys = ((torch.arange(height, device=x.device, dtype=torch.float32) * 2 + 1) / height - 1).view(1, height, 1)
+    # A row part (B, 1, W) plus a column part (B, H, 1), added once into the grid: on the CPU this is
+    # several times cheaper than affine_grid's batched matrix product.
+    grid = torch.empty(batch, height, width, 2, device=x.device)
+    torch.add(theta[:, 0] * xs + theta[:, 2], theta[:, 1] * ys, out=grid[..., 0])
+    torch.add(theta[:, 3] * xs + theta[:, 5], theta[:, 4] * ys, out=grid[..., 1])
+    return sample_grid(x, grid, fill)
 
 
 def _affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None,
@@ -123,10 +139,11 @@ class Translate(Op):
         device, pad = x.device, self.padding
         inside = F.pad(torch.ones_like(x[:1, :1], dtype=torch.bool), (pad, pad, pad, pad))
         padded = torch.where(inside, F.pad(x, (pad, pad, pad, pad)), fill.to(x.dtype))  # exact in any dtype
-        rows = (dy.view(-1, 1) + torch.arange(height, device=device)).view(batch, 1, height, 1)
-        cols = (dx.view(-1, 1) + torch.arange(width, device=device)).view(batch, 1, 1, width)
-        index = torch.arange(batch, device=device).view(-1, 1, 1, 1)
-        return padded[index, torch.arange(channels, device=device).view(1, -1, 1, 1), rows, cols]
+        wide = width + 2 * pad
+        rows = dy.view(-1, 1, 1) + torch.arange(height, device=device).view(1, -1, 1)
+        cols = dx.view(-1, 1, 1) + torch.arange(width, device=device).view(1, 1, -1)
+        flat = (rows * wide + cols).view(batch, 1, height * width).expand(-1, channels, -1)  # (B, C, H*W)
+        return padded.view(batch, channels, -1).gather(2, flat).view(batch, channels, height, width)
 
 
 @dataclass(frozen=True)

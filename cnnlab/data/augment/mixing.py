@@ -69,7 +69,9 @@ class _Mixing:
         lam = beta(self.alpha, draws, generator, device)
         coin = torch.rand(draws, generator=generator, device=device) < self.p
         lam = torch.where(coin, lam, torch.ones_like(lam)).expand(count)
-        partner = torch.randperm(count, generator=generator, device=device)
+        # Each image's partner is the one before it: batches come in a fresh random order every epoch,
+        # so this is a random pairing (torchvision's MixUp and CutMix roll the batch the same way).
+        partner = torch.arange(-1, count - 1, device=device).remainder(count)
         return lam, partner
 
 
@@ -87,8 +89,7 @@ class MixUp(_Mixing):
     def apply(self, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, partner: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the blended images and soft targets."""
-        weight = lam.to(x.dtype).view(-1, 1, 1, 1)
-        return weight * x + (1 - weight) * x[partner], _mix_targets(y, lam, partner)
+        return torch.lerp(x[partner], x, lam.to(x.dtype).view(-1, 1, 1, 1)), _mix_targets(y, lam, partner)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the mixed batch and its soft targets (B, K)."""
@@ -112,9 +113,16 @@ class CutMix(_Mixing):
         left = (centre[:, 1] * width).floor() - torch.div(w, 2, rounding_mode="floor")
         bottom, right = (top + h).clamp(0, height), (left + w).clamp(0, width)
         top, left = top.clamp(0, height), left.clamp(0, width)
-        inside = box_mask(top, left, bottom - top, right - left, height, width)
         area = ((bottom - top) * (right - left)) / (height * width)
-        return torch.where(inside, x[partner], x), _mix_targets(y, 1 - area, partner)
+        targets = _mix_targets(y, 1 - area, partner)
+        if x.device.type == "cpu" and not self.per_sample:
+            # One box for the batch: on the CPU its corners cost nothing to read, and only the box is copied.
+            y0, y1, x0, x1 = (int(v[0]) for v in (top, bottom, left, right))
+            out = x.clone()
+            out[..., y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+            return out, targets
+        inside = box_mask(top, left, bottom - top, right - left, height, width)
+        return torch.where(inside, x[partner], x), targets
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the mixed batch and its soft targets (B, K)."""

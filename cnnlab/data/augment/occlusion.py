@@ -68,7 +68,8 @@ class Cutout(Op):
 class RandomErasing(Op):
     """Erase a random box of area [min_area, max_area] and aspect [min_ratio, max_ratio] inside each image (Zhong et al. 2017).
 
-    `noise` fills the box with uniform noise, as the paper's best setting; otherwise with the fill colour.
+    `noise: true` fills the box with uniform noise (the paper's best setting on CIFAR); by default it
+    takes the fill colour, as timm's "const" mode and the DataLoader-free path want (no noise drawn).
     """
 
     tag: ClassVar[str] = "random_erasing"
@@ -78,7 +79,7 @@ class RandomErasing(Op):
     max_area: float = 0.4
     min_ratio: float = 0.3
     max_ratio: float = 3.3
-    noise: bool = True
+    noise: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,7 +95,8 @@ class RandomErasing(Op):
         w = torch.sqrt(area / ratio).round().clamp(0, width)
         top = (torch.rand(count, generator=generator, device=device) * (height - h + 1)).floor()
         left = (torch.rand(count, generator=generator, device=device) * (width - w + 1)).floor()
-        noise = torch.rand(count, channels, height, width, generator=generator, device=device)
+        shape_noise = (count, channels, height, width) if self.noise else (count, 1, 1, 1)
+        noise = torch.rand(shape_noise, generator=generator, device=device)
         return {"top": top, "left": left, "h": h, "w": w, "noise": noise}
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, top: torch.Tensor, left: torch.Tensor, h: torch.Tensor,

@@ -65,18 +65,10 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     """Return RGB images from hue, saturation, value (B, 3, H, W)."""
-    hue, sat, value = hsv.unbind(1)
-    sector = hue * 6
-    whole = sector.floor()
-    part = sector - whole
-    p = (value * (1 - sat)).clamp(0, 1)
-    q = (value * (1 - sat * part)).clamp(0, 1)
-    t = (value * (1 - sat * (1 - part))).clamp(0, 1)
-    index = whole.long().remainder(6).unsqueeze(1)  # (B, 1, H, W)
-    # Sector k of the colour wheel takes (r, g, b) from (v, p, q, t) in this order.
-    table = constant([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], hsv.device, torch.long)
-    choice = table[:, index.squeeze(1)].permute(1, 0, 2, 3)  # (B, 3, H, W)
-    return torch.stack([value, p, q, t], 1).gather(1, choice)
+    hue, sat, value = hsv[:, 0:1], hsv[:, 1:2], hsv[:, 2:3]
+    # Branch-free: channel n (5 for r, 3 for g, 1 for b) is v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6.
+    k = (constant([5.0, 3.0, 1.0], hsv.device, hsv.dtype).view(1, 3, 1, 1) + hue * 6).remainder(6)
+    return (value - value * sat * torch.minimum(k, 4 - k).clamp(0, 1)).clamp(0, 1)
 
 
 def hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -113,6 +113,8 @@ CIFAR10_POLICY = (
 def apply_choices(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, sign: torch.Tensor,
                   fill: torch.Tensor, wide: bool = False) -> torch.Tensor:
     """Return x with primitive NAMES[op[i]] applied to image i at magnitude fraction magnitude[i] (-1 skips it)."""
+    if x.device.type == "cpu":
+        return _apply_choices_cpu(x, op, magnitude, sign, fill, wide)
     for k, name in enumerate(NAMES):
         if name == "identity":
             continue
@@ -126,6 +128,21 @@ def apply_choices(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, si
 
         x = select(op == k, x, run)
     return x
+
+
+def _apply_choices_cpu(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, sign: torch.Tensor,
+                       fill: torch.Tensor, wide: bool) -> torch.Tensor:
+    """Return apply_choices on the CPU: each primitive computes only its own images, into one copy of the batch."""
+    out = None
+    for k, name in enumerate(NAMES):
+        index = (op == k).nonzero().squeeze(1)
+        if name == "identity" or len(index) == 0:
+            continue
+        fn, signed = PRIMITIVES[name]
+        m = (magnitude * sign if signed else magnitude)[index]
+        out = x.clone() if out is None else out
+        out[index] = fn(x[index], m, fill, wide).to(x.dtype)
+    return x if out is None else out
 
 
 class AutoAugmentPolicy(StrEnum):
