@@ -38,6 +38,9 @@ from cnnlab.data import augment as A
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_name  # noqa: E402
 
+COIN_ONLY = ("flip", "vflip", "invert", "grayscale", "equalize", "autocontrast")  # the peers' settings
+FIXED = ("center_crop", "posterize")  # the peers' settings draw nothing here (posterize: 4 bits, p=1)
+
 
 def peers(size: int, classes: int) -> dict[str, tuple[Callable | None, Callable | None]]:
     """Return {op: (torchvision v2 transform of one image, kornia module of a batch)} with matching settings."""
@@ -122,9 +125,12 @@ def draws_per_image(module: Callable, x: torch.Tensor, tag: str) -> bool:
     torch.manual_seed(0)
     out = module(copies) if tag not in ("mixup", "cutmix") else copies  # mixing needs distinct images: per batch
     out = out[0] if isinstance(out, tuple) else out
-    # One op per batch with a coin per image gives a handful of distinct results; per-image draws give many.
+    # Parameters drawn per image give many distinct results; one op for the batch gives a handful. An op
+    # with no parameter but its coin gives two (one with neither, like a fixed crop, gives one).
     distinct = len(set(torch.round(out.flatten(1).sum(1), decimals=3).tolist()))
-    return tag not in ("mixup", "cutmix") and distinct > 8
+    if tag in ("mixup", "cutmix"):
+        return False
+    return distinct > 8 or (tag in COIN_ONLY and distinct == 2) or (tag in FIXED and distinct == 1)
 
 
 def clock(fn: Callable[[], object], device: torch.device) -> float:
