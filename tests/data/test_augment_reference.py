@@ -8,7 +8,7 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from cnnlab.data import augment as A
-from cnnlab.data.augment.geometric import perspective_coefficients
+from cnnlab.data.augment.warps import perspective_coefficients
 
 BILINEAR = InterpolationMode.BILINEAR
 COUNT, SIZE = 6, 17  # an odd side: centres and flips are not symmetric by accident

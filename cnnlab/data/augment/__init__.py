@@ -16,18 +16,7 @@ from cnnlab.data.augment.filters import (
     Sharpen,
     Superpixels,
 )
-from cnnlab.data.augment.geometric import (
-    CenterCrop,
-    Elastic,
-    Flip,
-    Perspective,
-    ResizedCrop,
-    Rotate,
-    Scale,
-    Shear,
-    Translate,
-    VerticalFlip,
-)
+from cnnlab.data.augment.geometric import CenterCrop, Flip, ResizedCrop, Translate, VerticalFlip
 from cnnlab.data.augment.mixing import CutMix, MixUp
 from cnnlab.data.augment.occlusion import CoarseDropout, Cutout, RandomErasing
 from cnnlab.data.augment.photometric import (
@@ -48,6 +37,7 @@ from cnnlab.data.augment.photometric import (
 )
 from cnnlab.data.augment.pipeline import Augmentation, augment_batch, facts_of
 from cnnlab.data.augment.policies import AutoAugment, RandAugment, TrivialAugment
+from cnnlab.data.augment.warps import Elastic, Perspective, Rotate, Scale, Shear
 from cnnlab.data.augment.weather import Clouds, Fog, Rain, Snow
 
 FAMILIES: dict[str, tuple[type, ...]] = {

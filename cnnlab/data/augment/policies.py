@@ -17,9 +17,9 @@ from typing import ClassVar
 
 import torch
 
-from cnnlab.data.augment import photometric as P
+from cnnlab.data.augment import colour as P
 from cnnlab.data.augment.base import Op, Params, check, constant, select, signs
-from cnnlab.data.augment.geometric import inverse_affine, warp_affine
+from cnnlab.data.augment.warps import inverse_affine, warp_affine
 
 
 def _warp(x: torch.Tensor, fill: torch.Tensor, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
