@@ -13,8 +13,8 @@ import warnings
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from cnnlab.data.augment.filters import gaussian_blur as batch_blur
 from cnnlab.errors import CnnlabError
 from cnnlab.explain.core import (
     Context,
@@ -102,16 +102,9 @@ def vargrad(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Return images blurred by a Gaussian of `sigma` pixels (reflect padding), channel by channel."""
+    """Return images blurred by a Gaussian of `sigma` pixels (reflect padding), the kernel reaching 3 sigma."""
     radius = max(1, int(3 * sigma + 0.5))
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    pad = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)
-    x = F.pad(images, (radius, radius, radius, radius), mode="reflect" if pad == radius else "replicate")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return batch_blur(images, torch.full((len(images),), float(sigma), device=images.device), 2 * radius + 1)
 
 
 def baseline_of(images: torch.Tensor, baseline: str | float | torch.Tensor, options: dict[str, Any]) -> torch.Tensor:

@@ -28,11 +28,15 @@ def gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Return each image blurred by a Gaussian of its own sigma (B,), reflecting at the borders."""
+    """Return each image blurred by a Gaussian of its own sigma (B,), reflecting at the borders.
+
+    A kernel as wide as the image cannot reflect; its borders repeat the edge pixels instead.
+    """
     batch, channels, height, width = x.shape
     kernel = gaussian_kernels(sigma, kernel_size).repeat_interleave(channels, 0)  # (B*C, k)
     half = kernel_size // 2
-    flat = F.pad(x.float().reshape(1, batch * channels, height, width), (half, half, half, half), mode="reflect")
+    mode = "reflect" if half < min(height, width) else "replicate"
+    flat = F.pad(x.float().reshape(1, batch * channels, height, width), (half, half, half, half), mode=mode)
     rows = F.conv2d(flat, kernel.view(-1, 1, 1, kernel_size), groups=batch * channels)  # along x
     both = F.conv2d(rows, kernel.view(-1, 1, kernel_size, 1), groups=batch * channels)  # then y
     return both.view(batch, channels, height, width).to(x.dtype)
