@@ -228,3 +228,16 @@ def test_policy_choices_are_each_images_own_primitive(wide: bool) -> None:
         fn, signed = PRIMITIVES[NAMES[op[i]]]
         m = magnitude[i : i + 1] * (sign[i : i + 1] if signed else 1)
         assert torch.allclose(out[i], fn(x[i : i + 1], m, fill, wide)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("tag", [tag for tag in A.OPS if tag != "superpixels"])
+def test_the_accelerator_path_computes_what_the_cpu_path_does(tag: str, monkeypatch) -> None:
+    # On a GPU, ops mask instead of gathering the chosen images; CI has no GPU, so that path runs here on the CPU.
+    from cnnlab.data.augment import base
+
+    augmentation, x, y = _pipeline(tag, torch.device("cpu")), batch(), torch.arange(12) % 10
+    gathered = augmentation.pixels(x, y, torch.Generator().manual_seed(5))
+    monkeypatch.setattr(base, "host_side", lambda device: False)
+    masked = augmentation.pixels(x, y, torch.Generator().manual_seed(5))
+    assert torch.allclose(gathered[0], masked[0], atol=1e-5)
+    assert (gathered[1] is None) == (masked[1] is None) and (gathered[1] is None or torch.allclose(gathered[1], masked[1]))

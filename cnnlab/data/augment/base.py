@@ -64,6 +64,11 @@ def signs(count: int, generator: torch.Generator, device: torch.device) -> torch
     return torch.randint(0, 2, (count,), generator=generator, device=device).float() * 2 - 1
 
 
+def host_side(device: torch.device) -> bool:
+    """Return whether ops may read tensor values on the host here (the CPU: no device to wait for)."""
+    return device.type == "cpu"
+
+
 def select(chosen: torch.Tensor, x: torch.Tensor, fn: Any) -> torch.Tensor:
     """Return x with fn applied to the images `chosen` marks; fn(index or None) maps a batch slice.
 
@@ -73,7 +78,7 @@ def select(chosen: torch.Tensor, x: torch.Tensor, fn: Any) -> torch.Tensor:
     """
     if x.shape[0] == 0:
         return x
-    if x.device.type == "cpu":
+    if host_side(x.device):
         index = chosen.nonzero().squeeze(1)
         if len(index) == 0:
             return x

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import torch
 
+from cnnlab.data.augment import base
 from cnnlab.data.augment.base import check
 from cnnlab.data.augment.occlusion import box_mask
 
@@ -115,7 +116,7 @@ class CutMix(_Mixing):
         top, left = top.clamp(0, height), left.clamp(0, width)
         area = ((bottom - top) * (right - left)) / (height * width)
         targets = _mix_targets(y, 1 - area, partner)
-        if x.device.type == "cpu" and not self.per_sample:
+        if base.host_side(x.device) and not self.per_sample:
             # One box for the batch: on the CPU its corners cost nothing to read, and only the box is copied.
             y0, y1, x0, x1 = (int(v[0]) for v in (top, bottom, left, right))
             out = x.clone()

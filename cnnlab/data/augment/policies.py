@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import torch
 
+from cnnlab.data.augment import base
 from cnnlab.data.augment import colour as P
 from cnnlab.data.augment.base import Op, Params, check, constant, select, signs
 from cnnlab.data.augment.warps import inverse_affine, warp_affine
@@ -113,7 +114,7 @@ CIFAR10_POLICY = (
 def apply_choices(x: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, sign: torch.Tensor,
                   fill: torch.Tensor, wide: bool = False) -> torch.Tensor:
     """Return x with primitive NAMES[op[i]] applied to image i at magnitude fraction magnitude[i] (-1 skips it)."""
-    if x.device.type == "cpu":
+    if base.host_side(x.device):
         return _apply_choices_cpu(x, op, magnitude, sign, fill, wide)
     for k, name in enumerate(NAMES):
         if name == "identity":
