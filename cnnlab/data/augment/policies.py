@@ -20,16 +20,7 @@ import torch
 from cnnlab.data.augment import base
 from cnnlab.data.augment import colour as P
 from cnnlab.data.augment.base import Op, Params, check, constant, select, signs
-from cnnlab.data.augment.warps import inverse_affine, warp_affine
-
-
-def _warp(x: torch.Tensor, fill: torch.Tensor, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
-          shear: torch.Tensor | None = None) -> torch.Tensor:
-    count, device = x.shape[0], x.device
-    zeros = torch.zeros(count, device=device)
-    matrix = inverse_affine(zeros if angle is None else angle, torch.zeros(count, 2, device=device) if shift is None else shift,
-                            torch.ones(count, device=device), torch.zeros(count, 2, device=device) if shear is None else shear)
-    return warp_affine(x, matrix, fill)
+from cnnlab.data.augment.warps import affine
 
 
 def _shear(axis: int) -> Callable[..., torch.Tensor]:
@@ -37,7 +28,7 @@ def _shear(axis: int) -> Callable[..., torch.Tensor]:
         degrees = torch.rad2deg(torch.atan(m * (0.99 if wide else 0.3)))
         shear = torch.zeros(len(x), 2, device=x.device)
         shear[:, axis] = degrees
-        return _warp(x, fill, shear=shear)
+        return affine(x, fill, shear=shear)
     return op
 
 
@@ -46,7 +37,7 @@ def _translate(axis: int) -> Callable[..., torch.Tensor]:
         side = x.shape[3 - axis]
         shift = torch.zeros(len(x), 2, device=x.device)
         shift[:, axis] = m * (32.0 if wide else 150 / 331 * side)
-        return _warp(x, fill, shift=shift)
+        return affine(x, fill, shift=shift)
     return op
 
 
@@ -63,7 +54,7 @@ PRIMITIVES: dict[str, tuple[Callable[..., torch.Tensor], bool]] = {
     "shear_y": (_shear(1), True),
     "translate_x": (_translate(0), True),
     "translate_y": (_translate(1), True),
-    "rotate": (lambda x, m, fill, wide: _warp(x, fill, angle=m * (135.0 if wide else 30.0)), True),
+    "rotate": (lambda x, m, fill, wide: affine(x, fill, angle=m * (135.0 if wide else 30.0)), True),
     "brightness": (_enhance(P.brightness), True),
     "color": (_enhance(P.saturation), True),
     "contrast": (_enhance(P.contrast), True),

@@ -75,15 +75,15 @@ def warp_affine(x: torch.Tensor, inverse: torch.Tensor, fill: torch.Tensor) -> t
     return sample_grid(x, grid, fill)
 
 
-def _affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None,
-            scale: torch.Tensor | None = None, shear: torch.Tensor | None = None) -> torch.Tensor:
-    """Return x rotated, scaled and sheared per image; parameters left out are the identity."""
+def affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
+           scale: torch.Tensor | None = None, shear: torch.Tensor | None = None) -> torch.Tensor:
+    """Return x rotated, shifted (pixels), scaled and sheared per image; parameters left out are the identity."""
     count, device = x.shape[0], x.device
-    zeros = torch.zeros(count, device=device)
-    angle = zeros if angle is None else angle
+    angle = torch.zeros(count, device=device) if angle is None else angle
+    shift = torch.zeros(count, 2, device=device) if shift is None else shift
     scale = torch.ones(count, device=device) if scale is None else scale
     shear = torch.zeros(count, 2, device=device) if shear is None else shear
-    return warp_affine(x, inverse_affine(angle, torch.zeros(count, 2, device=device), scale, shear), fill)
+    return warp_affine(x, inverse_affine(angle, shift, scale, shear), fill)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Scale(Op):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, scale: torch.Tensor) -> torch.Tensor:
         """Return the images zoomed by `scale` (> 1 enlarges)."""
-        return _affine(x, fill, scale=scale)
+        return affine(x, fill, scale=scale)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Rotate(Op):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor) -> torch.Tensor:
         """Return the images rotated anticlockwise by `angle` degrees (the affine matrix turns clockwise)."""
-        return _affine(x, fill, angle=-angle)
+        return affine(x, fill, angle=-angle)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Shear(Op):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, shear: torch.Tensor) -> torch.Tensor:
         """Return the images sheared by (x, y) angles in degrees."""
-        return _affine(x, fill, shear=shear)
+        return affine(x, fill, shear=shear)
 
 
 def perspective_coefficients(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
