@@ -53,8 +53,7 @@ def run_augment(args: argparse.Namespace) -> int:
     """Draw the grid and write the PNG and the policy's JSON; print where."""
     import torch
 
-    from cnnlab.data.augment import Augmentation, facts_of
-    from cnnlab.data.augment.pipeline import PCA_IMAGES
+    from cnnlab.data.augment import Augmentation
     from cnnlab.data.augment.preview import views
     from cnnlab.data.loader import sample_indices
     from cnnlab.data.normalise import Normalisation
@@ -78,7 +77,7 @@ def run_augment(args: argparse.Namespace) -> int:
     norm = Normalisation.of(train.sample_batches())
     index = sample_indices(len(train), args.n, args.seed)
     images, labels = next(iter(train.batches([index], torch.device("cpu"))))
-    augmentation = Augmentation.build(ops, facts_of(images, norm.mean), len(train.classes), train.sample_batches(PCA_IMAGES))
+    augmentation = Augmentation.for_data(ops, train, norm, len(train.classes))
     pictures = views(augmentation, images, labels, args.draws, args.seed)
     names = " -> ".join(op.tag for op in ops) or "no ops"
     out = Path(args.out)

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.attacks import fgsm, pgd
-from cnnlab.data.augment import Augmentation, augment_batch, facts_of
-from cnnlab.data.augment.pipeline import PCA_IMAGES
+from cnnlab.data.augment import Augmentation, augment_batch
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
@@ -93,12 +92,11 @@ class Trainer:
     def _augmentation(self) -> Augmentation:
         """Return the recipe's ops checked against the training images, before any step runs."""
         recipe = self.recipe
-        first = next(iter(self.train_data.sample_batches(8)))
-        augmentation = Augmentation.build(recipe.augment, facts_of(first, self.norm.mean), self.task.num_classes,
-                                          self.train_data.sample_batches(PCA_IMAGES))
-        if augmentation.output_size() != tuple(first.shape[-2:]):
+        augmentation = Augmentation.for_data(recipe.augment, self.train_data, self.norm, self.task.num_classes)
+        height, width = augmentation.facts.height, augmentation.facts.width
+        if augmentation.output_size() != (height, width):
             size = "x".join(map(str, augmentation.output_size()))
-            raise CnnlabError(f"augment makes the {first.shape[-2]}x{first.shape[-1]} training images {size}, but "
+            raise CnnlabError(f"augment makes the {height}x{width} training images {size}, but "
                               "validation and test images keep their size: leave center_crop out, or set data.input_size")
         if augmentation.mixes and recipe.adversarial.method is not Adversary.NONE:
             raise CnnlabError("augment mixup/cutmix gives soft targets, which adversarial training cannot attack: "

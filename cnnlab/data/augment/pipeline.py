@@ -44,6 +44,13 @@ def facts_of(first: torch.Tensor, mean: Sequence[float], eigen: tuple[Any, Any] 
     return DataFacts(channels, height, width, tuple(mean), *eigen)
 
 
+def _after(op: Any, facts: DataFacts) -> DataFacts:
+    """Return the facts of images after `op`: only center_crop changes their size."""
+    if getattr(op, "tag", "") != "center_crop":
+        return facts
+    return replace(facts, height=op.size, width=op.size)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """The checked ops of a recipe, with the fill colour and the number of classes they need."""
@@ -62,10 +69,14 @@ class Augmentation:
         for op in ops:
             op.check_data(shape)
             checked.append(op.fitted(shape) if isinstance(op, PCALighting) else op)
-            size = getattr(op, "size", None) if getattr(op, "tag", "") == "center_crop" else None
-            if size is not None:
-                shape = replace(shape, height=size, width=size)
+            shape = _after(op, shape)
         return cls(tuple(checked), facts, num_classes)
+
+    @classmethod
+    def for_data(cls, ops: Sequence[Any], data: Any, norm: Normalisation, num_classes: int) -> Augmentation:
+        """Return the ops checked against a training set (resident or streamed), PCA lighting fitted to its images."""
+        first = next(iter(data.sample_batches(8)))
+        return cls.build(ops, facts_of(first, norm.mean), num_classes, data.sample_batches(PCA_IMAGES))
 
     @property
     def mixes(self) -> bool:
@@ -74,11 +85,10 @@ class Augmentation:
 
     def output_size(self) -> tuple[int, int]:
         """Return the (height, width) of the images after the ops."""
-        height, width = self.facts.height, self.facts.width
+        facts = self.facts
         for op in self.ops:
-            if getattr(op, "tag", "") == "center_crop":
-                height = width = op.size
-        return height, width
+            facts = _after(op, facts)
+        return facts.height, facts.width
 
     def pixels(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
