@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 
 from cnnlab import __version__
-from cnnlab.data.loader import StreamedImages
+from cnnlab.data.loader import StreamedImages, sample_indices
 from cnnlab.data.placement import check_fits, model_input_size, place, read_size, too_big
 from cnnlab.data.sources import DataSplits, ImageSet, load, shuffle_labels, split
 from cnnlab.errors import CnnlabError
@@ -150,8 +150,7 @@ def _subset(train: ImageSet | StreamedImages, count: int, seed: int) -> ImageSet
     if count > len(train):
         raise CnnlabError(f"data.train_images={count} but the training split holds {len(train)} images: "
                           f"use at most {len(train)}, or leave it out")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))  # not the split's draw
-    return train.subset(order[:count].sort().values)
+    return train.subset(sample_indices(len(train), count, seed + 7919))  # a draw of its own, not the split's
 
 
 def _run_info(plan: Plan, model: str, parts: Parts, trainer: Trainer, input_size: tuple[int, ...]) -> RunInfo:
