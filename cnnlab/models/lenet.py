@@ -75,6 +75,8 @@ class LeNet5Config:
 
     pool: PoolMode = PoolMode.MAX  # 2x2 stride-2 pooling after each conv
     act_layer: type[nn.Module] = nn.ReLU  # nn.Tanh for the 1990s flavour
+    # Channels of conv1 and conv2 and widths of fc1 and fc2: LeNet-5's are 6, 16, 120, 84.
+    widths: tuple[int, int, int, int] = (6, 16, 120, 84)
 
 
 class LeNet5(Classifier):
@@ -86,25 +88,26 @@ class LeNet5(Classifier):
     def __init__(self, config: LeNet5Config, num_classes: int = 10, in_chans: int = 1) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.num_features = 16
-        self.conv1 = ConvNormAct(in_chans, 6, 5, padding=0, norm_layer=None, act_layer=config.act_layer)
+        c1, c2, f1, f2 = config.widths
+        self.num_features = c2
+        self.conv1 = ConvNormAct(in_chans, c1, 5, padding=0, norm_layer=None, act_layer=config.act_layer)
         self.pool1 = pool(config.pool, 2)
-        self.conv2 = ConvNormAct(6, 16, 5, padding=0, norm_layer=None, act_layer=config.act_layer)
+        self.conv2 = ConvNormAct(c1, c2, 5, padding=0, norm_layer=None, act_layer=config.act_layer)
         self.pool2 = pool(config.pool, 2)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, num_classes)
+        self.fc1 = nn.Linear(c2 * 5 * 5, f1)
+        self.fc2 = nn.Linear(f1, f2)
+        self.fc3 = nn.Linear(f2, num_classes)
         self.act_fc1 = config.act_layer()
         self.act_fc2 = config.act_layer()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the pooled conv2 map (B, 16, 5, 5) for a 32x32 input."""
-        x = self.pool1(self.conv1(x))  # (B, 6, 14, 14)
-        return self.pool2(self.conv2(x))  # (B, 16, 5, 5)
+        x = self.pool1(self.conv1(x))  # (B, c1, 14, 14)
+        return self.pool2(self.conv2(x))  # (B, c2, 5, 5)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits from the three fully connected layers."""
-        x = x.flatten(1)  # (B, 400)
+        x = x.flatten(1)  # (B, c2 * 25)
         x = self.act_fc1(self.fc1(x))
         x = self.act_fc2(self.fc2(x))
         return self.fc3(x)
@@ -246,6 +249,12 @@ class LeNet5Original(Classifier):
 def lenet5(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> LeNet5:
     """Return the modern LeNet-5 (full C3; pool=PoolMode.MAX|AVG, act_layer=nn.ReLU|nn.Tanh)."""
     return LeNet5(LeNet5Config(**kwargs), num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="lenet", paper=PAPER, year=1998, input_size=(1, 32, 32), small_input=True, default_classes=10)
+def lenet5_tiny(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> LeNet5:
+    """Return LeNet-5 at widths 4, 8, 32, 16 (8,042 parameters): the student of the distillation experiment."""
+    return LeNet5(LeNet5Config(**{"widths": (4, 8, 32, 16), **kwargs}), num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="lenet", paper=PAPER, year=1998, input_size=(1, 32, 32), small_input=True, default_classes=10)

@@ -18,6 +18,7 @@ from cnnlab.models.lenet import (
     digit_centres,
     lenet5,
     lenet5_1998,
+    lenet5_tiny,
 )
 from cnnlab.nn import PoolMode
 from tests.models.helpers import check_contract
@@ -42,8 +43,16 @@ def test_modern_lenet5(pool: PoolMode, act_layer: type[nn.Module]) -> None:
     _check_contract(model, 10)
 
 
+def test_tiny_lenet5_is_the_distillation_student() -> None:
+    torch.manual_seed(0)
+    model = lenet5_tiny()
+    # conv 1*4*25+4 = 104, conv 4*8*25+8 = 808, fc 200*32+32 = 6,432, 32*16+16 = 528, 16*10+10 = 170.
+    assert _params(model) == 8_042 <= 10_000
+    _check_contract(model, 10)
+
+
 def test_registry_entries() -> None:
-    for name in ("lenet5", "lenet5_1998"):
+    for name in ("lenet5", "lenet5_tiny", "lenet5_1998"):
         info = model_info(name)
         assert (info.input_size, info.small_input, info.default_classes, info.year) == ((1, 32, 32), True, 10, 1998)
 
