@@ -22,6 +22,7 @@ from cnnlab.data.tta import TTA
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.config import build, to_plain
 from cnnlab.runs.keys import LEGACY_KEYS, LEGACY_ORDER, canonical, set_key
+from cnnlab.runs.paradigm import DistillConfig, ParadigmConfig
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -234,6 +235,7 @@ LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("data", "random_labels"), False),
     (("data", "train_images"), None),
     (("adversarial",), None),  # None: the whole section at its defaults
+    (("paradigm",), None),
 )
 
 
@@ -253,6 +255,7 @@ class Recipe:
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)  # distillation, ...: off by default
     diagnostics: bool = False  # record per-layer gradient norms and activation statistics (diagnostics.jsonl)
     report: bool = False  # `cnnlab train` writes report.html into the run directory when training ends
 
@@ -334,6 +337,7 @@ def _legacy_digest(recipe: Recipe) -> str | None:
         (recipe.schedule.onecycle_start, defaults.schedule.onecycle_start),
         (recipe.evaluation.batch_size, defaults.evaluation.batch_size),
         (recipe.evaluation.weights, defaults.evaluation.weights),
+        (recipe.paradigm, defaults.paradigm),
     ]
     tags = [op.tag for op in recipe.augment]
     if any(a != b for a, b in new_fields) or tags != [t for t in LEGACY_ORDER if t in tags]:
@@ -359,7 +363,7 @@ def _legacy_digest(recipe: Recipe) -> str | None:
 
 
 __all__ = [
-    "RECIPE_DIR", "DataConfig", "EvaluationConfig", "LossConfig", "ModelConfig", "OptimConfig", "OptimizerName",
+    "RECIPE_DIR", "DataConfig", "DistillConfig", "ParadigmConfig", "EvaluationConfig", "LossConfig", "ModelConfig", "OptimConfig", "OptimizerName",
     "Precision", "Recipe", "RuntimeConfig", "ScheduleConfig", "ScheduleName", "TTA", "Weights", "load_recipe",
     "recipe_from_dict",
 ]

@@ -68,6 +68,7 @@ class Trainer:
         if recipe.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.norm = Normalisation.of(self.train_data.sample_batches())
+        self.task.attach(self.norm, self.device)
         self.augmentation = self._augmentation()
         self.resident = isinstance(self.train_data, ImageSet)
         # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
@@ -242,6 +243,7 @@ class Trainer:
             x = self._adversarial(x, y)
             if recipe.runtime.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            y = task.batch_targets(x, y)  # a teacher's soft targets join the labels here
             with autocast:
                 loss, logits = task.loss(self.forward(x), y)
             self.optimizer.zero_grad(set_to_none=True)

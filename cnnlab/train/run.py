@@ -34,6 +34,7 @@ from cnnlab.train.diagnostics import Diagnostics
 from cnnlab.train.distributed import Distributed, init_distributed, shutdown
 from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import score_run
+from cnnlab.train.paradigms.distill import paradigm_task
 from cnnlab.train.tasks import task_for, task_of_targets
 
 DEFAULT_MODEL = {TaskName.CLASSIFICATION: "small_cnn", TaskName.SEGMENTATION: "unet_small"}
@@ -190,6 +191,7 @@ def _trainer(plan: Plan, parts: Parts, dist: Distributed, target: torch.device, 
     input_size = model_input_size(parts.train)
     check_input(model, input_size)
     task.check(plan.recipe)
+    task = paradigm_task(task, plan.recipe.paradigm.distill, tuple(parts.train.classes), input_size)
     if target.type == "cpu" and plan.recipe.runtime.precision is Precision.BF16 and not cpu_has_bf16():
         console.print(f"warning: {BF16_ON_CPU}")
     torch.manual_seed(plan.recipe.seed)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from cnnlab.data.normalise import Normalisation
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.recipe import LossConfig, Recipe
@@ -65,6 +66,13 @@ class Task(ABC):
 
     def check(self, recipe: Recipe) -> None:  # noqa: B027 - a task with no restriction keeps this default
         """Raise one line when the recipe asks for something this task cannot do."""
+
+    def attach(self, norm: Normalisation, device: torch.device) -> None:  # noqa: B027 - most tasks need neither
+        """Learn the training normalisation and device before the first step (a teacher needs both)."""
+
+    def batch_targets(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Return the targets `loss` takes for the normalised batch `x`: the batch's own, unless a paradigm adds to them."""
+        return target
 
     @abstractmethod
     def loss(self, output: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,45 @@
+"""The recipe's `paradigm:` section: how a run learns beyond plain supervised training.
+
+Each paradigm is a typed subsection, off at its defaults, so a recipe without one trains as it
+always did and keeps its digest (cnnlab.runs.recipe.LATER_KEYS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnlab.errors import CnnlabError
+
+
+def _check(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise CnnlabError(f"recipe: {message}")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): the student also matches its teachers' softened outputs."""
+
+    # Run directories of the teachers; their probabilities at the temperature are averaged, so
+    # several runs teach as one ensemble (Hinton et al.'s Sec. 3). Empty: no distillation.
+    teachers: tuple[str, ...] = ()
+    # Divides teacher and student logits alike; the paper's MNIST nets used 8 to 20 (their Sec. 3),
+    # 4 is the value most reproductions start from.
+    temperature: float = 4.0
+    # Weight of the soft term, which is multiplied by T^2 so its gradients keep their scale when T
+    # changes (their Sec. 2); the labels' cross-entropy gets 1 - alpha.
+    alpha: float = 0.9
+
+    def __post_init__(self) -> None:
+        _check([
+            (self.temperature > 0, "paradigm.distill.temperature must be > 0"),
+            (0.0 <= self.alpha <= 1.0, "paradigm.distill.alpha must lie in [0, 1]"),
+        ])
+
+
+@dataclass(frozen=True)
+class ParadigmConfig:
+    """Training paradigms; each is off at its defaults."""
+
+    distill: DistillConfig = field(default_factory=DistillConfig)

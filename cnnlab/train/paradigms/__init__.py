@@ -1,0 +1,1 @@
+"""Training paradigms beyond one supervised run: distillation, ensembles, ..."""
