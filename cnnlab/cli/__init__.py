@@ -16,6 +16,7 @@ from cnnlab.cli import (
     evaluate,
     explain,
     inspect,
+    paradigms,
     report,
     style,
     train,
@@ -24,7 +25,7 @@ from cnnlab.cli import (
 from cnnlab.cli.common import Parser, parse_ints
 from cnnlab.errors import CnnlabError
 
-GROUPS = (arith, inspect, train, augment, evaluate, explain, attack, visualize, style, report)
+GROUPS = (arith, inspect, train, paradigms, augment, evaluate, explain, attack, visualize, style, report)
 
 
 def build_parser() -> Parser:
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
-    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+    if extra and getattr(args, "command", None) in ("train", "distill") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

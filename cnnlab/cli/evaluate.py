@@ -11,8 +11,11 @@ from cnnlab.cli.common import positive_int
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the eval and predict commands."""
-    evaluate = commands.add_parser("eval", help="test figures, per-class results and confusion matrix of a run")
-    evaluate.add_argument("run", help="run directory written by cnnlab train")
+    evaluate = commands.add_parser("eval", help="test figures, per-class results and confusion matrix of a run or an ensemble")
+    evaluate.add_argument("runs", nargs="+", metavar="run",
+                          help="run directory written by cnnlab train; two or more score their ensemble (mean probability)")
+    evaluate.add_argument("--out", default=None,
+                          help="folder for an ensemble's eval.json and confusion.png (one run's go into the run directory)")
     evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--split", default="test")
@@ -46,8 +49,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.split != "test":
         raise CnnlabError(f"split {args.split!r} is not available: this version evaluates the test split")
     _, device = init_distributed(args.device)
-    result = evaluate_run(args.run, args.data, args.data_dir, args.checkpoint, device)
-    run = Path(args.run)
+    if len(args.runs) > 1:
+        return _ensemble(args, device)
+    if args.out is not None:
+        raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
+    result = evaluate_run(args.runs[0], args.data, args.data_dir, args.checkpoint, device)
+    run = Path(args.runs[0])
     write_json(run / "eval.json", result)
     plot_confusion(result, run / "confusion.png")
     if args.format == "json":
@@ -55,10 +62,40 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     print(f"{result['data']} {args.split}: {_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images, "
           f"{result['weights']['checkpoint']} weights{', EMA' if result['weights']['ema'] else ''}, tta {result['tta']})")
+    _weakest(result)
+    print(f"wrote {run / 'eval.json'} and {run / 'confusion.png'}")
+    return 0
+
+
+def _weakest(result: dict) -> None:
     per_class = result.get("per_class_accuracy") or {k: v for k, v in result["per_class_iou"].items() if v is not None}
     worst = sorted(per_class.items(), key=lambda item: item[1])[:3]
     print("weakest classes: " + ", ".join(f"{name} {acc:.1%}" for name, acc in worst))
-    print(f"wrote {run / 'eval.json'} and {run / 'confusion.png'}")
+
+
+def _ensemble(args: argparse.Namespace, device: object) -> int:
+    """Score the runs' ensemble, print each member beside it, and write eval.json where --out says."""
+    from cnnlab.runs.rundir import write_json
+    from cnnlab.train.evaluation import plot_confusion
+    from cnnlab.train.paradigms.ensemble import evaluate_ensemble
+
+    result = evaluate_ensemble(args.runs, args.data, args.data_dir, args.checkpoint, device)
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "eval.json", result)
+        plot_confusion(result, out / "confusion.png")
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    for member in result["members"]:
+        print(f"  {member['run']}: top-1 {member['top1']:.2%}  top-5 {member['top5']:.2%}  loss {member['loss']:.4f}")
+    print(f"{result['data']} {args.split}, ensemble of {len(result['members'])} runs ({result['combine']}): "
+          f"{_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images; best member "
+          f"{result['best_member_top1']:.2%})")
+    _weakest(result)
+    if args.out is not None:
+        print(f"wrote {Path(args.out) / 'eval.json'} and {Path(args.out) / 'confusion.png'}")
     return 0
 
 

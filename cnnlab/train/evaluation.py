@@ -7,6 +7,7 @@ summary.json and `cnnlab eval` into eval.json, so the two agree to the last digi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ from cnnlab.runs.load import Run, load_run
 from cnnlab.train.tasks import Tally, Task, task_for
 
 
+def scored_batches(data: ImageSet | StreamedImages, batch_size: int,
+                   device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (uint8 images, targets) of every scored batch on `device`, in order; empty streamed batches are left out."""
+    for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
+        if len(y):  # a streamed batch of unreadable files is left out of the count too
+            yield images, y
+
+
+def view_logits(model: nn.Module, x: torch.Tensor, tta: TTA | str = TTA.NONE) -> torch.Tensor:
+    """Return float logits of a normalised batch averaged over its `tta` views."""
+    return torch.stack([model(view) for view in tta_views(x, tta)]).float().mean(0)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, task: Task,
@@ -35,12 +49,8 @@ def evaluate(
     model.eval()
     device = next(model.parameters()).device
     tally = task.tally(device)
-    for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
-        if not len(y):
-            continue  # a streamed batch of unreadable files, left out of the count too
-        x = norm(images)
-        logits = torch.stack([model(view) for view in tta_views(x, tta)]).float().mean(0)
-        tally.add(logits, y)
+    for images, y in scored_batches(data, batch_size, device):
+        tally.add(view_logits(model, norm(images), tta), y)
     model.train(was_training)
     return tally
 
