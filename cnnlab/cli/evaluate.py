@@ -16,6 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="run directory written by cnnlab train; two or more score their ensemble (mean probability)")
     evaluate.add_argument("--out", default=None,
                           help="folder for an ensemble's eval.json and confusion.png (one run's go into the run directory)")
+    evaluate.add_argument("--snapshots", action="store_true",
+                          help="score the ensemble of the run's snapshots (paradigm.snapshot), not one checkpoint")
     evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--split", default="test")
@@ -49,7 +51,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.split != "test":
         raise CnnlabError(f"split {args.split!r} is not available: this version evaluates the test split")
     _, device = init_distributed(args.device)
-    if len(args.runs) > 1:
+    if len(args.runs) > 1 or args.snapshots:
         return _ensemble(args, device)
     if args.out is not None:
         raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
@@ -75,11 +77,14 @@ def _weakest(result: dict) -> None:
 
 def _ensemble(args: argparse.Namespace, device: object) -> int:
     """Score the runs' ensemble, print each member beside it, and write eval.json where --out says."""
+    from cnnlab.errors import CnnlabError
     from cnnlab.runs.rundir import write_json
     from cnnlab.train.evaluation import plot_confusion
     from cnnlab.train.paradigms.ensemble import evaluate_ensemble
 
-    result = evaluate_ensemble(args.runs, args.data, args.data_dir, args.checkpoint, device)
+    if args.snapshots and args.checkpoint is not None:
+        raise CnnlabError("--snapshots scores every snapshot: leave --checkpoint out")
+    result = evaluate_ensemble(args.runs, args.data, args.data_dir, args.checkpoint, device, snapshots=args.snapshots)
     if args.out is not None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -89,8 +94,8 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
         print(json.dumps(result, indent=2))
         return 0
     for member in result["members"]:
-        print(f"  {member['run']}: top-1 {member['top1']:.2%}  top-5 {member['top5']:.2%}  loss {member['loss']:.4f}")
-    print(f"{result['data']} {args.split}, ensemble of {len(result['members'])} runs ({result['combine']}): "
+        print(f"  {member['run']} ({member['checkpoint']}): top-1 {member['top1']:.2%}  top-5 {member['top5']:.2%}  loss {member['loss']:.4f}")
+    print(f"{result['data']} {args.split}, ensemble of {len(result['members'])} models ({result['combine']}): "
           f"{_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images; best member "
           f"{result['best_member_top1']:.2%})")
     _weakest(result)

@@ -33,7 +33,7 @@ class Run:
     info: RunInfo
     recipe: Recipe
     model: nn.Module
-    checkpoint: str  # "best" or "last": the checkpoint directory the weights came from
+    checkpoint: str  # "best", "last" or "snapshot-k": the checkpoint directory the weights came from
     ema: bool  # whether they are the run's exponential moving average
 
     @property
@@ -65,7 +65,11 @@ class Run:
 
 
 def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:
-    """Return "best" or "last": `auto` is best when the run validated (and kept a best), else last."""
+    """Return "best", "last" or a snapshot's name: `auto` is best when the run validated (and kept a best), else last."""
+    if isinstance(weights, str) and weights.startswith("snapshot-"):  # a snapshot ensemble's member
+        if not (run / "checkpoints" / weights).is_dir():
+            raise CnnlabError(f"{run} has no checkpoints/{weights}: train it with paradigm.snapshot.enabled=true")
+        return weights
     weights = Weights(weights)
     has_best = (run / "checkpoints" / "best").is_dir() or (run / "checkpoints" / ".best-retired").is_dir()
     if weights is Weights.AUTO:

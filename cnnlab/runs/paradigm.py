@@ -39,7 +39,17 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotConfig:
+    """Snapshot ensembles (Huang et al. 2017): one model kept at the end of each cycle of a cyclic schedule."""
+
+    # Writes checkpoints/snapshot-1 ... snapshot-M (M = schedule.cycles), each at the low point of
+    # its cycle; `cnnlab eval RUN --snapshots` scores their ensemble.
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class ParadigmConfig:
     """Training paradigms; each is off at its defaults."""
 
     distill: DistillConfig = field(default_factory=DistillConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)

@@ -51,6 +51,7 @@ class ScheduleName(StrEnum):
     COSINE = "cosine"
     ONECYCLE = "onecycle"
     PLATEAU = "plateau"
+    CYCLIC = "cyclic"  # cosine restarted `cycles` times (Huang et al. 2017, eq. 2): snapshot ensembles
 
 
 class Precision(StrEnum):
@@ -140,9 +141,11 @@ class ScheduleConfig:
     onecycle_peak_at: float = 0.3
     onecycle_start: float = 0.04
     early_stopping_patience: int | None = None  # epochs without a better validation score (the task's); None = off
+    cycles: int = 1  # for "cyclic": equal cosine cycles over the run, each from lr down to lr * final_lr_fraction
 
     def __post_init__(self) -> None:
         _check([
+            (self.cycles >= 1, "schedule.cycles must be >= 1"),
             (0.0 < self.onecycle_peak_at < 1.0, "schedule.onecycle_peak_at must lie in (0, 1)"),
             (0.0 <= self.onecycle_start <= 1.0, "schedule.onecycle_start must lie in [0, 1]"),
             (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
@@ -236,6 +239,7 @@ LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("data", "train_images"), None),
     (("adversarial",), None),  # None: the whole section at its defaults
     (("paradigm",), None),
+    (("schedule", "cycles"), 1),
 )
 
 
@@ -264,6 +268,10 @@ class Recipe:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 <= self.seed < 1 << 63, "seed must lie in [0, 2**63)"),
+            (self.schedule.name is not ScheduleName.CYCLIC or self.epochs % self.schedule.cycles == 0,
+             f"epochs ({self.epochs}) must be a multiple of schedule.cycles ({self.schedule.cycles})"),
+            (not self.paradigm.snapshot.enabled or self.schedule.name is ScheduleName.CYCLIC,
+             "paradigm.snapshot saves one model per learning-rate cycle: set schedule.name=cyclic and schedule.cycles=M"),
         ])
 
     def to_dict(self) -> dict[str, Any]:
@@ -338,6 +346,7 @@ def _legacy_digest(recipe: Recipe) -> str | None:
         (recipe.evaluation.batch_size, defaults.evaluation.batch_size),
         (recipe.evaluation.weights, defaults.evaluation.weights),
         (recipe.paradigm, defaults.paradigm),
+        (recipe.schedule.cycles, defaults.schedule.cycles),
     ]
     tags = [op.tag for op in recipe.augment]
     if any(a != b for a, b in new_fields) or tags != [t for t in LEGACY_ORDER if t in tags]:
@@ -347,7 +356,7 @@ def _legacy_digest(recipe: Recipe) -> str | None:
     by_tag = {op.tag: op for op in recipe.augment}
     optim = {k: v for k, v in to_plain(recipe.optim).items() if k != "ema_decay"}
     schedule = {k: v for k, v in to_plain(recipe.schedule).items()
-                if k not in ("onecycle_peak_at", "onecycle_start", "early_stopping_patience")}
+                if k not in ("onecycle_peak_at", "onecycle_start", "early_stopping_patience", "cycles")}
     flat = {
         "epochs": recipe.epochs, "batch_size": recipe.batch_size, "optim": optim, "schedule": schedule,
         "augment": {"flip": "flip" in by_tag, "crop_padding": by_tag["translate"].padding if "translate" in by_tag else 0,

@@ -89,6 +89,10 @@ def lr_factor(config: ScheduleConfig, step: int, steps_per_epoch: int, epochs: i
     if config.name is ScheduleName.MULTISTEP:
         return config.gamma ** sum(1 for m in config.milestones if epoch >= m)
     progress = (step - warmup) / max(total - warmup, 1)  # cosine (Loshchilov & Hutter 2017)
+    if config.name is ScheduleName.CYCLIC:
+        # Huang et al. 2017, eq. 2: the cosine restarted at every cycle, ending each near zero.
+        cycle = max(total - warmup, 1) / config.cycles  # whole steps: epochs are a multiple of the cycles
+        progress = ((step - warmup) % cycle) / cycle if step < total else 1.0
     floor = config.final_lr_fraction
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 

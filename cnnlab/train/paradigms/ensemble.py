@@ -18,6 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run
 from cnnlab.train.evaluation import scored_batches, view_logits
+from cnnlab.train.paradigms.snapshot import snapshots_of
 from cnnlab.train.tasks import task_for
 
 SEEDED_TEST_SPLITS = ("digits", "folder:")  # data whose held-out part a run's seed draws
@@ -27,7 +28,7 @@ def check_members(runs: list[Run]) -> None:
     """Raise one line unless every run classifies the same classes from the same prepared input."""
     if len(runs) < 2:
         raise CnnlabError("an ensemble needs at least two runs: give two or more run directories")
-    if len({str(r.path.resolve()) for r in runs}) < len(runs):
+    if len({(str(r.path.resolve()), r.checkpoint) for r in runs}) < len(runs):
         raise CnnlabError("a run is named twice: give each member of the ensemble once")
     first = runs[0]
     for run in runs:
@@ -75,7 +76,7 @@ def score_ensemble(runs: list[Run], test: ImageSet | StreamedImages, batch_size:
     return {
         "runs": [str(r.path) for r in runs], "data": runs[0].info.spec, "task": TaskName.CLASSIFICATION.value,
         "images": ensemble.images, "combine": "mean probability",
-        "members": [{"run": str(r.path), "weights": r.weights_used(), "tta": r.recipe.evaluation.tta.value,
+        "members": [{"run": str(r.path), "checkpoint": r.checkpoint, "weights": r.weights_used(), "tta": r.recipe.evaluation.tta.value,
                      "top1": s["acc"], "top5": s["top5"], "loss": s["loss"]} for r, s in zip(runs, scores, strict=True)],
         "best_member_top1": max(s["acc"] for s in scores),
         **ensemble.report(runs[0].classes),
@@ -83,9 +84,18 @@ def score_ensemble(runs: list[Run], test: ImageSet | StreamedImages, batch_size:
 
 
 def evaluate_ensemble(paths: list[str | Path], data: str | None = None, data_dir: str | None = None,
-                      checkpoint: str | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Return the figures of the ensemble of the runs at `paths` on the first run's test split (or `data`'s)."""
-    runs = [load_run(path, checkpoint, device=device) for path in paths]
+                      checkpoint: str | None = None, device: str | torch.device = "cpu",
+                      snapshots: bool = False) -> dict[str, Any]:
+    """Return the figures of the ensemble of the runs at `paths` (or of all their snapshots) on the first run's test split."""
+    if snapshots:
+        names = {str(path): snapshots_of(Path(path)) for path in paths}
+        for path, found in names.items():
+            if not found:
+                raise CnnlabError(f"{path} holds no snapshots: train it with schedule.name=cyclic schedule.cycles=M "
+                                  "paradigm.snapshot.enabled=true")
+        runs = [load_run(path, name, device=device) for path, found in names.items() for name in found]
+    else:
+        runs = [load_run(path, checkpoint, device=device) for path in paths]
     check_members(runs)
     _same_test_split(runs, data_dir, data)
     batch_size = min(r.recipe.evaluation.batch_size for r in runs)

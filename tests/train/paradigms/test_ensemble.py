@@ -67,7 +67,7 @@ def test_cli_scores_an_ensemble_and_leaves_the_members_alone(members, tmp_path, 
     out = tmp_path / "ensemble"
     assert main(["eval", *map(str, members), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "ensemble of 3 runs" in printed and "best member" in printed
+    assert "ensemble of 3 models" in printed and "best member" in printed
     saved = json.loads((out / "eval.json").read_text())
     assert saved["runs"] == list(map(str, members)) and (out / "confusion.png").is_file()
     assert [sorted(p.name for p in m.iterdir()) for m in members] == before  # no eval.json written into a member

@@ -1,0 +1,86 @@
+"""Snapshot ensembles: Huang et al.'s cyclic cosine step by step, one snapshot per cycle, exact resume."""
+
+import math
+
+import pytest
+import torch
+from rich.console import Console
+from safetensors.torch import load_file
+
+from cnnlab.errors import CnnlabError
+from cnnlab.runs.recipe import ScheduleConfig, ScheduleName, load_recipe
+from cnnlab.train.optim import lr_factor
+from cnnlab.train.paradigms.ensemble import evaluate_ensemble
+from cnnlab.train.paradigms.snapshot import snapshots_of
+from cnnlab.train.run import train_run
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
+OVERRIDES = ("epochs=6", "schedule.name=cyclic", "schedule.cycles=3", "paradigm.snapshot.enabled=true", "deterministic=true")
+
+
+def _weights(run, name):
+    return load_file(str(run / "checkpoints" / name / "model.safetensors"))
+
+
+def test_cyclic_schedule_is_huangs_equation_two() -> None:
+    config = ScheduleConfig(name=ScheduleName.CYCLIC, cycles=3)
+    steps_per_epoch, epochs = 7, 6  # 42 steps, cycles of 14
+    for t in range(42):
+        # Huang et al. 2017, eq. 2: alpha0 / 2 * (cos(pi * mod(t, T / M) / (T / M)) + 1)
+        expected = 0.5 * (math.cos(math.pi * (t % 14) / 14) + 1)
+        assert lr_factor(config, t, steps_per_epoch, epochs) == pytest.approx(expected, abs=1e-12), t
+    assert lr_factor(config, 42, steps_per_epoch, epochs) == 0.0
+    one = ScheduleConfig(name=ScheduleName.CYCLIC, cycles=1)
+    cosine = ScheduleConfig(name=ScheduleName.COSINE)
+    assert all(lr_factor(one, t, 7, 6) == lr_factor(cosine, t, 7, 6) for t in range(43))
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("snapshots") / "whole"
+    train_run(out=str(out), overrides=OVERRIDES, console=QUIET)
+    return out
+
+
+def test_one_snapshot_per_cycle_and_their_ensemble(snapshot_run) -> None:
+    assert snapshots_of(snapshot_run) == ["snapshot-1", "snapshot-2", "snapshot-3"]
+    last, third = _weights(snapshot_run, "last"), _weights(snapshot_run, "snapshot-3")
+    assert all(torch.equal(last[k], third[k]) for k in last)  # the last cycle ends with the run
+    first = _weights(snapshot_run, "snapshot-1")
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+    result = evaluate_ensemble([snapshot_run], snapshots=True)
+    assert [m["checkpoint"] for m in result["members"]] == ["snapshot-1", "snapshot-2", "snapshot-3"]
+    assert result["images"] == 359
+
+
+def test_resume_between_cycles_writes_the_same_snapshots(snapshot_run, tmp_path, monkeypatch) -> None:
+    from cnnlab.train import engine
+
+    real, calls = engine.augment_batch, {"n": 0}
+
+    def interrupted(*args):  # Ctrl-C in epoch 4 (21 steps an epoch): after snapshot-1, before snapshot-2
+        calls["n"] += 1
+        if calls["n"] == 70:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(engine, "augment_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(out=str(tmp_path / "part"), overrides=OVERRIDES, console=QUIET)
+    monkeypatch.setattr(engine, "augment_batch", real)
+    assert snapshots_of(tmp_path / "part") == ["snapshot-1"]
+    train_run(resume=str(tmp_path / "part"), console=QUIET)
+    for name in snapshots_of(snapshot_run):
+        a, b = _weights(snapshot_run, name), _weights(tmp_path / "part", name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_snapshot_recipes_that_cannot_work_get_one_line(tmp_path) -> None:
+    with pytest.raises(CnnlabError, match="set schedule.name=cyclic"):
+        load_recipe("digits", ["paradigm.snapshot.enabled=true"])
+    with pytest.raises(CnnlabError, match=r"epochs \(7\) must be a multiple of schedule.cycles \(3\)"):
+        load_recipe("digits", ["epochs=7", "schedule.name=cyclic", "schedule.cycles=3"])
+    plain = tmp_path / "plain"
+    train_run(out=str(plain), overrides=("epochs=1",), console=QUIET)
+    with pytest.raises(CnnlabError, match="holds no snapshots"):
+        evaluate_ensemble([plain], snapshots=True)
