@@ -66,6 +66,7 @@ def peers(size: int, classes: int) -> dict[str, tuple[Callable | None, Callable 
         "elastic": (T.ElasticTransform(alpha=34.0, sigma=4.0),
                     K.RandomElasticTransform(kernel_size=(33, 33), sigma=(4.0, 4.0), alpha=(1.0, 1.0), p=1.0)),
         "center_crop": (T.CenterCrop(size - 4), K.CenterCrop(size - 4)),
+        "random_crop": (T.RandomCrop(size - 4), K.RandomCrop((size - 4, size - 4), p=1.0)),
         "brightness": (T.ColorJitter(brightness=0.4), K.ColorJitter(brightness=0.4, p=1.0)),
         "contrast": (T.ColorJitter(contrast=0.4), K.ColorJitter(contrast=0.4, p=1.0)),
         "saturation": (T.ColorJitter(saturation=0.4), K.ColorJitter(saturation=0.4, p=1.0)),
@@ -105,7 +106,7 @@ def peers(size: int, classes: int) -> dict[str, tuple[Callable | None, Callable 
 
 def ours(tag: str, x: torch.Tensor, labels: torch.Tensor, classes: int) -> Callable[[], object]:
     """Return a call of this project's op on the batch, its fill the batch mean."""
-    op = A.OPS[tag](**({"size": x.shape[-1] - 4} if tag == "center_crop" else {}))
+    op = A.OPS[tag](**({"size": x.shape[-1] - 4} if tag in A.SIZED else {}))
     facts = A.DataFacts(3, x.shape[-2], x.shape[-1], tuple(x.mean((0, 2, 3)).tolist()))
     pipeline = A.Augmentation.build((op,), facts, classes, [(x[:512] * 255).to(torch.uint8).cpu()])
     generator = torch.Generator(x.device).manual_seed(0)

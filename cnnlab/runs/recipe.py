@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cnnlab.data.augment import AugmentOp, Flip
-from cnnlab.data.tta import TTA
+from cnnlab.data.tta import TTA, Views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.config import build, to_plain
 from cnnlab.runs.keys import LEGACY_KEYS, LEGACY_ORDER, canonical, set_key
@@ -224,9 +224,22 @@ class EvaluationConfig:
     tta: TTA = TTA.NONE  # test-time augmentation: logits averaged over these views
     batch_size: int = 512  # images per forward pass when scoring: memory only, results do not depend on it
     weights: Weights = Weights.AUTO
+    # Cut every view (validation too) to this square: a model trained on random_crop of this size
+    # is tested on the centre crop, or on ten crops with tta=10crop. None: the whole image.
+    crop: int | None = None
+    scales: tuple[int, ...] = ()  # image sizes tta=multiscale averages over (a fully convolutional model)
 
     def __post_init__(self) -> None:
-        _check([(self.batch_size >= 1, "evaluation.batch_size must be >= 1")])
+        _check([
+            (self.batch_size >= 1, "evaluation.batch_size must be >= 1"),
+            (self.crop is None or self.crop >= 1, "evaluation.crop must be >= 1 (or null for the whole image)"),
+            (all(s >= 1 for s in self.scales), "evaluation.scales must be positive sizes"),
+        ])
+        self.views()  # a mode without the sizes it needs is refused when the recipe is read
+
+    def views(self) -> Views:
+        """Return the test-time views these settings describe."""
+        return Views(self.tta, self.crop, self.scales)
 
 
 LATER_P = ("translate", "cutout")  # ops that gained `p` (default 1) after runs were written
@@ -240,6 +253,8 @@ LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("adversarial",), None),  # None: the whole section at its defaults
     (("paradigm",), None),
     (("schedule", "cycles"), 1),
+    (("evaluation", "crop"), None),
+    (("evaluation", "scales"), None),
 )
 
 
@@ -347,6 +362,8 @@ def _legacy_digest(recipe: Recipe) -> str | None:
         (recipe.evaluation.weights, defaults.evaluation.weights),
         (recipe.paradigm, defaults.paradigm),
         (recipe.schedule.cycles, defaults.schedule.cycles),
+        (recipe.evaluation.crop, defaults.evaluation.crop),
+        (recipe.evaluation.scales, defaults.evaluation.scales),
     ]
     tags = [op.tag for op in recipe.augment]
     if any(a != b for a, b in new_fields) or tags != [t for t in LEGACY_ORDER if t in tags]:

@@ -25,6 +25,7 @@ from cnnlab.data.augment import Augmentation, augment_batch
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
+from cnnlab.data.tta import Views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.runs.recipe import Adversary, Precision, Recipe, ScheduleName
@@ -95,10 +96,15 @@ class Trainer:
         recipe = self.recipe
         augmentation = Augmentation.for_data(recipe.augment, self.train_data, self.norm, self.task.num_classes)
         height, width = augmentation.facts.height, augmentation.facts.width
-        if augmentation.output_size() != (height, width):
+        crop = recipe.evaluation.crop
+        tested = (height, width) if crop is None else (crop, crop)  # what validation and test views measure
+        if augmentation.output_size() != tested:
             size = "x".join(map(str, augmentation.output_size()))
-            raise CnnlabError(f"augment makes the {height}x{width} training images {size}, but "
-                              "validation and test images keep their size: leave center_crop out, or set data.input_size")
+            fix = (f"set evaluation.crop={augmentation.output_size()[0]} so that they are cut to it too"
+                   if crop is None and size == f"{augmentation.output_size()[0]}x{augmentation.output_size()[0]}"
+                   else f"make evaluation.crop the size augment trains at ({size})")
+            raise CnnlabError(f"augment makes the {height}x{width} training images {size}, but validation and test "
+                              f"views are {tested[0]}x{tested[1]}: {fix}")
         if augmentation.mixes and recipe.adversarial.method is not Adversary.NONE:
             raise CnnlabError("augment mixup/cutmix gives soft targets, which adversarial training cannot attack: "
                               "leave one of them out")
@@ -169,7 +175,8 @@ class Trainer:
         """Return the loss and the task's metrics of the scored weights on the validation split ({} without one)."""
         if self.val_data is None:
             return {}
-        return evaluate(self.scored_model, self.val_data, self.norm, self.task,
+        views = Views(crop=self.recipe.evaluation.crop)  # the centre crop when training crops; no TTA while training
+        return evaluate(self.scored_model, self.val_data, self.norm, self.task, views,
                         batch_size=self.recipe.evaluation.batch_size).result()
 
     def train_epoch(self) -> dict[str, float]:

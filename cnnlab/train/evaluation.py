@@ -19,7 +19,7 @@ from cnnlab.data.images import read_image, resize_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
-from cnnlab.data.tta import TTA, tta_views
+from cnnlab.data.tta import TTA, Views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run
@@ -34,15 +34,16 @@ def scored_batches(data: ImageSet | StreamedImages, batch_size: int,
             yield images, y
 
 
-def view_logits(model: nn.Module, x: torch.Tensor, tta: TTA | str = TTA.NONE) -> torch.Tensor:
-    """Return float logits of a normalised batch averaged over its `tta` views."""
-    return torch.stack([model(view) for view in tta_views(x, tta)]).float().mean(0)
+def view_logits(model: nn.Module, x: torch.Tensor, tta: TTA | str | Views = TTA.NONE) -> torch.Tensor:
+    """Return float logits of a normalised batch averaged over its test-time views."""
+    views = tta if isinstance(tta, Views) else Views(TTA(tta))
+    return torch.stack([model(view).float() for view in views(x)]).mean(0)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, task: Task,
-    tta: TTA | str = TTA.NONE, batch_size: int = 512,
+    tta: TTA | str | Views = TTA.NONE, batch_size: int = 512,
 ) -> Tally:
     """Return the task's tally of `model` on `data` (logits averaged over the `tta` views); mode restored."""
     was_training = model.training
@@ -59,7 +60,7 @@ def score_run(run: Run, test: ImageSet | StreamedImages) -> dict[str, Any]:
     """Return the run's test figures (eval.json): its chosen weights, its TTA, the task's metrics."""
     task = task_for(run.info.task, len(run.classes), run.recipe.loss)
     evaluation = run.recipe.evaluation
-    tally = evaluate(run.model, test, run.normalisation, task, evaluation.tta, evaluation.batch_size)
+    tally = evaluate(run.model, test, run.normalisation, task, evaluation.views(), evaluation.batch_size)
     return {
         "run": str(run.path), "data": run.info.spec, "task": run.info.task.value, "images": tally.images,
         "weights": run.weights_used(), "tta": evaluation.tta.value, **tally.report(run.classes),

@@ -34,7 +34,7 @@ def _picture_ok(path: Path) -> None:
 
 @pytest.mark.parametrize("tag", sorted(OPS))
 def test_every_op_draws_a_grid(rgb_folder: str, tag: str, tmp_path: Path) -> None:
-    policy = f"{tag}:size=16" if tag == "center_crop" else tag
+    policy = f"{tag}:size=16" if tag in ("center_crop", "random_crop") else tag
     out = tmp_path / "grid.png"
     assert main(["augment", rgb_folder, "--policy", policy, "--n", "3", "--draws", "2", "--out", str(out)]) == 0
     _picture_ok(out)

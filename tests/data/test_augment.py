@@ -47,6 +47,7 @@ def test_ops_apply_in_order_and_draw_one_stream() -> None:
     (lambda: OPS["hue"](magnitude=0.7), "hue magnitude=0.7 must lie in"),
     (lambda: OPS["mixup"](p=2), "mixup p=2 must lie in"),
     (lambda: OPS["center_crop"](size=20, p=0.5), "center_crop p must be 1"),
+    (lambda: OPS["random_crop"](size=20, p=0.5), "random_crop p must be 1"),
 ])
 def test_bad_parameters_are_one_line_errors(make, message: str) -> None:
     with pytest.raises(CnnlabError, match=message):
@@ -69,6 +70,7 @@ def test_recipe_errors_name_the_op_and_the_key(overrides: list[str], message: st
     (OPS["pca_lighting"](), "augment pca_lighting needs RGB images"),
     (OPS["color_jitter"](), "color_jitter saturation and hue need RGB images"),
     (OPS["center_crop"](size=40), "center_crop size=40 is larger than the 28x28 images: use size <= 28"),
+    (OPS["random_crop"](size=29), "random_crop size=29 is larger than the 28x28 images: use size <= 28"),
     (OPS["translate"](padding=28), "translate padding=28 must be smaller than the 28x28 images"),
     (OPS["cutout"](size=29), "cutout size=29 is larger than the 28x28 images"),
 ])

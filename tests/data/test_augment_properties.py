@@ -18,7 +18,7 @@ def batch(dtype: torch.dtype = torch.float32, count: int = 12) -> torch.Tensor:
 
 
 def build(tag: str, **params) -> A.Op:
-    op = A.OPS[tag](**({"size": 16} if tag == "center_crop" else {}), **params)
+    op = A.OPS[tag](**({"size": 16} if tag in A.SIZED else {}), **params)
     return A.Augmentation.build((op,), FACTS, 10, [(batch() * 255).to(torch.uint8)]).ops[0]
 
 
@@ -32,11 +32,11 @@ def run(op, x: torch.Tensor, seed: int) -> torch.Tensor:
 def test_shape_dtype_range_and_seed(tag: str, dtype: torch.dtype) -> None:
     op, x = build(tag), batch(dtype)
     a, b, c = run(op, x, 1), run(op, x, 1), run(op, x, 2)
-    size = (op.size, op.size) if tag == "center_crop" else (20, 20)
+    size = (op.size, op.size) if tag in A.SIZED else (20, 20)
     assert a.shape == (12, 3, *size) and a.dtype == dtype
     assert a.min() >= 0 and a.max() <= 1 and torch.isfinite(a).all()
     assert torch.equal(a, b)  # one seed, one result
-    if tag != "center_crop":
+    if tag not in A.SIZED:
         assert not torch.equal(a, c) or tag in ("grayscale",) and torch.equal(a, x)  # another seed draws anew
         assert not torch.equal(a, x)  # the op does something at its defaults
     assert torch.equal(x, batch(dtype))  # the input is never changed in place
@@ -50,8 +50,8 @@ def test_magnitude_zero_is_the_identity(tag: str) -> None:
 
 @pytest.mark.parametrize("tag", IMAGE_OPS)
 def test_p_zero_changes_nothing_and_p_one_every_image(tag: str) -> None:
-    if tag == "center_crop":
-        pytest.skip("center_crop applies to every image (its p must be 1)")
+    if tag in A.SIZED:
+        pytest.skip(f"{tag} applies to every image (its p must be 1)")
     x = batch()
     assert torch.equal(run(build(tag, p=0.0), x, 3), x)
     changed = (run(build(tag, p=1.0), x, 3) != x).flatten(1).any(1)
@@ -128,7 +128,7 @@ SYNC_FREE = [tag for tag in A.OPS if tag != "superpixels"]  # superpixels run SL
 
 
 def _pipeline(tag: str, device: torch.device) -> A.Augmentation:
-    op = A.OPS[tag](**({"size": 16} if tag == "center_crop" else {}))
+    op = A.OPS[tag](**({"size": 16} if tag in A.SIZED else {}))
     facts = A.DataFacts(3, 20, 20, FACTS.mean, (0.1, 0.01, 0.001), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
     return A.Augmentation.build((op,), facts, 10)
 

@@ -98,6 +98,14 @@ def test_center_crop(images) -> None:
     close(A.OPS["center_crop"](size=10).apply(images, fill()), each(images, lambda i, im: TF.center_crop(im, [10, 10])))
 
 
+def test_random_crop(images) -> None:
+    op = A.OPS["random_crop"](size=10)
+    p = draw(op, images)
+    assert p["top"].max() <= images.shape[2] - 10 and p["left"].max() <= images.shape[3] - 10
+    close(op.apply(images, fill(), **p),
+          each(images, lambda i, im: TF.crop(im, int(p["top"][i]), int(p["left"][i]), 10, 10)))
+
+
 @pytest.mark.parametrize("tag, reference", [
     ("brightness", TF.adjust_brightness), ("contrast", TF.adjust_contrast), ("saturation", TF.adjust_saturation),
     ("sharpness", TF.adjust_sharpness),

@@ -7,7 +7,7 @@ the tagged union the recipe types its list with.
 import functools
 import operator
 
-from cnnlab.data.augment.base import DataFacts, Op
+from cnnlab.data.augment.base import SIZED, DataFacts, Op
 from cnnlab.data.augment.filters import (
     Emboss,
     GaussianBlur,
@@ -16,7 +16,14 @@ from cnnlab.data.augment.filters import (
     Sharpen,
     Superpixels,
 )
-from cnnlab.data.augment.geometric import CenterCrop, Flip, ResizedCrop, Translate, VerticalFlip
+from cnnlab.data.augment.geometric import (
+    CenterCrop,
+    Flip,
+    RandomCrop,
+    ResizedCrop,
+    Translate,
+    VerticalFlip,
+)
 from cnnlab.data.augment.mixing import CutMix, MixUp
 from cnnlab.data.augment.occlusion import CoarseDropout, Cutout, RandomErasing
 from cnnlab.data.augment.photometric import (
@@ -41,7 +48,8 @@ from cnnlab.data.augment.warps import Elastic, Perspective, Rotate, Scale, Shear
 from cnnlab.data.augment.weather import Clouds, Fog, Rain, Snow
 
 FAMILIES: dict[str, tuple[type, ...]] = {
-    "geometric": (Flip, VerticalFlip, Translate, ResizedCrop, Scale, Rotate, Shear, Perspective, Elastic, CenterCrop),
+    "geometric": (Flip, VerticalFlip, Translate, ResizedCrop, Scale, Rotate, Shear, Perspective, Elastic, CenterCrop,
+                  RandomCrop),
     "photometric": (Brightness, Contrast, Saturation, Hue, ColorJitter, Gamma, Invert, Solarize, Posterize,
                     Grayscale, Equalize, AutoContrast, Sharpness, PCALighting),
     "filters and noise": (GaussianBlur, Sharpen, Emboss, GaussianNoise, SaltPepper, Superpixels),
@@ -54,4 +62,4 @@ OPS: dict[str, type] = {op.tag: op for family in FAMILIES.values() for op in fam
 AugmentOp = functools.reduce(operator.or_, OPS.values())
 
 __all__ = ["FAMILIES", "OPS", "Augmentation", "AugmentOp", "CutMix", "Cutout", "DataFacts", "Flip", "MixUp", "Op",
-           "Translate", "augment_batch", "facts_of"]
+           "SIZED", "Translate", "augment_batch", "facts_of"]

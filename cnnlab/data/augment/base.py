@@ -19,6 +19,7 @@ import torch
 from cnnlab.errors import CnnlabError
 
 Params = dict[str, torch.Tensor]
+SIZED = frozenset({"center_crop", "random_crop"})  # ops whose output is `size` x `size`, not the input's size
 
 
 def check(ok: bool, message: str) -> None:

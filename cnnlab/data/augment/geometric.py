@@ -154,3 +154,47 @@ class CenterCrop(Op):
     def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
         """Return the central crop of every image (no coin: p is 1)."""
         return self.apply(x, x.new_zeros(()))
+
+
+@dataclass(frozen=True)
+class RandomCrop(Op):
+    """Cut a random size x size square from each image (AlexNet's 224 of 256; 28 of CIFAR's 32): the batch shrinks.
+
+    Test views then crop to the same size (evaluation.crop): the centre, or AlexNet's ten crops.
+    """
+
+    tag: ClassVar[str] = "random_crop"
+    size: int = 28
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.size >= 1, f"random_crop size={self.size} must be >= 1")
+        check(self.p == 1.0, "random_crop p must be 1: it changes the image size, so every image needs it")
+
+    def check_data(self, facts: DataFacts) -> None:
+        """Refuse a crop larger than the images."""
+        super().check_data(facts)
+        if self.size > min(facts.height, facts.width):
+            raise CnnlabError(f"recipe: augment random_crop size={self.size} is larger than the "
+                              f"{facts.height}x{facts.width} images: use size <= {min(facts.height, facts.width)}")
+
+    def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
+        """Return each crop's top and left offsets, uniform over every position that fits."""
+        _, height, width = shape
+        return {"top": torch.randint(0, height - self.size + 1, (count,), generator=generator, device=device),
+                "left": torch.randint(0, width - self.size + 1, (count,), generator=generator, device=device)}
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, top: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+        """Return the size x size square at (top, left) of each image."""
+        batch, channels, _, width = x.shape
+        size, device = self.size, x.device
+        rows = top.view(-1, 1, 1) + torch.arange(size, device=device).view(1, -1, 1)
+        cols = left.view(-1, 1, 1) + torch.arange(size, device=device).view(1, 1, -1)
+        flat = (rows * width + cols).view(batch, 1, size * size).expand(-1, channels, -1)  # (B, C, size*size)
+        return x.reshape(batch, channels, -1).gather(2, flat).view(batch, channels, size, size)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+        """Return a random crop of every image (no coin: p is 1, and the output has another size)."""
+        if x.shape[0] == 0:
+            return x[..., : self.size, : self.size]
+        return self.apply(x, x.new_zeros(()), **self.sample(x.shape[0], tuple(x.shape[1:]), generator, x.device))

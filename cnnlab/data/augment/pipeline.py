@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.data.augment.base import DataFacts, constant
+from cnnlab.data.augment.base import SIZED, DataFacts, constant
 from cnnlab.data.augment.mixing import MIXING
 from cnnlab.data.augment.photometric import PCALighting
 from cnnlab.data.normalise import Normalisation
@@ -45,8 +45,8 @@ def facts_of(first: torch.Tensor, mean: Sequence[float], eigen: tuple[Any, Any] 
 
 
 def _after(op: Any, facts: DataFacts) -> DataFacts:
-    """Return the facts of images after `op`: only center_crop changes their size."""
-    if getattr(op, "tag", "") != "center_crop":
+    """Return the facts of images after `op`: only center_crop and random_crop change their size."""
+    if getattr(op, "tag", "") not in SIZED:
         return facts
     return replace(facts, height=op.size, width=op.size)
 

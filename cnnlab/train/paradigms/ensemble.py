@@ -68,7 +68,7 @@ def score_ensemble(runs: list[Run], test: ImageSet | StreamedImages, batch_size:
     for images, y in scored_batches(test, batch_size, device):
         probabilities = torch.zeros(len(y), len(runs[0].classes), device=device)
         for run, tally in zip(runs, members, strict=True):
-            logits = view_logits(run.model, run.normalisation(images), run.recipe.evaluation.tta)
+            logits = view_logits(run.model, run.normalisation(images), run.recipe.evaluation.views())
             tally.add(logits, y)
             probabilities += logits.softmax(dim=1)
         ensemble.add((probabilities / len(runs)).clamp_min(1e-12).log(), y)
