@@ -18,6 +18,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="folder for an ensemble's eval.json and confusion.png (one run's go into the run directory)")
     evaluate.add_argument("--snapshots", action="store_true",
                           help="score the ensemble of the run's snapshots (paradigm.snapshot), not one checkpoint")
+    evaluate.add_argument("--tta-table", action="store_true",
+                          help="top-1 of 1 and N models with 1 crop, 10 crops and multi-scale (deck 004's table)")
+    evaluate.add_argument("--crop", type=positive_int, default=None,
+                          help="--tta-table: crop size (default: the runs' evaluation.crop)")
+    evaluate.add_argument("--scales", default=None,
+                          help="--tta-table: multi-scale sizes, e.g. 28,32,36 (default: crop, image size, and as much larger)")
     evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--split", default="test")
@@ -51,6 +57,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.split != "test":
         raise CnnlabError(f"split {args.split!r} is not available: this version evaluates the test split")
     _, device = init_distributed(args.device)
+    if args.tta_table:
+        return _tta_table(args, device)
     if len(args.runs) > 1 or args.snapshots:
         return _ensemble(args, device)
     if args.out is not None:
@@ -115,4 +123,27 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         for item in results:
             print(item["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in item["top"]))
+    return 0
+
+
+def _tta_table(args: argparse.Namespace, device: object) -> int:
+    """Print deck 004's table of crops, scales and model averaging over the runs."""
+    from cnnlab.cli.common import parse_ints
+    from cnnlab.runs.rundir import write_json
+    from cnnlab.train.paradigms.tta_table import tta_table
+
+    scales = parse_ints(args.scales.replace(",", "x"), "--scales", "28,32,36") if args.scales else ()
+    result = tta_table(args.runs, args.data, args.data_dir, args.crop, scales, device)
+    if args.out is not None:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.out) / "tta_table.json", result)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['data']} test, {result['images']} images; crops of {result['crop']} px, "
+          f"multi-scale at {', '.join(map(str, result['scales']))} px")
+    print(f"{'models':>6}  {'views':<12} {'top-1':>7}  (range over the single models)")
+    for row in result["rows"]:
+        spread = f"  ({row['min']:.2%} - {row['max']:.2%})" if "min" in row else ""
+        print(f"{row['models']:>6}  {row['views']:<12} {row['top1']:>7.2%}{spread}")
     return 0

@@ -41,7 +41,7 @@ def check_members(runs: list[Run]) -> None:
                               "ensemble runs of the same data, size and padding")
 
 
-def _same_test_split(runs: list[Run], data_dir: str | Path | None, spec: str | None) -> None:
+def check_test_splits(runs: list[Run], data_dir: str | Path | None, spec: str | None) -> None:
     """Raise one line when members hold out different test images (digits and folders draw them by seed)."""
     spec = spec or runs[0].info.spec
     if len({r.info.seed for r in runs}) == 1 or not spec.startswith(SEEDED_TEST_SPLITS):
@@ -97,7 +97,7 @@ def evaluate_ensemble(paths: list[str | Path], data: str | None = None, data_dir
     else:
         runs = [load_run(path, checkpoint, device=device) for path in paths]
     check_members(runs)
-    _same_test_split(runs, data_dir, data)
+    check_test_splits(runs, data_dir, data)
     batch_size = min(r.recipe.evaluation.batch_size for r in runs)
     result = score_ensemble(runs, runs[0].test_split(data_dir, data), batch_size)
     return {**result, "data": data or result["data"]}
