@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--checkpoint", choices=["auto", "best", "last"], default=None,
+    evaluate.add_argument("--checkpoint", choices=["auto", "best", "last", "swa"], default=None,
                           help="weights to score (default: the recipe's evaluation.weights, auto = best if it validated)")
     evaluate.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     evaluate.add_argument("--format", choices=["text", "json"], default="text")

@@ -33,7 +33,7 @@ class Run:
     info: RunInfo
     recipe: Recipe
     model: nn.Module
-    checkpoint: str  # "best", "last" or "snapshot-k": the checkpoint directory the weights came from
+    checkpoint: str  # "best", "last", "swa" or "snapshot-k": the checkpoint directory the weights came from
     ema: bool  # whether they are the run's exponential moving average
 
     @property
@@ -65,12 +65,17 @@ class Run:
 
 
 def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:
-    """Return "best", "last" or a snapshot's name: `auto` is best when the run validated (and kept a best), else last."""
+    """Return "best", "last", "swa" or a snapshot's name: `auto` is swa when kept, else best when the run validated, else last."""
     if isinstance(weights, str) and weights.startswith("snapshot-"):  # a snapshot ensemble's member
         if not (run / "checkpoints" / weights).is_dir():
             raise CnnlabError(f"{run} has no checkpoints/{weights}: train it with paradigm.snapshot.enabled=true")
         return weights
     weights = Weights(weights)
+    has_swa = (run / "checkpoints" / "swa").is_dir()
+    if weights is Weights.SWA and not has_swa:
+        raise CnnlabError(f"{run} has no swa checkpoint: train it with paradigm.swa.start_epoch=N")
+    if weights in (Weights.SWA, Weights.AUTO) and has_swa:
+        return "swa"  # what the run trained towards: its average
     has_best = (run / "checkpoints" / "best").is_dir() or (run / "checkpoints" / ".best-retired").is_dir()
     if weights is Weights.AUTO:
         return "best" if info.val_images > 0 and has_best else "last"

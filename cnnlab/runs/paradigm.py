@@ -48,8 +48,23 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class SWAConfig:
+    """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights at the ends of the last epochs."""
+
+    # Average the weights at the end of this epoch and of every later one; None: off. Izmailov et
+    # al. average over the last quarter or so of the budget, with a constant or cyclic rate there.
+    # The average's BatchNorm statistics are recomputed on the training images when training
+    # ends, and it is kept as checkpoints/swa, which the final score then uses.
+    start_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check([(self.start_epoch is None or self.start_epoch >= 1, "paradigm.swa.start_epoch must be >= 1 (or null)")])
+
+
+@dataclass(frozen=True)
 class ParadigmConfig:
     """Training paradigms; each is off at its defaults."""
 
     distill: DistillConfig = field(default_factory=DistillConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    swa: SWAConfig = field(default_factory=SWAConfig)

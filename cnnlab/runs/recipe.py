@@ -68,6 +68,7 @@ class Weights(StrEnum):
     AUTO = "auto"  # best when there is a validation split, else last
     BEST = "best"  # the best validation score by the task's measure (top-1; mIoU), ties to the lower loss
     LAST = "last"  # the end of training
+    SWA = "swa"  # the stochastic weight average (paradigm.swa); auto takes it when the run kept one
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,8 @@ class Recipe:
              f"epochs ({self.epochs}) must be a multiple of schedule.cycles ({self.schedule.cycles})"),
             (not self.paradigm.snapshot.enabled or self.schedule.name is ScheduleName.CYCLIC,
              "paradigm.snapshot saves one model per learning-rate cycle: set schedule.name=cyclic and schedule.cycles=M"),
+            (self.paradigm.swa.start_epoch is None or self.paradigm.swa.start_epoch <= self.epochs,
+             f"paradigm.swa.start_epoch ({self.paradigm.swa.start_epoch}) must be at most epochs ({self.epochs})"),
         ])
 
     def to_dict(self) -> dict[str, Any]:

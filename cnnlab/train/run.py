@@ -36,6 +36,7 @@ from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import score_run
 from cnnlab.train.paradigms.distill import paradigm_task
 from cnnlab.train.paradigms.snapshot import Snapshots
+from cnnlab.train.paradigms.swa import StochasticWeightAveraging
 from cnnlab.train.tasks import task_for, task_of_targets
 
 DEFAULT_MODEL = {TaskName.CLASSIFICATION: "small_cnn", TaskName.SEGMENTATION: "unet_small"}
@@ -228,7 +229,9 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
                    ProgressBar(plan.recipe.epochs, trainer.steps_per_epoch, console),
                    *([TensorBoard(run)] if TensorBoard.available() else []),
                    *([Diagnostics(run / "diagnostics.jsonl")] if plan.recipe.diagnostics else []),
-                   *([Snapshots(run / "checkpoints", plan.recipe)] if plan.recipe.paradigm.snapshot.enabled else [])]
+                   *([Snapshots(run / "checkpoints", plan.recipe)] if plan.recipe.paradigm.snapshot.enabled else []),
+                   *([StochasticWeightAveraging(run / "checkpoints", plan.recipe)]
+                     if plan.recipe.paradigm.swa.start_epoch is not None else [])]
         trainer.callbacks = sorted([*trainer.callbacks, *writers], key=lambda c: c.order)
     if not plan.fresh:
         trainer.resume(run / "checkpoints" / "last")
