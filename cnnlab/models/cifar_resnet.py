@@ -4,6 +4,7 @@
   basic blocks at 16, 32, 64 channels (6n + 2 weighted layers), global average pool, linear 10.
   Shortcut option A is parameter-free (stride-2 subsampling, zero-padded extra channels);
   option B projects with a 1x1 conv + BN only where the shape changes.
+- plain20 / plain56: the same networks without shortcuts, the plain nets of Fig. 1 (degradation).
 - preact_resnet18 / preact_resnet164 (He et al. 2016b): BN-ReLU before every conv (Fig. 4e),
   and one BN-ReLU after the last block, since the sum leaving it was never normalised.
 - wrn28_10 (Zagoruyko & Komodakis 2016): pre-activation basic blocks ten times as wide.
@@ -173,3 +174,15 @@ def wrn28_10(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, *
     """Return WRN-28-10: (28 - 4) / 6 = 4 pre-activation blocks per stage at 160, 320, 640 channels."""
     config = CifarResNetConfig(Block.PREACT, (4, 4, 4), (160, 320, 640), drop_rate=drop_rate)
     return CifarResNet(config, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@_register(PAPER)
+def plain20(num_classes: int = 10, in_chans: int = 3, **kwargs: object) -> CifarResNet:
+    """Return the plain 20-layer CIFAR network: ResNet-20 without its shortcuts (He et al. 2016a, Fig. 1)."""
+    return _he_cifar(3, Shortcut.NONE, num_classes, in_chans, **kwargs)
+
+
+@_register(PAPER)
+def plain56(num_classes: int = 10, in_chans: int = 3, **kwargs: object) -> CifarResNet:
+    """Return the plain 56-layer CIFAR network, whose training error exceeds plain-20's (He et al. 2016a, Fig. 1)."""
+    return _he_cifar(9, Shortcut.NONE, num_classes, in_chans, **kwargs)

@@ -89,6 +89,7 @@ class Shortcut(StrEnum):
 
     A = "A"  # identity, subsampled by the stride, extra channels zero: no parameters
     B = "B"  # 1x1 conv + BN where the shape changes, identity elsewhere
+    NONE = "none"  # no shortcut at all: the plain network of He et al.'s Fig. 1
 
 
 class ZeroPadShortcut(nn.Module):
@@ -114,8 +115,10 @@ class CifarBasicBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvNormAct(in_channels, out_channels, 3, stride=stride, padding=1, norm_layer=norm_layer, act_layer=act_layer)
         self.conv2 = ConvNormAct(out_channels, out_channels, 3, padding=1, norm_layer=norm_layer, act_layer=None)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
+        self.shortcut: nn.Module | None = nn.Identity()
+        if shortcut is Shortcut.NONE:
+            self.shortcut = None
+        elif stride != 1 or in_channels != out_channels:
             if shortcut is Shortcut.A:
                 self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
             else:
@@ -124,10 +127,10 @@ class CifarBasicBlock(nn.Module):
         self.act = build_act(act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return relu(F(x) + shortcut(x))."""
+        """Return relu(F(x) + shortcut(x)), or relu(F(x)) in a plain network."""
         out = self.conv1(x)
         out = self.conv2(out)
-        return self.act(out + self.shortcut(x))
+        return self.act(out if self.shortcut is None else out + self.shortcut(x))
 
 
 def norm_act(channels: int) -> tuple[nn.Module, nn.Module]:

@@ -189,3 +189,19 @@ def test_wrn_dropout_and_bad_option() -> None:
     assert rates == {0.3}
     with pytest.raises(ValueError):
         resnet20(shortcut="C")
+
+
+def test_plain_networks_are_the_resnets_without_their_shortcuts() -> None:
+    from cnnlab.models import create_model
+
+    for depth in (20, 56):
+        torch.manual_seed(0)
+        residual, plain = create_model(f"resnet{depth}").eval(), create_model(f"plain{depth}").eval()
+        plain.load_state_dict(residual.state_dict())  # the same layers: option A shortcuts have no weights
+        block = plain.stages.layer2[0]
+        x = torch.randn(2, 16, 32, 32)
+        with torch.no_grad():
+            assert block.shortcut is None
+            assert torch.equal(block(x), block.act(block.conv2(block.conv1(x))))  # no sum: relu(F(x))
+            image = torch.randn(2, 3, 32, 32)
+            assert not torch.allclose(plain(image), residual(image))
