@@ -14,6 +14,7 @@ from cnnlab.cli import (
     attack,
     augment,
     evaluate,
+    experiment,
     explain,
     inspect,
     paradigms,
@@ -25,7 +26,7 @@ from cnnlab.cli import (
 from cnnlab.cli.common import Parser, parse_ints
 from cnnlab.errors import CnnlabError
 
-GROUPS = (arith, inspect, train, paradigms, augment, evaluate, explain, attack, visualize, style, report)
+GROUPS = (arith, inspect, train, paradigms, experiment, augment, evaluate, explain, attack, visualize, style, report)
 
 
 def build_parser() -> Parser:

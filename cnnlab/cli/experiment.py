@@ -1,0 +1,47 @@
+"""`cnnlab experiment NAME`: one of the course's experiments, its arms as run directories, a table and a compare page."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnlab.cli.common import positive_int
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the experiment command."""
+    experiment = commands.add_parser("experiment", help="run one of the course's experiments: its arms, a table, a compare page")
+    experiment.add_argument("name", help="degradation")
+    experiment.add_argument("--data", default=None, help="data spec (default: the experiment's own)")
+    experiment.add_argument("--data-dir", default=None)
+    experiment.add_argument("--budget", default="default", help="default (a short CPU budget) or full (the paper's)")
+    experiment.add_argument("--steps", type=positive_int, default=None, help="optimiser steps per arm (with --train-images)")
+    experiment.add_argument("--train-images", type=positive_int, default=None, help="training subset per arm (with --steps)")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--out", default=None, help="folder of the arms' run directories (default runs/experiment-NAME)")
+    experiment.add_argument("--device", default="auto")
+    experiment.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the arms (keeping finished ones, resuming interrupted ones), print the table, write compare.html."""
+    from pathlib import Path
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.experiments import EXPERIMENTS, Budget, run_experiment, table_markdown
+
+    if args.name not in EXPERIMENTS:
+        raise CnnlabError(f"no experiment {args.name!r}: choose one of {', '.join(EXPERIMENTS)}")
+    experiment = EXPERIMENTS[args.name]
+    budget: str | Budget = args.budget
+    if (args.steps is None) != (args.train_images is None):
+        raise CnnlabError("--steps and --train-images go together: a budget is steps on a stated training subset")
+    if args.steps is not None:
+        budget = Budget(args.steps, args.train_images)
+    out = Path(args.out or f"runs/experiment-{experiment.name}")
+    table = run_experiment(experiment, out, budget, args.data, args.data_dir, args.seed, args.device)
+    print(table_markdown(table), end="")
+    from cnnlab.report.compare import write_comparison
+
+    page = write_comparison([row["run"] for row in table["arms"]], out / "compare.html")
+    print(f"wrote {out / 'table.md'}, {out / 'table.json'} and {page}")
+    return 0

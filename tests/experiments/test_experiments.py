@@ -1,0 +1,59 @@
+"""Experiments: budgets in steps, one run directory per arm, finished arms kept, interrupted ones resumed, claims."""
+
+import json
+
+import pytest
+from rich.console import Console
+
+from cnnlab.cli import main
+from cnnlab.errors import CnnlabError
+from cnnlab.experiments import EXPERIMENTS, Arm, Budget, Claim, Experiment, run_experiment
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
+TINY = Experiment(
+    name="tiny", description="two learning rates on digits", data="digits", recipe="digits",
+    arms=(Arm("fast", "small_cnn", ("optim.lr=0.003",)), Arm("slow", "small_cnn", ("optim.lr=0.00001",))),
+    budgets={"default": Budget(steps=40, train_images=640, batch_size=64)},
+    claims=(Claim("the faster rate trains further", lambda rows: rows["fast"]["train_loss"] < rows["slow"]["train_loss"]),),
+)
+
+
+def test_budgets_are_steps_on_a_stated_subset() -> None:
+    budget = EXPERIMENTS["degradation"].budgets["default"]
+    assert (budget.steps_per_epoch(), budget.epochs()) == (50, 5)  # 6,400 images of 128: 250 steps exactly
+    assert Budget(steps=100, train_images=1000).epochs() == 13  # 8 steps an epoch: 104 steps, the first >= 100
+    assert "data.train_images=6400" in budget.overrides()
+
+
+def test_arms_become_runs_and_the_table_checks_the_claim(tmp_path) -> None:
+    table = run_experiment(TINY, tmp_path / "tiny", console=QUIET)
+    rows = {row["arm"]: row for row in table["arms"]}
+    for name in ("fast", "slow"):
+        summary = json.loads((tmp_path / "tiny" / name / "summary.json").read_text())
+        assert rows[name]["test_top1"] == summary["test_top1"] and summary["epochs"] == 4  # 10 steps an epoch
+    assert table["budget"] == {"steps": 40, "train_images": 640, "batch_size": 64, "epochs": 4}
+    assert table["claims"] == [{"claim": "the faster rate trains further", "holds": True}]
+    assert "**holds**" in (tmp_path / "tiny" / "table.md").read_text()
+    finished = (tmp_path / "tiny" / "fast" / "summary.json").stat().st_mtime_ns
+    (tmp_path / "tiny" / "slow" / "summary.json").unlink()  # as if killed after its last checkpoint
+    again = run_experiment(TINY, tmp_path / "tiny", console=QUIET)
+    assert (tmp_path / "tiny" / "fast" / "summary.json").stat().st_mtime_ns == finished  # kept, not retrained
+    assert [r["test_top1"] for r in again["arms"]] == [r["test_top1"] for r in table["arms"]]  # resumed: the same end
+
+
+def test_degradation_claims_read_the_training_losses() -> None:
+    claims = EXPERIMENTS["degradation"].claims
+    rows = {"plain20": {"train_loss": 1.64}, "plain56": {"train_loss": 2.15}, "resnet20": {"train_loss": 1.5},
+            "resnet56": {"train_loss": 1.4}}
+    assert [c.holds(rows) for c in claims] == [True, True]
+    rows["plain56"]["train_loss"] = 1.0
+    assert [c.holds(rows) for c in claims] == [False, False]
+
+
+def test_bad_requests_get_one_line(tmp_path, capsys) -> None:
+    assert main(["experiment", "nothing"]) == 2
+    assert "no experiment 'nothing': choose one of degradation" in capsys.readouterr().err
+    assert main(["experiment", "degradation", "--steps", "10"]) == 2
+    assert "--steps and --train-images go together" in capsys.readouterr().err
+    with pytest.raises(CnnlabError, match="has budgets default, not 'huge'"):
+        run_experiment(TINY, tmp_path / "x", "huge", console=QUIET)
