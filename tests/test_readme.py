@@ -41,6 +41,17 @@ EXPECTED = {
     "cnnlab augment --list": ["geometric:", "  elastic          p=1.0, alpha=34.0, sigma=4.0", "policies:"],
     "cnnlab train --out runs/mixed --epochs 5 'augment=[{op: translate, padding: 1}, {op: trivialaugment}, {op: mixup, alpha: 0.4}]'":
         ["test accuracy", "runs/mixed"],
+    "cnnlab distill --teacher runs/demo --student small_cnn --out runs/student --epochs 10":
+        ["test accuracy", "runs/student"],
+    "cnnlab eval runs/demo runs/tuned runs/student --out runs/ensemble":
+        ["ensemble of 3 models (mean probability)", "best member", "wrote runs/ensemble/eval.json"],
+    "cnnlab train --out runs/snap --epochs 9 schedule.name=cyclic schedule.cycles=3 paradigm.snapshot.enabled=true":
+        ["test accuracy", "runs/snap"],
+    "cnnlab eval runs/snap --snapshots": ["runs/snap (snapshot-3)", "ensemble of 3 models"],
+    "cnnlab train --out runs/swa --epochs 10 paradigm.swa.start_epoch=7": ["test accuracy", "swa weights"],
+    "cnnlab train --out runs/crops --epochs 10 'augment=[{op: random_crop, size: 6}]' evaluation.crop=6":
+        ["test accuracy", "runs/crops"],
+    "cnnlab eval runs/crops runs/snap --tta-table --crop 6": ["crops of 6 px", "10 crops", "multi-scale"],
     "cnnlab eval runs/demo --format json": ['"images": 359', '"weights": {', '"checkpoint": "best"'],
     "cnnlab explain runs/demo --method gradcam,integrated_gradients,lrp --count 2 --option steps=16":
         ["explained 2 images with 3 methods", "runs/demo/explain"],

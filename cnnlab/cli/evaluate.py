@@ -57,6 +57,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.split != "test":
         raise CnnlabError(f"split {args.split!r} is not available: this version evaluates the test split")
     _, device = init_distributed(args.device)
+    if not args.tta_table and (args.crop is not None or args.scales is not None):
+        raise CnnlabError("--crop and --scales are the table's: add --tta-table (a run's own views are its recipe's)")
+    if args.tta_table and args.snapshots:
+        raise CnnlabError("--tta-table compares runs, not snapshots: leave --snapshots out")
     if args.tta_table:
         return _tta_table(args, device)
     if len(args.runs) > 1 or args.snapshots:

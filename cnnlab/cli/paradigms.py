@@ -40,6 +40,8 @@ def run_distill(args: argparse.Namespace) -> int:
         ("epochs", args.epochs), ("seed", args.seed)) if value is not None]
     result = train_run(model=args.student, data=args.data or first.spec, out=args.out, data_dir=args.data_dir,
                        recipe_name=args.recipe or str(Path(teachers[0]) / "recipe.yaml"),
-                       overrides=(f"paradigm.distill.teachers={json.dumps(teachers)}", *shortcuts, *args.overrides),
+                       # The teacher's own paradigms (its snapshots, its averaging) are not the student's.
+                       overrides=("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null",
+                                  f"paradigm.distill.teachers={json.dumps(teachers)}", *shortcuts, *args.overrides),
                        device=args.device)
     return 0 if result else 1

@@ -20,6 +20,9 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.errors import CnnlabError
+from cnnlab.runs.info import RunInfo
+from cnnlab.runs.load import run_recipe
+from cnnlab.runs.recipe import Recipe, load_recipe
 from cnnlab.runs.rundir import write_json
 from cnnlab.train.run import train_run
 
@@ -96,8 +99,9 @@ def run_experiment(experiment: Experiment, out: str | Path, budget: str | Budget
     rows: dict[str, dict[str, Any]] = {}
     for arm in experiment.arms:
         run = out / arm.name
+        overrides = (*budget.overrides(), f"seed={seed}", *arm.overrides)
+        _check_arm(run, arm, load_recipe(experiment.recipe, overrides), data or experiment.data)
         if not (run / "summary.json").is_file():
-            overrides = (*budget.overrides(), f"seed={seed}", *arm.overrides)
             if (run / "data.json").is_file():  # interrupted: continue it
                 train_run(resume=str(run), data_dir=data_dir, console=console, device=device)
             else:
@@ -124,6 +128,16 @@ def run_experiment(experiment: Experiment, out: str | Path, budget: str | Budget
     write_json(out / "table.json", table)
     (out / "table.md").write_text(table_markdown(table))
     return table
+
+
+def _check_arm(run: Path, arm: Arm, recipe: Recipe, spec: str) -> None:
+    """Raise one line when an arm already under `out` was trained at another budget, seed, data or model."""
+    if not (run / "recipe.yaml").is_file() or not (run / "data.json").is_file():
+        return
+    info = RunInfo.read(run)
+    if run_recipe(run).digest() != recipe.digest() or info.spec != spec or info.model != arm.model:
+        raise CnnlabError(f"{run} was trained with another budget, seed, data or model than asked for: "
+                          "give another --out, or delete it to train it again")
 
 
 def table_markdown(table: dict[str, Any]) -> str:

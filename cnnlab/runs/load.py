@@ -71,7 +71,7 @@ def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:
             raise CnnlabError(f"{run} has no checkpoints/{weights}: train it with paradigm.snapshot.enabled=true")
         return weights
     weights = Weights(weights)
-    has_swa = (run / "checkpoints" / "swa").is_dir()
+    has_swa = (run / "checkpoints" / "swa").is_dir() or (run / "checkpoints" / ".swa-retired").is_dir()
     if weights is Weights.SWA and not has_swa:
         raise CnnlabError(f"{run} has no swa checkpoint: train it with paradigm.swa.start_epoch=N")
     if weights in (Weights.SWA, Weights.AUTO) and has_swa:

@@ -290,6 +290,13 @@ class Recipe:
              "paradigm.snapshot saves one model per learning-rate cycle: set schedule.name=cyclic and schedule.cycles=M"),
             (self.paradigm.swa.start_epoch is None or self.paradigm.swa.start_epoch <= self.epochs,
              f"paradigm.swa.start_epoch ({self.paradigm.swa.start_epoch}) must be at most epochs ({self.epochs})"),
+            # Snapshots are taken at the ends of equal cycles of epochs; a warm-up would shift them off the low points.
+            (self.schedule.name is not ScheduleName.CYCLIC or self.schedule.warmup_epochs == 0,
+             "schedule.name=cyclic has no warm-up (each cycle starts at the peak): set schedule.warmup_epochs=0"),
+            (not self.paradigm.snapshot.enabled or self.schedule.cycles >= 2,
+             "paradigm.snapshot needs at least two cycles to make an ensemble: set schedule.cycles=M (M >= 2)"),
+            (self.evaluation.weights is not Weights.SWA or self.paradigm.swa.start_epoch is not None,
+             "evaluation.weights=swa needs the average: set paradigm.swa.start_epoch=N"),
         ])
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.runs.recipe import Adversary, Precision, Recipe, ScheduleName
 from cnnlab.train.callbacks import recipe_callbacks
 from cnnlab.train.distributed import Distributed
-from cnnlab.train.evaluation import evaluate
+from cnnlab.train.evaluation import check_views, evaluate
 from cnnlab.train.optim import build_optimizer, build_plateau, build_scheduler
 from cnnlab.train.state import Callback, Context, EpochMetrics, TrainState
 from cnnlab.train.tasks import Classification, Task
@@ -71,6 +71,9 @@ class Trainer:
         self.norm = Normalisation.of(self.train_data.sample_batches())
         self.task.attach(self.norm, self.device)
         self.augmentation = self._augmentation()
+        facts = self.augmentation.facts
+        # Before the first step, not after the last: a view the head cannot take would fail only when scoring.
+        check_views(self.model, (facts.channels, facts.height, facts.width), recipe.evaluation.views())
         self.resident = isinstance(self.train_data, ImageSet)
         # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
         self.source = ImageSet(

@@ -19,7 +19,7 @@ from cnnlab.data.images import read_image, resize_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
-from cnnlab.data.tta import TTA, Views
+from cnnlab.data.tta import TTA, Views, centre_crop
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run
@@ -38,6 +38,25 @@ def view_logits(model: nn.Module, x: torch.Tensor, tta: TTA | str | Views = TTA.
     """Return float logits of a normalised batch averaged over its test-time views."""
     views = tta if isinstance(tta, Views) else Views(TTA(tta))
     return torch.stack([model(view).float() for view in views(x)]).mean(0)
+
+
+@torch.no_grad()
+def check_views(model: nn.Module, input_size: tuple[int, ...], views: Views) -> None:
+    """Raise one line when `model` cannot score the views of an input (C, H, W): a head that takes one size only."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for view in views(torch.zeros(1, *input_size, device=device)):
+            try:
+                model(view)
+            except RuntimeError as error:
+                size = "x".join(map(str, view.shape[-2:]))
+                raise CnnlabError(f"the model cannot score the {size} views of tta {TTA(views.mode).value} "
+                                  f"({str(error).splitlines()[0][:80]}): its head takes one input size; use tta none or "
+                                  "10crop at the training size, or a model with global pooling") from None
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -115,7 +134,10 @@ def predict(run: Run, image_paths: list[str], top_k: int = 5) -> list[dict[str, 
         x = image.unsqueeze(0)  # (1, C, H, W) uint8
         if not run.info.resize:  # the model saw images at their read size: bring this one there
             x = resize_images(x, height, width)
-        probabilities = run.model(run.normalisation(run.prepare(x).to(device))).softmax(dim=1)[0]
+        x = run.normalisation(run.prepare(x).to(device))
+        if run.recipe.evaluation.crop is not None:  # trained on crops: the centre crop, as its test score
+            x = centre_crop(x, run.recipe.evaluation.crop)
+        probabilities = run.model(x).softmax(dim=1)[0]
         values, indices = probabilities.topk(min(top_k, len(run.classes)))
         results.append({
             "image": name,

@@ -91,7 +91,7 @@ def lr_factor(config: ScheduleConfig, step: int, steps_per_epoch: int, epochs: i
     progress = (step - warmup) / max(total - warmup, 1)  # cosine (Loshchilov & Hutter 2017)
     if config.name is ScheduleName.CYCLIC:
         # Huang et al. 2017, eq. 2: the cosine restarted at every cycle, ending each near zero.
-        cycle = max(total - warmup, 1) / config.cycles  # whole steps: epochs are a multiple of the cycles
+        cycle = max(total, 1) / config.cycles  # whole epochs: epochs are a multiple of the cycles, and no warm-up
         progress = ((step - warmup) % cycle) / cycle if step < total else 1.0
     floor = config.final_lr_fraction
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -57,3 +57,11 @@ def test_bad_requests_get_one_line(tmp_path, capsys) -> None:
     assert "--steps and --train-images go together" in capsys.readouterr().err
     with pytest.raises(CnnlabError, match="has budgets default, not 'huge'"):
         run_experiment(TINY, tmp_path / "x", "huge", console=QUIET)
+
+
+def test_an_arm_of_another_budget_is_refused_not_mixed_in(tmp_path) -> None:
+    run_experiment(TINY, tmp_path / "tiny", console=QUIET)
+    with pytest.raises(CnnlabError, match="was trained with another budget, seed, data or model"):
+        run_experiment(TINY, tmp_path / "tiny", Budget(steps=20, train_images=640, batch_size=64), console=QUIET)
+    with pytest.raises(CnnlabError, match="another budget, seed"):
+        run_experiment(TINY, tmp_path / "tiny", seed=1, console=QUIET)

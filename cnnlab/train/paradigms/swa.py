@@ -15,14 +15,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.data.tta import centre_crop
 from cnnlab.runs.checkpoint import save_checkpoint
 from cnnlab.runs.recipe import Recipe
+from cnnlab.train.evaluation import scored_batches
 from cnnlab.train.state import Callback, Context, EpochMetrics
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, batches: Any, norm: Any) -> None:
-    """Set every BatchNorm's running statistics to the exact mean and variance over the uint8 `batches`."""
+def recompute_batchnorm(model: nn.Module, batches: Any, norm: Any, crop: int | None = None) -> None:
+    """Set every BatchNorm's running statistics to the mean of its batch statistics over the uint8 `batches`.
+
+    Each batch counts alike (momentum None, as torch.optim.swa_utils.update_bn), so with equal
+    batches the running mean is the mean over all images; `crop` cuts the centre the model trained at.
+    """
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers:
         return
@@ -33,7 +39,8 @@ def recompute_batchnorm(model: nn.Module, batches: Any, norm: Any) -> None:
     was_training = model.training
     model.train()
     for images, _ in batches:
-        model(norm(images))
+        x = norm(images)
+        model(x if crop is None else centre_crop(x, crop))
     model.train(was_training)
     for layer, momentum in zip(layers, momenta, strict=True):
         layer.momentum = momentum
@@ -77,8 +84,8 @@ class StochasticWeightAveraging(Callback):
         finished = ctx.state.epoch >= self.recipe.epochs or ctx.state.stop_reason is not None
         if not finished or self.count == 0:
             return  # interrupted: resume goes on averaging
-        shares = torch.arange(len(ctx.train_data)).split(self.recipe.batch_size)
-        recompute_batchnorm(self.average, ctx.train_data.batches(shares, ctx.device), ctx.norm)
+        batches = scored_batches(ctx.train_data, self.recipe.batch_size, ctx.device)  # empty streamed batches left out
+        recompute_batchnorm(self.average, batches, ctx.norm, self.recipe.evaluation.crop)
         info = {"epoch": ctx.state.epoch, "step": ctx.state.step, "recipe_hash": self.recipe.digest(),
                 "swa_models": self.count}
         save_checkpoint(self.directory / "swa", self.average, {"ema": None}, info)
@@ -87,7 +94,8 @@ class StochasticWeightAveraging(Callback):
         """Return the mean so far and how many epochs it holds."""
         if self.average is None:
             return self._restored
-        return {"count": self.count, "weights": self.average.state_dict()}
+        # No copy of the weights in the checkpoints before averaging starts.
+        return {"count": self.count, "weights": self.average.state_dict() if self.count else None}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Keep a checkpoint's mean until on_fit_start builds the copy."""

@@ -15,7 +15,7 @@ import torch
 from cnnlab.data.tta import TTA, Views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
-from cnnlab.train.evaluation import scored_batches, view_logits
+from cnnlab.train.evaluation import check_views, scored_batches, view_logits
 from cnnlab.train.paradigms.ensemble import check_members, check_test_splits
 
 
@@ -40,6 +40,9 @@ def tta_table(paths: list[str | Path], data: str | None = None, data_dir: str | 
     scales = scales or runs[0].recipe.evaluation.scales or default_scales(crop, size)
     settings = {"1 crop": Views(TTA.NONE, crop), "10 crops": Views(TTA.TEN_CROP, crop),
                 "multi-scale": Views(TTA.MULTI_SCALE, None, tuple(scales))}
+    for run in runs:
+        for views in settings.values():
+            check_views(run.model, run.info.input_size, views)
     target = next(iter(runs[0].model.parameters())).device
     probabilities = {name: [[] for _ in runs] for name in settings}
     labels = []

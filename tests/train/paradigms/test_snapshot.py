@@ -84,3 +84,12 @@ def test_snapshot_recipes_that_cannot_work_get_one_line(tmp_path) -> None:
     train_run(out=str(plain), overrides=("epochs=1",), console=QUIET)
     with pytest.raises(CnnlabError, match="holds no snapshots"):
         evaluate_ensemble([plain], snapshots=True)
+
+
+def test_cyclic_refusals() -> None:
+    with pytest.raises(CnnlabError, match="cyclic has no warm-up"):
+        load_recipe("digits", ["epochs=6", "schedule.name=cyclic", "schedule.cycles=3", "schedule.warmup_epochs=1"])
+    with pytest.raises(CnnlabError, match="at least two cycles"):
+        load_recipe("digits", ["schedule.name=cyclic", "paradigm.snapshot.enabled=true"])
+    with pytest.raises(CnnlabError, match="evaluation.weights=swa needs the average"):
+        load_recipe("digits", ["evaluation.weights=swa"])

@@ -37,7 +37,7 @@ def test_the_average_is_the_mean_of_the_epoch_end_weights(tmp_path) -> None:
     assert torch.allclose(swa.average.weight, torch.stack(seen).mean(0), atol=1e-6)
 
 
-def test_batchnorm_statistics_are_the_exact_mean_over_the_training_images() -> None:
+def test_batchnorm_statistics_are_the_mean_over_the_training_images() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.BatchNorm2d(3))
     with torch.no_grad():

@@ -53,3 +53,18 @@ def test_table_on_the_command_line_and_its_refusals(crop_runs, tmp_path, capsys)
     train_run(out=str(other), overrides=("epochs=1", "optim.lr=0.02"), console=QUIET)
     with pytest.raises(CnnlabError, match="give --crop"):
         tta_table([plain, other])
+
+
+def test_views_a_fixed_head_cannot_take_are_refused_before_training(tmp_path) -> None:
+    from cnnlab.data.tta import Views
+    from cnnlab.models import create_model
+    from cnnlab.train.evaluation import check_views
+
+    lenet = create_model("lenet5").train()
+    with pytest.raises(CnnlabError, match="cannot score the 28x28 views of tta multiscale") as error:
+        check_views(lenet, (1, 32, 32), Views(TTA.MULTI_SCALE, None, (28, 32)))
+    assert "\n" not in str(error.value) and lenet.training  # the mode it had
+    with pytest.raises(CnnlabError, match="cannot score the 6x6 views"):
+        train_run(model="lenet5", out=str(tmp_path / "l"), overrides=("epochs=1", "data.input_size=32", "evaluation.crop=6",
+                                                                      "augment=[{op: random_crop, size: 6}]"), console=QUIET)
+    assert not (tmp_path / "l").exists()
