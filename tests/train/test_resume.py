@@ -13,6 +13,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.rundir import mend_metrics
 from cnnlab.train.run import train_run
+from tests.train.interrupting import interrupt_at_step
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 OVERRIDES = ("epochs=3", "deterministic=true", "augment.crop_padding=1", "ema_decay=0.9")
@@ -40,21 +41,10 @@ def unbroken(tmp_path_factory):
 
 
 def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(unbroken, tmp_path, monkeypatch) -> None:
-    from cnnlab.train import engine
-
-    calls = {"n": 0}
-    real = engine.augment_batch
-
-    def interrupted(*args):  # Ctrl-C during step 30: step 9 of epoch 2 (21 steps an epoch)
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(engine, "augment_batch", interrupted)
+    undo = interrupt_at_step(monkeypatch, 30)  # Ctrl-C during step 30: step 9 of epoch 2 (21 steps an epoch)
     with pytest.raises(KeyboardInterrupt):
         train_run(out=str(tmp_path / "part"), overrides=OVERRIDES, console=QUIET)
-    monkeypatch.setattr(engine, "augment_batch", real)
+    undo()
     assert load_checkpoint(tmp_path / "part" / "checkpoints" / "last")[1]["epoch"] == 1  # the boundary, not step 30
     assert [r["epoch"] for r in _rows(tmp_path / "part")] == ["1"]
     resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)

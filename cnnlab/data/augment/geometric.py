@@ -127,23 +127,30 @@ class ResizedCrop(Op):
 
 
 @dataclass(frozen=True)
-class CenterCrop(Op):
-    """Cut the central size x size square; every image, so the batch shrinks (deck 004's "centre crop 32")."""
+class _SquareCrop(Op):
+    """A crop to size x size for every image: the batch shrinks, so there is no coin (p must be 1)."""
 
-    tag: ClassVar[str] = "center_crop"
     size: int = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.size >= 1, f"center_crop size={self.size} must be >= 1")
-        check(self.p == 1.0, "center_crop p must be 1: it changes the image size, so every image needs it")
+        check(self.size >= 1, f"{self.tag} size={self.size} must be >= 1")
+        check(self.p == 1.0, f"{self.tag} p must be 1: it changes the image size, so every image needs it")
 
     def check_data(self, facts: DataFacts) -> None:
         """Refuse a crop larger than the images."""
         super().check_data(facts)
         if self.size > min(facts.height, facts.width):
-            raise CnnlabError(f"recipe: augment center_crop size={self.size} is larger than the "
+            raise CnnlabError(f"recipe: augment {self.tag} size={self.size} is larger than the "
                               f"{facts.height}x{facts.width} images: use size <= {min(facts.height, facts.width)}")
+
+
+@dataclass(frozen=True)
+class CenterCrop(_SquareCrop):
+    """Cut the central size x size square; every image, so the batch shrinks (deck 004's "centre crop 32")."""
+
+    tag: ClassVar[str] = "center_crop"
+    size: int = 32
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """Return the central square of each image (torchvision's rounding of the offsets)."""
@@ -157,7 +164,7 @@ class CenterCrop(Op):
 
 
 @dataclass(frozen=True)
-class RandomCrop(Op):
+class RandomCrop(_SquareCrop):
     """Cut a random size x size square from each image (AlexNet's 224 of 256; 28 of CIFAR's 32): the batch shrinks.
 
     Test views then crop to the same size (evaluation.crop): the centre, or AlexNet's ten crops.
@@ -165,18 +172,6 @@ class RandomCrop(Op):
 
     tag: ClassVar[str] = "random_crop"
     size: int = 28
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.size >= 1, f"random_crop size={self.size} must be >= 1")
-        check(self.p == 1.0, "random_crop p must be 1: it changes the image size, so every image needs it")
-
-    def check_data(self, facts: DataFacts) -> None:
-        """Refuse a crop larger than the images."""
-        super().check_data(facts)
-        if self.size > min(facts.height, facts.width):
-            raise CnnlabError(f"recipe: augment random_crop size={self.size} is larger than the "
-                              f"{facts.height}x{facts.width} images: use size <= {min(facts.height, facts.width)}")
 
     def sample(self, count: int, shape: tuple[int, int, int], generator: torch.Generator, device: torch.device) -> Params:
         """Return each crop's top and left offsets, uniform over every position that fits."""

@@ -13,6 +13,7 @@ from cnnlab.train.optim import lr_factor
 from cnnlab.train.paradigms.ensemble import evaluate_ensemble
 from cnnlab.train.paradigms.snapshot import snapshots_of
 from cnnlab.train.run import train_run
+from tests.train.interrupting import interrupt_at_step
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 OVERRIDES = ("epochs=6", "schedule.name=cyclic", "schedule.cycles=3", "paradigm.snapshot.enabled=true", "deterministic=true")
@@ -54,20 +55,10 @@ def test_one_snapshot_per_cycle_and_their_ensemble(snapshot_run) -> None:
 
 
 def test_resume_between_cycles_writes_the_same_snapshots(snapshot_run, tmp_path, monkeypatch) -> None:
-    from cnnlab.train import engine
-
-    real, calls = engine.augment_batch, {"n": 0}
-
-    def interrupted(*args):  # Ctrl-C in epoch 4 (21 steps an epoch): after snapshot-1, before snapshot-2
-        calls["n"] += 1
-        if calls["n"] == 70:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(engine, "augment_batch", interrupted)
+    undo = interrupt_at_step(monkeypatch, 70)  # Ctrl-C in epoch 4 (21 steps an epoch): after snapshot-1, before snapshot-2
     with pytest.raises(KeyboardInterrupt):
         train_run(out=str(tmp_path / "part"), overrides=OVERRIDES, console=QUIET)
-    monkeypatch.setattr(engine, "augment_batch", real)
+    undo()
     assert snapshots_of(tmp_path / "part") == ["snapshot-1"]
     train_run(resume=str(tmp_path / "part"), console=QUIET)
     for name in snapshots_of(snapshot_run):

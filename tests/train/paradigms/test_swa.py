@@ -14,6 +14,7 @@ from cnnlab.runs.load import load_run
 from cnnlab.runs.recipe import load_recipe
 from cnnlab.train.paradigms.swa import StochasticWeightAveraging, recompute_batchnorm
 from cnnlab.train.run import train_run
+from tests.train.interrupting import interrupt_at_step
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 OVERRIDES = ("epochs=5", "paradigm.swa.start_epoch=3", "deterministic=true", "schedule.name=constant", "optim.lr=0.01")
@@ -64,20 +65,10 @@ def test_the_run_scores_its_average(swa_run) -> None:
 
 
 def test_resume_continues_the_average_exactly(swa_run, tmp_path, monkeypatch) -> None:
-    from cnnlab.train import engine
-
-    real, calls = engine.augment_batch, {"n": 0}
-
-    def interrupted(*args):  # Ctrl-C in epoch 4 (21 steps an epoch): the average holds epoch 3 only
-        calls["n"] += 1
-        if calls["n"] == 70:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(engine, "augment_batch", interrupted)
+    undo = interrupt_at_step(monkeypatch, 70)  # Ctrl-C in epoch 4 (21 steps an epoch): the average holds epoch 3 only
     with pytest.raises(KeyboardInterrupt):
         train_run(out=str(tmp_path / "part"), overrides=OVERRIDES, console=QUIET)
-    monkeypatch.setattr(engine, "augment_batch", real)
+    undo()
     assert not (tmp_path / "part" / "checkpoints" / "swa").exists()  # not written before the run finished
     train_run(resume=str(tmp_path / "part"), console=QUIET)
     a = load_file(str(swa_run[0] / "checkpoints" / "swa" / "model.safetensors"))
