@@ -44,7 +44,8 @@ def test_chunk_size_does_not_change_the_maps() -> None:
     for method, options in [("integrated_gradients", {"steps": 6}), ("gradcam", {}), ("scorecam", {}), ("occlusion", {"window": 8, "stride": 8})]:
         whole = attribute(model, x, method, max_batch=512, **options)
         parts = attribute(model, x, method, max_batch=3, **options)
-        torch.testing.assert_close(whole.maps, parts.maps, rtol=1e-4, atol=1e-6)
+        # Float32 sums in other batch groupings: 1.9e-6 apart on an Intel Xeon's kernels, within 1e-6 on AMD.
+        torch.testing.assert_close(whole.maps, parts.maps, rtol=1e-4, atol=1e-5)
         assert parts.options["max_batch"] == 3
     verify_no_hooks(model)
 

@@ -82,8 +82,9 @@ def test_summary_on_meta_at_default_input(name: str) -> None:
 
 
 def test_the_zoo_has_every_model_of_the_course() -> None:
-    # 58 architectures of the course, speednet, the demo's small CNN, the small U-Net, the 1x1 baseline.
-    assert len(ALL) == 62 and len(CLASSIFIERS) == 59 and len(WITH_TORCHVISION) == 36
+    # 61 architectures of the course (with plain20 and plain56 of the degradation experiment, and
+    # lenet5_tiny, the distillation student), speednet, the demo's small CNN, the small U-Net, the 1x1 baseline.
+    assert len(ALL) == 65 and len(CLASSIFIERS) == 62 and len(WITH_TORCHVISION) == 36
     assert {"small_cnn", "unet_small", "pointwise"} <= set(ALL) and not model_info("unet_small").classifier
 
 
