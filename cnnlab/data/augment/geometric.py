@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.data.tta import centre_crop
 from cnnlab.errors import CnnlabError
 
 
@@ -154,9 +155,7 @@ class CenterCrop(_SquareCrop):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """Return the central square of each image (torchvision's rounding of the offsets)."""
-        height, width = x.shape[-2:]
-        top, left = int(round((height - self.size) / 2.0)), int(round((width - self.size) / 2.0))
-        return x[..., top : top + self.size, left : left + self.size]
+        return centre_crop(x, self.size)  # the test views' crop, so training and testing cut alike
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
         """Return the central crop of every image (no coin: p is 1)."""
