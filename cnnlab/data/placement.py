@@ -68,8 +68,10 @@ def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: b
     if isinstance(data, StreamedImages):  # files on disk: always streamed
         return replace(data, size=size, pad=pad, workers=workers, unreadable=set())
     if stream:
+        if data.soft is not None:
+            raise CnnlabError("soft targets (pseudo-labels) are held with images in memory: set runtime.stream=false")
         return StreamedImages(data.images, data.labels, data.classes, data.images.shape[1], size, pad, workers)
-    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped)
+    return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped, data.soft)
 
 
 def model_input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,8 +74,14 @@ class ImageSet:
     labels: torch.Tensor  # int64 (N,) class per image, or uint8 (N, H, W) class per pixel (segmentation)
     classes: tuple[str, ...]
     skipped: int = 0  # unreadable images left out while reading
+    # Float (N, K) target probabilities that batches yield instead of the labels (pseudo-labels
+    # of Noisy Student); `labels` then holds their arg-max, so counts and checks see classes.
+    soft: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if self.soft is not None and tuple(self.soft.shape) != (len(self.labels), len(self.classes)):
+            raise CnnlabError(f"soft targets of shape {tuple(self.soft.shape)} for {len(self.labels)} images of "
+                              f"{len(self.classes)} classes: give one probability row per image")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
             raise CnnlabError(
                 f"labels run from {int(self.labels.min())} to {int(self.labels.max())} but there are "
@@ -86,13 +92,20 @@ class ImageSet:
         return int(self.labels.shape[0])
 
     def subset(self, index: torch.Tensor, *, skipped: int = 0) -> ImageSet:
-        """Return the images and labels at `index`, with the same classes."""
-        return ImageSet(self.images[index], self.labels[index], self.classes, skipped)
+        """Return the images and labels (and soft targets) at `index`, with the same classes."""
+        soft = None if self.soft is None else self.soft[index]
+        return ImageSet(self.images[index], self.labels[index], self.classes, skipped, soft)
 
     def batches(self, batch_indices: Iterable[torch.Tensor], device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (uint8 images, labels) on `device` for each index tensor."""
+        """Yield (uint8 images, targets) on `device` for each index tensor: the soft targets when held, else the labels."""
+        targets = self.labels if self.soft is None else self.soft
         for index in batch_indices:
-            yield self.images[index].to(device), self.labels[index].to(device)
+            yield self.images[index].to(device), targets[index].to(device)
+
+    def to(self, device: torch.device) -> ImageSet:
+        """Return the set with its images and targets on `device`."""
+        soft = None if self.soft is None else self.soft.to(device)
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.skipped, soft)
 
     def sample_batches(self, count: int | None = None, seed: int = 0) -> Iterator[torch.Tensor]:
         """Yield the uint8 images the normalisation statistics come from, in batches (see sample_indices)."""
@@ -145,6 +158,99 @@ def shuffle_labels(data: ImageSet | StreamedImages, seed: int) -> ImageSet | Str
         raise CnnlabError("data.random_labels needs class labels held in memory: drop runtime.stream, or the option")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed + 7919))
     return ImageSet(data.images, data.labels[order], data.classes, data.skipped)
+
+
+def labelled_split(data: ImageSet | StreamedImages, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (labelled, unlabelled) indices: a seeded draw of `fraction` of each class's images (at least one each)."""
+    if data.labels.ndim != 1:
+        raise CnnlabError("data.labelled_fraction splits images by class: it needs one class per image, not per pixel")
+    generator = torch.Generator().manual_seed(seed + 104729)  # a draw of its own, not the validation split's
+    labelled = []
+    for k in range(len(data.classes)):
+        members = (data.labels == k).nonzero().flatten()
+        if len(members):
+            members = members[torch.randperm(len(members), generator=generator)]
+            labelled.append(members[: max(1, round(len(members) * fraction))])
+    chosen = torch.cat(labelled).sort().values
+    mask = torch.ones(len(data), dtype=torch.bool)
+    mask[chosen] = False
+    return chosen, mask.nonzero().flatten()
+
+
+# Named class groups of a data set, for `SPEC@GROUP`: CIFAR-10's animals and vehicles are the
+# usual split of transfer studies (source and target tasks with no class in common).
+CLASS_GROUPS = {
+    "cifar10": {"animals": ("bird", "cat", "deer", "dog", "frog", "horse"),
+                "vehicles": ("airplane", "automobile", "ship", "truck")},
+}
+PERMUTED = "permuted"
+PERMUTATION_SEED = 20140101  # one fixed pixel order for every run, so runs and their test sets agree
+
+
+def split_spec(spec: str) -> tuple[str, tuple[str, ...]]:
+    """Return (base spec, modifiers) of `BASE@MOD@MOD`: a class list, a class range, a group, or `permuted`."""
+    if spec.startswith("folder:") and Path(spec.removeprefix("folder:")).expanduser().exists():
+        return spec, ()  # a real path may hold an @ of its own
+    base, *modifiers = spec.split("@")
+    return base, tuple(modifiers)
+
+
+def _chosen_classes(base: str, classes: tuple[str, ...], modifier: str) -> tuple[str, ...]:
+    """Return the classes a modifier names, in its order: `a,b,c`, `first-last` (inclusive) or a group name."""
+    if modifier in CLASS_GROUPS.get(base, {}):
+        return CLASS_GROUPS[base][modifier]
+    names: list[str] = []
+    for part in modifier.split(","):
+        first, dash, last = part.partition("-")
+        if dash and first in classes and last in classes and part not in classes:
+            start, stop = classes.index(first), classes.index(last)
+            names.extend(classes[start : stop + 1])
+        else:
+            names.append(part)
+    unknown = [n for n in names if n not in classes]
+    groups = ", ".join(CLASS_GROUPS.get(base, {}))
+    if unknown or len(set(names)) != len(names) or not names:
+        raise CnnlabError(f"{base}@{modifier}: {', '.join(unknown) or 'repeated or empty classes'} "
+                          f"{'is not a class' if unknown else ''} of {base} (classes: {', '.join(classes[:12])}"
+                          f"{'...' if len(classes) > 12 else ''}{'; groups: ' + groups if groups else ''}): "
+                          "name classes as a,b,c or first-last")
+    return tuple(names)
+
+
+def restrict_classes(data: ImageSet | StreamedImages, names: tuple[str, ...]) -> ImageSet | StreamedImages:
+    """Return the images of the classes `names`, relabelled 0..len(names)-1 in that order."""
+    if data.labels.ndim != 1:
+        raise CnnlabError("SPEC@CLASSES keeps whole images of some classes: it needs one class per image")
+    lookup = torch.full((len(data.classes),), -1, dtype=torch.int64)
+    for new, name in enumerate(names):
+        lookup[data.classes.index(name)] = new
+    mapped = lookup[data.labels]
+    index = (mapped >= 0).nonzero().flatten()
+    if isinstance(data, ImageSet):
+        return ImageSet(data.images[index], mapped[index], names, data.skipped)
+    kept = data.subset(index)
+    return replace(kept, labels=mapped[index], classes=names)
+
+
+def permute_pixels(data: ImageSet | StreamedImages) -> ImageSet:
+    """Return the images with one fixed permutation of their pixel positions (the same for every image and channel)."""
+    if not isinstance(data, ImageSet):
+        raise CnnlabError("SPEC@permuted reorders pixels of images held in memory: drop runtime.stream")
+    n, c, h, w = data.images.shape
+    order = torch.randperm(h * w, generator=torch.Generator().manual_seed(PERMUTATION_SEED))
+    images = data.images.reshape(n, c, h * w)[:, :, order].reshape(n, c, h, w)
+    return ImageSet(images, data.labels, data.classes, data.skipped)
+
+
+def apply_modifiers(base: str, splits: DataSplits, modifiers: tuple[str, ...]) -> DataSplits:
+    """Return `splits` restricted to classes and/or pixel-permuted as the spec's modifiers say, in their order."""
+    for modifier in modifiers:
+        if modifier == PERMUTED:
+            splits = DataSplits(permute_pixels(splits.train), permute_pixels(splits.test))
+        else:
+            names = _chosen_classes(base, tuple(splits.train.classes), modifier)
+            splits = DataSplits(restrict_classes(splits.train, names), restrict_classes(splits.test, names))
+    return splits
 
 
 def _idx_file(dataset: IdxDataset, file: IdxFile, data_dir: str | Path | None, allow_download: bool) -> Path:
@@ -305,7 +411,10 @@ def load_segmentation(spec: str, data_dir: str | Path | None = None) -> DataSpli
 
 def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False,
          resize: int | None = None) -> DataSplits:
-    """Return the train and test sets a spec names: digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, mnist-seg, digits-seg."""
+    """Return the train and test sets a spec names: digits, mnist, ..., folder:PATH, each optionally @CLASSES and/or @permuted."""
+    base, modifiers = split_spec(spec)
+    if modifiers:
+        return apply_modifiers(base, load(base, data_dir, seed=seed, stream=stream, resize=resize), modifiers)
     if spec == "digits":
         # digits has no official split: a seeded 20 % is held out for testing.
         rest, held = split(load_digits(), 0.2, seed)
@@ -322,5 +431,6 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream
         return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream, resize=resize)
     raise CnnlabError(
         f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, "
-        "or mnist-seg / digits-seg for segmentation"
+        "or mnist-seg / digits-seg for segmentation; SPEC@CLASSES keeps some classes (mnist@0-4, cifar10@vehicles), "
+        "SPEC@permuted shuffles pixel positions"
     )
