@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
-    if extra and getattr(args, "command", None) in ("train", "distill") and all("=" in e and not e.startswith("-") for e in extra):
+    if extra and getattr(args, "command", None) in ("train", "distill", "noisy-student", "finetune") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

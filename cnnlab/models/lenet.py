@@ -77,6 +77,8 @@ class LeNet5Config:
     act_layer: type[nn.Module] = nn.ReLU  # nn.Tanh for the 1990s flavour
     # Channels of conv1 and conv2 and widths of fc1 and fc2: LeNet-5's are 6, 16, 120, 84.
     widths: tuple[int, int, int, int] = (6, 16, 120, 84)
+    # Dropout after fc1 and fc2 (Srivastava et al. 2014); 0 adds no layer, so LeNet-5 stays as published.
+    dropout: float = 0.0
 
 
 class LeNet5(Classifier):
@@ -99,6 +101,8 @@ class LeNet5(Classifier):
         self.fc3 = nn.Linear(f2, num_classes)
         self.act_fc1 = config.act_layer()
         self.act_fc2 = config.act_layer()
+        if config.dropout:
+            self.drop = nn.Dropout(config.dropout)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the pooled conv2 map (B, 16, 5, 5) for a 32x32 input."""
@@ -108,8 +112,11 @@ class LeNet5(Classifier):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits from the three fully connected layers."""
         x = x.flatten(1)  # (B, c2 * 25)
+        drop = getattr(self, "drop", None)
         x = self.act_fc1(self.fc1(x))
+        x = x if drop is None else drop(x)
         x = self.act_fc2(self.fc2(x))
+        x = x if drop is None else drop(x)
         return self.fc3(x)
 
 
@@ -255,6 +262,12 @@ def lenet5(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> LeNet5
 def lenet5_tiny(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> LeNet5:
     """Return LeNet-5 at widths 4, 8, 32, 16 (8,042 parameters): the student of the distillation experiment."""
     return LeNet5(LeNet5Config(**{"widths": (4, 8, 32, 16), **kwargs}), num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="lenet", paper=PAPER, year=1998, input_size=(1, 32, 32), small_input=True, default_classes=10)
+def lenet5_dropout(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> LeNet5:
+    """Return LeNet-5 with dropout 0.5 after fc1 and fc2: the noised student of the Noisy Student experiment."""
+    return LeNet5(LeNet5Config(**{"dropout": 0.5, **kwargs}), num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="lenet", paper=PAPER, year=1998, input_size=(1, 32, 32), small_input=True, default_classes=10)

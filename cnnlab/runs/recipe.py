@@ -84,10 +84,16 @@ class DataConfig:
     # Train on a seeded draw of this many of the images left after the validation split (None: all),
     # so a short CPU study runs on a stated subset; validation and test sets are untouched.
     train_images: int | None = None
+    # Keep the labels of only a seeded, class-balanced draw of this fraction of the training split
+    # (at least one image a class) and train on those; the rest is the unlabelled part that Noisy
+    # Student pseudo-labels. None: every training image is labelled.
+    labelled_fraction: float | None = None
 
     def __post_init__(self) -> None:
         _check([
             (0.0 <= self.val_fraction < 1.0, "data.val_fraction must lie in [0, 1)"),
+            (self.labelled_fraction is None or 0.0 < self.labelled_fraction <= 1.0,
+             "data.labelled_fraction must lie in (0, 1] (or null for all)"),
             (self.train_images is None or self.train_images >= 1, "data.train_images must be >= 1 (or null for all)"),
             (self.input_size is None or self.input_size >= 1, "data.input_size must be >= 1 (or null to keep the size)"),
             (self.input_pad >= 0, "data.input_pad must be >= 0"),
@@ -251,6 +257,7 @@ OUTPUT_KEYS = ("diagnostics", "report")  # what a run writes besides its weights
 LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("data", "random_labels"), False),
     (("data", "train_images"), None),
+    (("data", "labelled_fraction"), None),
     (("adversarial",), None),  # None: the whole section at its defaults
     (("paradigm",), None),
     (("schedule", "cycles"), 1),

@@ -33,6 +33,7 @@ from cnnlab.train.callbacks import recipe_callbacks
 from cnnlab.train.distributed import Distributed
 from cnnlab.train.evaluation import check_views, evaluate
 from cnnlab.train.optim import build_optimizer, build_plateau, build_scheduler
+from cnnlab.train.paradigms.finetune import Freezing, lr_scales
 from cnnlab.train.state import Callback, Context, EpochMetrics, TrainState
 from cnnlab.train.tasks import Classification, Task
 
@@ -53,6 +54,8 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     dist: Distributed = field(default_factory=Distributed)
     run: Path | None = None
+    # Fixed input statistics (a fine-tuned source's, deck 004); None: measured on the training set.
+    normalisation: Normalisation | None = None
 
     def __post_init__(self) -> None:
         recipe = self.recipe
@@ -68,7 +71,7 @@ class Trainer:
         self.model.to(self.device)
         if recipe.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.norm = Normalisation.of(self.train_data.sample_batches())
+        self.norm = self.normalisation or Normalisation.of(self.train_data.sample_batches())
         self.task.attach(self.norm, self.device)
         self.augmentation = self._augmentation()
         facts = self.augmentation.facts
@@ -76,11 +79,9 @@ class Trainer:
         check_views(self.model, (facts.channels, facts.height, facts.width), recipe.evaluation.views())
         self.resident = isinstance(self.train_data, ImageSet)
         # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
-        self.source = ImageSet(
-            self.train_data.images.to(self.device), self.train_data.labels.to(self.device), self.train_data.classes
-        ) if self.resident else self.train_data
+        self.source = self.train_data.to(self.device) if self.resident else self.train_data
         self.steps_per_epoch = -(-len(self.train_data) // recipe.batch_size)
-        self.optimizer = build_optimizer(self.model, recipe.optim)
+        self.optimizer = build_optimizer(self.model, recipe.optim, lr_scales(self.model, recipe.paradigm.finetune))
         self.scheduler = build_scheduler(self.optimizer, recipe.schedule, self.steps_per_epoch, recipe.epochs)
         self.plateau = build_plateau(self.optimizer, recipe.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=recipe.runtime.precision is Precision.FP16)
@@ -90,7 +91,8 @@ class Trainer:
         # Reseeded from (seed, rank, epoch) every epoch, so resume needs no device-specific state.
         self.augment_generator = torch.Generator(self.device)
         self.forward = self._wrap(self.model)
-        self.callbacks = sorted([*recipe_callbacks(recipe), *self.callbacks], key=lambda c: c.order)
+        freezing = [Freezing(recipe.paradigm.finetune)] if recipe.paradigm.finetune.freeze_until else []
+        self.callbacks = sorted([*recipe_callbacks(recipe), *freezing, *self.callbacks], key=lambda c: c.order)
         self.context = Context(self.state, self.model, self.optimizer, self.source, self.norm, self.device,
                                self.run, self.checkpoint)
 

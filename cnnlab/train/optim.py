@@ -17,18 +17,28 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.recipe import OptimConfig, OptimizerName, ScheduleConfig, ScheduleName
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Return optimiser groups: decay on weight matrices and kernels, none on biases and norms."""
-    decay, no_decay = [], []
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                     lr_scales: dict[int, float] | None = None) -> list[dict[str, Any]]:
+    """Return optimiser groups: decay on weight matrices and kernels, none on biases and norms (and per-stage rates).
+
+    With `lr_scales` ({id(parameter): factor}, fine-tuning's discriminative rates) each factor gets
+    its own pair of groups at lr * factor; parameters not named train at lr.
+    """
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for param in model.parameters():
         if not param.requires_grad:
             continue
         # Biases and norm scales are 1-D; decaying them only fights the normalisation.
-        (decay if param.ndim > 1 else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        scale = (lr_scales or {}).get(id(param), 1.0)
+        groups.setdefault((param.ndim > 1, scale), []).append(param)
+    result = []
+    for (decays, scale), params in groups.items():
+        if params or scale == 1.0:
+            group: dict[str, Any] = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+            if lr_scales is not None and lr is not None:
+                group["lr"] = lr * scale
+            result.append(group)
+    return result
 
 
 def _decay_before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -38,12 +48,13 @@ def _decay_before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any)
             rate = group["lr"] * group.get("decoupled_weight_decay", 0.0)
             if rate:
                 for param in group["params"]:
-                    param.mul_(1.0 - rate)
+                    if param.grad is not None:  # a frozen weight (fine-tuning) is not decayed either
+                        param.mul_(1.0 - rate)
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """Return the optimiser a recipe names, with decay only on weights (coupled or decoupled)."""
-    groups = parameter_groups(model, config.weight_decay)
+def build_optimizer(model: nn.Module, config: OptimConfig, lr_scales: dict[int, float] | None = None) -> torch.optim.Optimizer:
+    """Return the optimiser a recipe names, with decay only on weights (coupled or decoupled), and per-stage rates if given."""
+    groups = parameter_groups(model, config.weight_decay, config.lr, lr_scales)
     if config.decoupled:
         for group in groups:
             group["decoupled_weight_decay"], group["weight_decay"] = group["weight_decay"], 0.0

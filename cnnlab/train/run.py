@@ -19,8 +19,9 @@ from rich.console import Console
 
 from cnnlab import __version__
 from cnnlab.data.loader import StreamedImages, sample_indices
+from cnnlab.data.normalise import Normalisation
 from cnnlab.data.placement import check_fits, model_input_size, place, read_size, too_big
-from cnnlab.data.sources import DataSplits, ImageSet, load, shuffle_labels, split
+from cnnlab.data.sources import DataSplits, ImageSet, labelled_split, load, shuffle_labels, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
 from cnnlab.models.registry import create_model, model_info
@@ -35,6 +36,8 @@ from cnnlab.train.distributed import Distributed, init_distributed, shutdown
 from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import score_run
 from cnnlab.train.paradigms.distill import paradigm_task
+from cnnlab.train.paradigms.finetune import stage_named, transfer
+from cnnlab.train.paradigms.noisy_student import PSEUDO_LABELS, check_teacher_split, pseudo_labelled
 from cnnlab.train.paradigms.snapshot import Snapshots
 from cnnlab.train.paradigms.swa import StochasticWeightAveraging
 from cnnlab.train.tasks import task_for, task_of_targets
@@ -128,9 +131,26 @@ class Parts:
     val: ImageSet | StreamedImages | None
     test: ImageSet | StreamedImages
     stream: bool
+    pseudo: dict[str, torch.Tensor] | None = None  # Noisy Student's pseudo-labels, kept in the run directory
 
 
-def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, device: torch.device) -> Parts:
+def _labelled(train: ImageSet | StreamedImages, recipe: Recipe,
+              resume: Path | None) -> tuple[ImageSet | StreamedImages, dict[str, torch.Tensor] | None]:
+    """Return the training part with labels (and, for Noisy Student, its teacher's pseudo-labels of the rest)."""
+    config = recipe.paradigm.noisy_student
+    if config.teacher is not None:
+        check_teacher_split(config.teacher, recipe)
+    if recipe.data.labelled_fraction is None:
+        return train, None
+    labelled, unlabelled = labelled_split(train, recipe.data.labelled_fraction, recipe.seed)
+    if config.teacher is None:
+        return train.subset(labelled), None
+    saved = None if resume is None else resume / PSEUDO_LABELS
+    return pseudo_labelled(train.subset(labelled), train.subset(unlabelled), config, saved)
+
+
+def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, device: torch.device,
+          resume: Path | None = None) -> Parts:
     """Return the run's data split and placed (resident or streamed: rank 0 decides for all)."""
     splits = load(spec, data_dir, seed=recipe.seed, stream=bool(recipe.runtime.stream), resize=recipe.data.input_size)
     if recipe.data.random_labels:
@@ -139,13 +159,14 @@ def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, de
     train, val = split(splits.train, fraction, recipe.seed) if fraction > 0 else (splits.train, None)
     if recipe.data.train_images is not None:
         train = _subset(train, recipe.data.train_images, recipe.seed)
+    train, pseudo = _labelled(train, recipe, resume)
     size, pad = recipe.data.input_size, recipe.data.input_pad
     check_fits(train, size, pad, recipe.batch_size, device)
     stream = recipe.runtime.stream if recipe.runtime.stream is not None else too_big(train, size, pad, device)
     stream = bool(dist.broadcast(stream))  # every rank must read its data the same way
     train, val, test = (None if part is None else place(part, size, pad, stream, recipe.runtime.workers)
                         for part in (train, val, splits.test))
-    return Parts(splits, train, val, test, stream)
+    return Parts(splits, train, val, test, stream, pseudo)
 
 
 def _subset(train: ImageSet | StreamedImages, count: int, seed: int) -> ImageSet | StreamedImages:
@@ -198,8 +219,25 @@ def _trainer(plan: Plan, parts: Parts, dist: Distributed, target: torch.device, 
         console.print(f"warning: {BF16_ON_CPU}")
     torch.manual_seed(plan.recipe.seed)
     network = create_model(model, num_classes=len(parts.train.classes), in_chans=input_size[0])
+    norm = _finetune(plan, model, network, console)
     console.print(summary(network, input_size).to_table())
-    return model, Trainer(network, plan.recipe, parts.train, parts.val, task=task, device=target, dist=dist)
+    return model, Trainer(network, plan.recipe, parts.train, parts.val, task=task, device=target, dist=dist,
+                          normalisation=norm)
+
+
+def _finetune(plan: Plan, model: str, network: torch.nn.Module, console: Console) -> Normalisation | None:
+    """Return the normalisation a fine-tuned run keeps, after copying the source's weights into a fresh run."""
+    config = plan.recipe.paradigm.finetune
+    if config.freeze_until is not None:
+        stage_named(network, config.freeze_until)  # a name that is no stage fails before anything trains
+    if config.source is None:
+        return None
+    if not plan.fresh:  # resumed: the checkpoint holds the weights, data.json the statistics it started with
+        return RunInfo.read(plan.resume).normalisation if config.source_normalisation else None
+    copied, norm = transfer(network, model, config)
+    console.print(f"fine-tuning from {config.source}: {copied} tensors copied, a fresh head for "
+                  f"{network.num_classes} classes" + (f", the source's normalisation {norm}" if norm else ""))
+    return norm
 
 
 def _open_run(plan: Plan, model: str, out: str | None, dist: Distributed) -> Path:
@@ -208,7 +246,7 @@ def _open_run(plan: Plan, model: str, out: str | None, dist: Distributed) -> Pat
         return plan.resume
     run: Path | None = None
     if dist.is_main:
-        name = f"{plan.spec}-{model}".replace("folder:", "folder-").replace("/", "_").strip("_")
+        name = f"{plan.spec}-{model}".replace("folder:", "folder-").replace("/", "_").replace("@", "-").strip("_")
         run = new_run_dir(out or f"runs/{name}", exist_ok_suffix=out is None)
         write_text(run / "recipe.yaml", plan.recipe.to_yaml())
     return Path(dist.broadcast(str(run) if run is not None else None))
@@ -220,9 +258,13 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
     if not dist.is_main:
         console = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - one console per worker process
     console = console or Console(width=max(Console().width, 120))  # the table needs ~110 columns
-    parts = _data(plan.spec, data_dir, plan.recipe, dist, target)
+    parts = _data(plan.spec, data_dir, plan.recipe, dist, target, plan.resume)
     model, trainer = _trainer(plan, parts, dist, target, console)
     run = _open_run(plan, model, out, dist)
+    if dist.is_main and parts.pseudo is not None and not (run / PSEUDO_LABELS).is_file():
+        from safetensors.torch import save_file
+
+        save_file(parts.pseudo, str(run / PSEUDO_LABELS))
     trainer.run = trainer.context.run = run
     if dist.is_main:  # every rank computes the same metrics; one writes them
         writers = [MetricsCSV(run / "metrics.csv"), Checkpoints(run / "checkpoints"),
@@ -296,3 +338,20 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
     console.print(f"test {figures} on {scores['images']} held-out images after {state.epoch} epochs "
                   f"({seconds:.1f} s, {scores['weights']['checkpoint']} weights); run directory: {run}")
     return result
+
+
+def train_or_resume(run: Path, *, model: str, data: str, recipe_name: str | None, overrides: tuple[str, ...],
+                    data_dir: str | None = None, device: str = "auto", console: Console | None = None) -> dict[str, Any]:
+    """Return the summary of the run at `run`: kept when finished, resumed when interrupted, else trained afresh."""
+    if (run / "summary.json").is_file():
+        import json
+
+        return json.loads((run / "summary.json").read_text())
+    if (run / "data.json").is_file():  # interrupted: continue it
+        return train_run(resume=str(run), data_dir=data_dir, console=console, device=device)
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)  # stopped before training began: nothing to keep
+    return train_run(model=model, data=data, out=str(run), data_dir=data_dir, recipe_name=recipe_name,
+                     overrides=overrides, console=console, device=device)
