@@ -52,6 +52,10 @@ EXPECTED = {
     "cnnlab train --out runs/crops --epochs 10 'augment=[{op: random_crop, size: 6}]' evaluation.crop=6":
         ["test accuracy", "runs/crops"],
     "cnnlab eval runs/crops runs/snap --tta-table --crop 6": ["crops of 6 px", "10 crops", "multi-scale"],
+    "cnnlab noisy-student --data digits --labelled-fraction 0.1 --rounds 2 --teacher-model small_cnn --student-model small_cnn --teacher-epochs 20 --epochs 5 --out runs/noisy data.val_fraction=0":
+        ["teacher   small_cnn", "round-2   small_cnn", "wrote runs/noisy/rounds.json"],
+    "cnnlab finetune runs/demo --data digits@5-9 --freeze-until stages.0 --lr-decay 0.5 --out runs/finetuned --epochs 5":
+        ["fine-tuning from", "a fresh head for 5 classes", "test accuracy", "runs/finetuned"],
     "cnnlab eval runs/demo --format json": ['"images": 359', '"weights": {', '"checkpoint": "best"'],
     "cnnlab explain runs/demo --method gradcam,integrated_gradients,lrp --count 2 --option steps=16":
         ["explained 2 images with 3 methods", "runs/demo/explain"],

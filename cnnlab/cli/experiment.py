@@ -10,7 +10,7 @@ from cnnlab.cli.common import positive_int
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the experiment command."""
     experiment = commands.add_parser("experiment", help="run one of the course's experiments: its arms, a table, a compare page")
-    experiment.add_argument("name", help="degradation")
+    experiment.add_argument("name", help="ablation, degradation, shuffled-pixels or transferability")
     experiment.add_argument("--data", default=None, help="data spec (default: the experiment's own)")
     experiment.add_argument("--data-dir", default=None)
     experiment.add_argument("--budget", default="default", help="default (a short CPU budget) or full (the paper's)")
@@ -36,12 +36,21 @@ def run(args: argparse.Namespace) -> int:
     if (args.steps is None) != (args.train_images is None):
         raise CnnlabError("--steps and --train-images go together: a budget is steps on a stated training subset")
     if args.steps is not None:
-        budget = Budget(args.steps, args.train_images)
+        # The experiment's own batch size (the ablation's 32): only steps and subset change.
+        budget = Budget(args.steps, args.train_images, experiment.budgets["default"].batch_size)
     out = Path(args.out or f"runs/experiment-{experiment.name}")
     table = run_experiment(experiment, out, budget, args.data, args.data_dir, args.seed, args.device)
     print(table_markdown(table), end="")
     from cnnlab.report.compare import write_comparison
 
-    page = write_comparison([row["run"] for row in table["arms"]], out / "compare.html")
-    print(f"wrote {out / 'table.md'}, {out / 'table.json'} and {page}")
+    # A compare page sets runs of one data set side by side: one page per data set the arms use.
+    groups: dict[str, list[str]] = {}
+    for row in table["arms"]:
+        groups.setdefault(row["data"], []).append(row["run"])
+    pages = []
+    for spec, runs in groups.items():
+        if len(runs) > 1:
+            name = "compare.html" if len(groups) == 1 else f"compare-{spec.replace('@', '-').replace(':', '-').replace('/', '_')}.html"
+            pages.append(str(write_comparison(runs, out / name)))
+    print(f"wrote {out / 'table.md'}, {out / 'table.json'}" + "".join(f", {p}" for p in pages))
     return 0

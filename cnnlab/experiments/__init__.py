@@ -1,8 +1,11 @@
 """The course's experiments, one command each: a set of arms, one run directory per arm, and a table."""
 
+from cnnlab.experiments.ablation import ABLATION
 from cnnlab.experiments.base import Arm, Budget, Claim, Experiment, run_experiment, table_markdown
 from cnnlab.experiments.degradation import DEGRADATION
+from cnnlab.experiments.shuffled import SHUFFLED_PIXELS
+from cnnlab.experiments.transferability import TRANSFERABILITY
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (DEGRADATION,)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (ABLATION, DEGRADATION, SHUFFLED_PIXELS, TRANSFERABILITY)}
 
 __all__ = ["EXPERIMENTS", "Arm", "Budget", "Claim", "Experiment", "run_experiment", "table_markdown"]

@@ -24,7 +24,7 @@ from cnnlab.runs.info import RunInfo
 from cnnlab.runs.load import run_recipe
 from cnnlab.runs.recipe import Recipe, load_recipe
 from cnnlab.runs.rundir import write_json
-from cnnlab.train.run import train_run
+from cnnlab.train.run import train_or_resume
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Budget:
     steps: int
     train_images: int
     batch_size: int = 128
+    # Further overrides the budget needs, e.g. a smaller validation split where scoring it every
+    # epoch would cost more than the training (the ablation's 10,000 validation images on a CPU).
+    extra: tuple[str, ...] = ()
 
     def epochs(self) -> int:
         """Return the whole epochs that make at least `steps` steps."""
@@ -45,7 +48,8 @@ class Budget:
 
     def overrides(self) -> tuple[str, ...]:
         """Return the recipe overrides that give every arm this budget."""
-        return (f"epochs={self.epochs()}", f"batch_size={self.batch_size}", f"data.train_images={self.train_images}")
+        return (f"epochs={self.epochs()}", f"batch_size={self.batch_size}", f"data.train_images={self.train_images}",
+                *self.extra)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Arm:
     name: str
     model: str
     overrides: tuple[str, ...] = ()
+    spec_modifiers: str = ""  # appended to the experiment's data spec, e.g. "@permuted" or "@5-9"
+    source: str | None = None  # an earlier arm whose run this one fine-tunes (paradigm.finetune.source)
 
 
 @dataclass(frozen=True)
@@ -100,21 +106,15 @@ def run_experiment(experiment: Experiment, out: str | Path, budget: str | Budget
     for arm in experiment.arms:
         run = out / arm.name
         overrides = (*budget.overrides(), f"seed={seed}", *arm.overrides)
-        _check_arm(run, arm, load_recipe(experiment.recipe, overrides), data or experiment.data)
-        if not (run / "summary.json").is_file():
-            if (run / "data.json").is_file():  # interrupted: continue it
-                train_run(resume=str(run), data_dir=data_dir, console=console, device=device)
-            else:
-                if run.exists():
-                    import shutil
-
-                    shutil.rmtree(run)  # stopped before training began: nothing to keep
-                train_run(model=arm.model, data=data or experiment.data, out=str(run), data_dir=data_dir,
-                          recipe_name=experiment.recipe, overrides=overrides, console=console, device=device)
-        summary = json.loads((run / "summary.json").read_text())
+        if arm.source is not None:
+            overrides = (*overrides, f"paradigm.finetune.source={json.dumps(str((out / arm.source).resolve()))}")
+        spec = (data or experiment.data) + arm.spec_modifiers
+        _check_arm(run, arm, load_recipe(experiment.recipe, overrides), spec)
+        summary = train_or_resume(run, model=arm.model, data=spec, recipe_name=experiment.recipe,
+                                  overrides=overrides, data_dir=data_dir, device=device, console=console)
         last = _last_epoch(run)
         rows[arm.name] = {
-            "arm": arm.name, "model": arm.model, "run": str(run), "train_loss": float(last["train_loss"]),
+            "arm": arm.name, "model": arm.model, "data": spec, "run": str(run), "train_loss": float(last["train_loss"]),
             "train_acc": float(last["train_acc"]), "test_top1": summary["test_top1"],
             "seconds": summary["training_seconds"], "epochs": summary["epochs"],
         }
@@ -122,7 +122,7 @@ def run_experiment(experiment: Experiment, out: str | Path, budget: str | Budget
     table = {
         "experiment": experiment.name, "description": experiment.description, "data": data or experiment.data,
         "budget": {"steps": budget.epochs() * budget.steps_per_epoch(), "train_images": budget.train_images,
-                   "batch_size": budget.batch_size, "epochs": budget.epochs()},
+                   "batch_size": budget.batch_size, "epochs": budget.epochs(), **({"overrides": list(budget.extra)} if budget.extra else {})},
         "seed": seed, "arms": list(rows.values()), "claims": claims,
     }
     write_json(out / "table.json", table)
@@ -145,12 +145,13 @@ def table_markdown(table: dict[str, Any]) -> str:
     budget = table["budget"]
     lines = [f"# {table['experiment']}: {table['description']}", "",
              f"{table['data']}, {budget['steps']} steps of {budget['batch_size']} images from {budget['train_images']} "
-             f"training images ({budget['epochs']} epochs), seed {table['seed']}.", "",
-             "| arm | model | train loss (last epoch) | train top-1 | test top-1 | seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+             f"training images ({budget['epochs']} epochs), seed {table['seed']}"
+             + (f"; {', '.join(budget['overrides'])}" if budget.get("overrides") else "") + ".", "",
+             "| arm | model | data | train loss (last epoch) | train top-1 | test top-1 | seconds |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for row in table["arms"]:
-        lines.append(f"| {row['arm']} | {row['model']} | {row['train_loss']:.3f} | {row['train_acc']:.2%} | "
-                     f"{row['test_top1']:.2%} | {row['seconds']:.0f} |")
+        lines.append(f"| {row['arm']} | {row['model']} | {row.get('data', table['data'])} | {row['train_loss']:.3f} | "
+                     f"{row['train_acc']:.2%} | {row['test_top1']:.2%} | {row['seconds']:.0f} |")
     lines.append("")
     for claim in table["claims"]:
         verdict = "holds" if claim["holds"] else "does not hold at this budget"

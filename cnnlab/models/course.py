@@ -31,8 +31,9 @@ class CourseNetConfig:
     """Widths of the two halves and the layers each conv is followed by."""
 
     widths: tuple[int, int] = (32, 128)  # channels before and after the first Sub
-    norm_layer: type[nn.Module] = nn.BatchNorm2d
+    norm_layer: type[nn.Module] | None = nn.BatchNorm2d  # None: no normalisation (the ablation's base), convs get biases
     act_layer: type[nn.Module] = nn.ReLU
+    dropout: float = 0.0  # before the final Linear (the ablation's regularised arm); 0 adds no layer
 
 
 class ConvBlock(nn.Sequential):
@@ -40,7 +41,7 @@ class ConvBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, config: CourseNetConfig) -> None:
         super().__init__()
-        layers = {"norm_layer": config.norm_layer, "act_layer": config.act_layer, "bias": False}
+        layers = {"norm_layer": config.norm_layer, "act_layer": config.act_layer, "bias": config.norm_layer is None}
         for index in (1, 2):
             self.add_module(f"horizontal{index}", ConvNormAct(in_channels, out_channels, (1, 3), **layers))
             self.add_module(f"vertical{index}", ConvNormAct(out_channels, out_channels, (3, 1), **layers))
@@ -57,7 +58,7 @@ class CourseCIFAR100(Classifier):
         super().__init__()
         self.num_classes = num_classes
         narrow, wide = config.widths
-        layers = {"norm_layer": config.norm_layer, "act_layer": config.act_layer, "bias": False}
+        layers = {"norm_layer": config.norm_layer, "act_layer": config.act_layer, "bias": config.norm_layer is None}
         self.block1 = ConvBlock(in_chans, narrow, config)
         self.block2 = ConvBlock(narrow, narrow, config)
         self.sub1 = ConvNormAct(narrow, narrow, 3, stride=2, padding=1, **layers)
@@ -66,6 +67,8 @@ class CourseCIFAR100(Classifier):
         self.sub2 = ConvNormAct(wide, wide, 3, stride=2, padding=1, **layers)
         self.num_features = wide
         self.pool = global_avg_pool()
+        if config.dropout:
+            self.drop = nn.Dropout(config.dropout)
         self.fc = nn.Linear(wide, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +81,8 @@ class CourseCIFAR100(Classifier):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits from the globally averaged map."""
         x = self.pool(x)  # (B, 128)
-        return self.fc(x)
+        drop = getattr(self, "drop", None)
+        return self.fc(x if drop is None else drop(x))
 
 
 # The deck carries no date; `year` (required by the registry) is a placeholder.
@@ -86,3 +90,15 @@ class CourseCIFAR100(Classifier):
 def course_cifar100(num_classes: int = 100, in_chans: int = 3, **kwargs: object) -> CourseCIFAR100:
     """Return the course's CIFAR-100 network as deck 004's table gives it (550,596 parameters)."""
     return CourseCIFAR100(CourseNetConfig(**kwargs), num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="course", paper="The course, deck 004: a CIFAR-100 network", year=2024, input_size=(3, 32, 32), small_input=True, default_classes=100)
+def course_cifar100_nobn(num_classes: int = 100, in_chans: int = 3, **kwargs: object) -> CourseCIFAR100:
+    """Return the course's CIFAR-100 network without BatchNorm, convs with biases: the base of deck 004's ablation."""
+    return CourseCIFAR100(CourseNetConfig(**{"norm_layer": None, **kwargs}), num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="course", paper="The course, deck 004: a CIFAR-100 network", year=2024, input_size=(3, 32, 32), small_input=True, default_classes=100)
+def course_cifar100_dropout(num_classes: int = 100, in_chans: int = 3, **kwargs: object) -> CourseCIFAR100:
+    """Return the course's CIFAR-100 network with dropout 0.3 before its Linear: the ablation's regularised arm."""
+    return CourseCIFAR100(CourseNetConfig(**{"dropout": 0.3, **kwargs}), num_classes=num_classes, in_chans=in_chans)
