@@ -236,7 +236,9 @@ def _finetune(plan: Plan, model: str, network: torch.nn.Module, console: Console
         return RunInfo.read(plan.resume).normalisation if config.source_normalisation else None
     copied, norm = transfer(network, model, config)
     console.print(f"fine-tuning from {config.source}: {copied} tensors copied, a fresh head for "
-                  f"{network.num_classes} classes" + (f", the source's normalisation {norm}" if norm else ""))
+                  f"{network.num_classes} classes" + (", the source's normalisation (mean "
+                                                       f"{', '.join(f'{m:.3f}' for m in norm.mean)}, std "
+                                                       f"{', '.join(f'{v:.3f}' for v in norm.std)})" if norm else ""))
     return norm
 
 
