@@ -53,6 +53,9 @@ PANELS = (
 )
 
 
+MANY_RUNS = 3  # more runs than this share one legend below the curves
+
+
 def curves(runs: Sequence[tuple[str, list[dict[str, float]]]]) -> str:
     """Return the training curves of one or more runs (name, metrics.csv rows), overlaid, as a data URI."""
     plt = pyplot()
@@ -71,9 +74,20 @@ def curves(runs: Sequence[tuple[str, list[dict[str, float]]]]) -> str:
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
+        if axis.get_legend_handles_labels()[0] and len(runs) <= MANY_RUNS:
             axis.legend(fontsize=7)
-    figure.tight_layout()
+    if len(runs) > MANY_RUNS:
+        # A legend per panel would list runs x curves and hide the panels (an experiment's nine
+        # arms): one key below them instead, a colour per run and a line style per curve.
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=f"C{i}", label=name) for i, (name, _) in enumerate(runs)]
+        handles += [Line2D([], [], color="black", linestyle=style, label=label)
+                    for style, label in zip(styles, ("train", "validation", "validation top-5"), strict=True)]
+        figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
+        figure.tight_layout(rect=(0, 0.06 * (1 + len(handles) // 8), 1, 1))
+    else:
+        figure.tight_layout()
     return figure_uri(figure)
 
 
