@@ -85,8 +85,8 @@ def test_arms_of_their_own_data_and_a_source_arm(tmp_path) -> None:
     assert str((tmp_path / "t" / "baseA").resolve()) in recipe
     info = json.loads((tmp_path / "t" / "A2B" / "data.json").read_text())
     assert info["spec"] == "digits@5-9" and info["classes"] == list("56789")
-    from cnnlab.runs.checkpoint import load_checkpoint
     from cnnlab.models.registry import create_model
+    from cnnlab.runs.checkpoint import load_checkpoint
 
     source, frozen = create_model("lenet5", num_classes=5), create_model("lenet5", num_classes=5)
     load_checkpoint(tmp_path / "t" / "baseA" / "checkpoints" / "last", source)

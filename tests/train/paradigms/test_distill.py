@@ -1,6 +1,5 @@
 """Distillation: Hinton et al.'s loss by hand, the ensemble teacher's normalisation, teachers left untouched."""
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,10 @@ from cnnlab.runs.recipe import LossConfig, load_recipe
 from cnnlab.train.paradigms.distill import Distillation, check_teacher
 from cnnlab.train.run import train_run
 from cnnlab.train.tasks import Classification
+from tests.train.paradigms.rundigest import run_digest
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 CLASSES = tuple("0123456789")
-
-
-def _digest(run: Path) -> str:
-    files = sorted(p for p in run.rglob("*") if p.is_file())
-    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +71,12 @@ def test_ensemble_teacher_averages_each_teachers_softmax_in_its_own_normalisatio
 
 
 def test_distilled_run_trains_scores_and_leaves_its_teachers_as_they_were(teachers, tmp_path) -> None:
-    before = [_digest(t) for t in teachers]
+    before = [run_digest(t) for t in teachers]
     out = tmp_path / "student"
     result = train_run(out=str(out), overrides=("epochs=2", f"paradigm.distill.teachers=[{teachers[0]}, {teachers[1]}]"),
                        console=QUIET)
     assert result["test_top1"] > 0.5  # digits after 2 epochs with two teachers
-    assert [_digest(t) for t in teachers] == before
+    assert [run_digest(t) for t in teachers] == before
     assert load_recipe(str(out / "recipe.yaml")).paradigm.distill.teachers == tuple(map(str, teachers))
     assert load_run(out).model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)  # cnnlab eval reads it as any run
 

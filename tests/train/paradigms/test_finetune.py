@@ -1,6 +1,5 @@
 """Transfer learning: what is copied, what is frozen and thawed, per-stage rates, the source's statistics, refusals."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,14 +16,10 @@ from cnnlab.runs.recipe import OptimConfig
 from cnnlab.train.optim import build_optimizer
 from cnnlab.train.paradigms.finetune import Freezing, lr_scales, stages, transfer
 from cnnlab.train.run import train_run
+from tests.train.paradigms.rundigest import run_digest
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 SOURCE_OVERRIDES = ("epochs=2", "data.input_size=32")
-
-
-def _digest(run: Path) -> str:
-    files = sorted(p for p in run.rglob("*") if p.is_file())
-    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
 
 
 def _weights(run: Path, name: str = "last") -> dict[str, torch.Tensor]:
@@ -55,7 +50,7 @@ def test_stages_of_zoo_and_wrapped_models() -> None:
 
 
 def test_everything_but_the_head_is_copied(source, tmp_path) -> None:
-    before = _digest(source)
+    before = run_digest(source)
     _finetune(source, tmp_path / "all", "epochs=1", "paradigm.finetune.freeze_until=fc2")
     theirs, ours = _weights(source), _weights(tmp_path / "all")
     # Every stage frozen: the copied tensors leave training as they came; the head is new and trained.
@@ -68,7 +63,7 @@ def test_everything_but_the_head_is_copied(source, tmp_path) -> None:
     source_info = json.loads((source / "data.json").read_text())
     assert (info["mean"], info["std"]) == (source_info["mean"], source_info["std"])  # the source's statistics
     assert info["classes"] == list("56789")
-    assert _digest(source) == before  # the source run is read, never written
+    assert run_digest(source) == before  # the source run is read, never written
     assert all(p.requires_grad for p in load_run(tmp_path / "all").model.parameters())
 
 

@@ -1,6 +1,5 @@
 """Noisy Student: selection by hand, pseudo-labels kept in the round, the chain of rounds, resume and refusals."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -10,9 +9,9 @@ from rich.console import Console
 
 from cnnlab.data.sources import ImageSet, labelled_split, load, split
 from cnnlab.errors import CnnlabError
+from cnnlab.runs.load import load_run
 from cnnlab.runs.paradigm import NoisyStudentConfig
 from cnnlab.train.evaluation import score_run
-from cnnlab.runs.load import load_run
 from cnnlab.train.paradigms.noisy_student import (
     PSEUDO_LABELS,
     noisy_student,
@@ -22,14 +21,10 @@ from cnnlab.train.paradigms.noisy_student import (
 )
 from cnnlab.train.run import train_run
 from tests.train.interrupting import interrupt_at_step
+from tests.train.paradigms.rundigest import run_digest
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 COMMON = ("data.labelled_fraction=0.1", "data.val_fraction=0")
-
-
-def _digest(run: Path) -> str:
-    files = sorted(p for p in run.rglob("*") if p.is_file())
-    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_pseudo_labels_are_the_teachers_on_the_unlabelled_part(chain) -> None:
 
 def test_resume_reads_the_kept_labels_and_leaves_the_teacher(chain, tmp_path, monkeypatch) -> None:
     teacher = chain["rounds"][0]["run"]
-    before = _digest(Path(teacher))
+    before = run_digest(Path(teacher))
     overrides = (*COMMON, "epochs=2", f"paradigm.noisy_student.teacher={json.dumps(teacher)}")
     undo = interrupt_at_step(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
@@ -94,7 +89,7 @@ def test_resume_reads_the_kept_labels_and_leaves_the_teacher(chain, tmp_path, mo
     a = json.loads((tmp_path / "part" / "summary.json").read_text())
     b = json.loads((whole / "summary.json").read_text())
     assert a["test_top1"] == b["test_top1"] and a["epochs"] == b["epochs"] == 2
-    assert _digest(Path(teacher)) == before  # the teacher is read, never written
+    assert run_digest(Path(teacher)) == before  # the teacher is read, never written
 
 
 def test_saved_labels_win_over_the_teacher(tmp_path) -> None:
