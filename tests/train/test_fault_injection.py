@@ -53,6 +53,15 @@ def _timed_run(argv: list[str], run: Path, env: dict) -> tuple[float, float]:
     return first_checkpoint, (end - (first_epoch or first_checkpoint)) / (EPOCHS - 1)
 
 
+def _last_epoch_seconds(run: Path, fallback: float) -> float:
+    """Return how long the epoch metrics.csv recorded last took, as the attempt itself measured it."""
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    try:
+        return float(rows[-1]["seconds"])
+    except (IndexError, KeyError, ValueError):
+        return fallback
+
+
 def _wait_for_epoch(process: subprocess.Popen, run: Path, epochs: int) -> bool:
     """Wait until metrics.csv records more than `epochs` epochs; return False if the process ended first."""
     while process.poll() is None:
@@ -69,9 +78,10 @@ def test_twenty_kills_and_interrupts_end_like_an_unbroken_run(tmp_path) -> None:
     startup, epoch = _timed_run(_command("--out", str(whole), *OVERRIDES), whole, env)
     # Each kill is timed from what the attempt itself has reached, so it lands where it should on a
     # fast CPU, a slow one, or one shared with other jobs (CI once finished the run between fixed
-    # 3-8 s kills; a kill timed from a measured epoch finished it when the load changed): a quarter
-    # during start-up, the rest at a random point of the epoch after the attempt's first new one
-    # (its steps, validation or checkpoint write). An attempt thus adds at most an epoch or two.
+    # 3-8 s kills; a kill timed from the unbroken run's epoch finished it when the load fell in
+    # between): a quarter during start-up, the rest at a random point of the epoch after the
+    # attempt's first new one, scaled by that new epoch's own time in metrics.csv, so the load of
+    # the moment sets it. An attempt thus adds one epoch, rarely two.
     rng = random.Random(0)
     run, interrupted, attempts = tmp_path / "broken", 0, 0
     while interrupted < 20 and attempts < 60:
@@ -86,7 +96,7 @@ def test_twenty_kills_and_interrupts_end_like_an_unbroken_run(tmp_path) -> None:
         if rng.random() < 0.25:
             time.sleep(rng.uniform(0.2, 0.9) * startup)
         elif _wait_for_epoch(process, run, before):
-            time.sleep(rng.uniform(0.0, 0.8) * epoch)
+            time.sleep(rng.uniform(0.0, 0.8) * _last_epoch_seconds(run, epoch))
         if process.poll() is None:
             process.send_signal(rng.choice([signal.SIGKILL, signal.SIGINT]))
             interrupted += 1
