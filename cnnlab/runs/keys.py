@@ -100,6 +100,8 @@ def canonical(data: dict[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         if key in LEGACY_KEYS:
             section, _, name = LEGACY_KEYS[key].partition(".")
+            if data.get(section) is not None and not isinstance(data[section], dict):
+                raise CnnlabError(f"recipe {section} needs a mapping of keys, got {data[section]!r}")
             if name in (data.get(section) or {}):
                 raise CnnlabError(f"recipe gives both {key} and {LEGACY_KEYS[key]}: keep one")
             _merge(result, LEGACY_KEYS[key], value)

@@ -1,6 +1,6 @@
 """Property-based: random recipe mappings and overrides raise nothing but CnnlabError."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cnnlab.errors import CnnlabError
@@ -18,6 +18,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
 
 @SETTINGS
 @given(data=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=5))
+@example(data={"optim": True, "epochs": None, "ema_decay": None})  # a flat key beside a section that is no mapping
 def test_random_mappings_raise_only_its_error(data: dict) -> None:
     try:
         recipe = recipe_from_dict(data)
