@@ -212,7 +212,10 @@ class Trainer:
         """Return this rank's index tensor of each step of the epoch (one seeded global order)."""
         order = torch.randperm(len(self.train_data), generator=self.generator)
         if self.resident:
-            order = order.to(self.device)  # indices too stay on the device: no per-step copies
+            # Indices too stay on the device, so no step copies. A blocking copy would make the host
+            # wait for the GPU's queue once an epoch; an asynchronous one from pageable memory is staged
+            # by the driver before it returns, so `order` may be freed at once.
+            order = order.to(self.device, non_blocking=True)
         shares = []
         for start in range(0, len(order), self.recipe.batch_size):
             index = order[start : start + self.recipe.batch_size]

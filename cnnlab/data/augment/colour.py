@@ -119,7 +119,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if min(x.shape[-2:]) <= 2:
         return x
     kernel = torch.ones(3, 3, device=x.device, dtype=x.dtype)
-    kernel[1, 1] = 5
+    kernel[1, 1].fill_(5)  # an item assignment copies a host scalar, which makes the host wait on a GPU
     kernel = (kernel / 13).expand(channels, 1, 3, 3)
     smooth = x.clone()
     smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel, groups=channels)

@@ -52,7 +52,7 @@ def filter3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 def _identity3x3(count: int, device: torch.device) -> torch.Tensor:
     kernel = torch.zeros(count, 3, 3, device=device)
-    kernel[:, 1, 1] = 1
+    kernel[:, 1, 1].fill_(1)
     return kernel
 
 

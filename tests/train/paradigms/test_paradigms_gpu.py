@@ -49,9 +49,10 @@ def test_a_run_trained_on_cuda_scores_the_same_on_the_cpu(cuda_runs) -> None:
 def test_teacher_probabilities_on_cuda_are_the_cpus(cuda_runs) -> None:
     images = load("digits").train.images[:500]
     cpu = teacher_probabilities(cuda_runs[0], images)
-    gpu = teacher_probabilities(cuda_runs[0], images, device="cuda")
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # the CPU's fp32: TF32 moves them by ~1e-3
+        gpu = teacher_probabilities(cuda_runs[0], images, device="cuda")
     assert gpu.device.type == "cpu" and gpu.shape == cpu.shape == (500, 10)
-    assert torch.allclose(cpu, gpu, atol=1e-4)
+    assert torch.allclose(cpu, gpu, atol=1e-5)
 
 
 def test_distillation_on_cuda_from_two_teachers(cuda_runs, tmp_path) -> None:
@@ -81,7 +82,9 @@ def test_noisy_student_on_cuda_keeps_the_teachers_labels(tmp_path) -> None:
     train = load("digits").train
     _, unlabelled = labelled_split(train, 0.1, 0)
     probabilities = teacher_probabilities(teacher, train.images[unlabelled])  # on the CPU
-    assert torch.allclose(kept["probabilities"], probabilities[kept["index"]], atol=1e-4)
+    # Labelled on the GPU in cuDNN's default TF32, compared with the CPU's fp32: within 2e-3, while a
+    # wrong normalisation or a shuffled index would move them by tenths.
+    assert torch.allclose(kept["probabilities"], probabilities[kept["index"]], atol=2e-3)
     last = load_run(student)
     assert abs(score_run(last, last.test_split())["top1"] - chain["rounds"][-1]["test_top1"]) <= ONE_IMAGE
 
