@@ -2,7 +2,8 @@
 # The checks that need a GPU, in one pass on a lent machine whose Python already holds torch:
 #   1. the tests marked gpu (skipped on every CPU machine, CI included);
 #   2. the time-to-accuracy benchmarks against their H100 targets (their docstrings);
-#   3. the CPU suite with CUDA visible: no test may change its figures when a GPU is present.
+#   3. the CPU suite with CUDA visible: no test may change its figures when a GPU is present
+#      (the suite's conftest sets CNNLAB_DEVICE=cpu, so `auto` stays on the CPU).
 # Each step has its own time limit so that one slow step cannot take the others' results with it.
 #
 #   bash benchmarks/gpu_check.sh DATA_DIR OUT_DIR [SUITE_SECONDS]
@@ -12,7 +13,7 @@
 set -u
 data=${1:?give the data folder}
 out=${2:?give the output folder}
-suite_seconds=${3:-150}
+suite_seconds=${3:-240}
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 mkdir -p "$out"
 
@@ -37,6 +38,10 @@ step speedrun_cifar10.json 200 python3 benchmarks/speedrun_cifar10.py --runs 10 
 cat "$out/speedrun_cifar10.json"
 step mnist_99.json 80 python3 benchmarks/mnist_time_to_accuracy.py --runs 5 --data-dir "$data"
 cat "$out/mnist_99.json"
-step suite.txt "$suite_seconds" python3 -m pytest -q -n 16 -m "not slow and not gpu" -p no:cacheprovider
-tail -25 "$out/suite.txt"
+# loadfile: a module's tests share one worker (the README's examples run in order in one folder);
+# two threads each, so that 16 workers do not crowd 16 cores.
+step suite.txt "$suite_seconds" env OMP_NUM_THREADS=2 python3 -m pytest -v -n 16 --dist loadfile \
+  -m "not slow and not gpu" -p no:cacheprovider
+grep -E "^(FAILED|ERROR)" "$out/suite.txt"
+tail -3 "$out/suite.txt"
 tail -30 "$out/stderr.txt"

@@ -1,7 +1,18 @@
 """Shared test settings: CPU only unless a test is marked gpu."""
 
+import os
+
 import pytest
 import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make device `auto` mean the CPU here and in every CLI the tests start, GPU machine or not.
+
+    Tests marked gpu name their CUDA device; the rest compare CPU figures (bit-exact resume, eval
+    against the summary to 1e-6), which cuDNN's kernels would not reproduce.
+    """
+    os.environ["CNNLAB_DEVICE"] = "cpu"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

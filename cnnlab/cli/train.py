@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.devices > 1 and "LOCAL_RANK" not in os.environ:
         from cnnlab.train.distributed import launch
 
-        return launch(args.argv, args.devices)  # torchrun runs this same command once per device
+        return launch(args.argv, args.devices, args.device)  # torchrun runs this same command once per device
     from cnnlab.train.run import train_run
 
     shortcuts = [f"{key}={value}" for key, value in

@@ -55,14 +55,21 @@ class Distributed:
 
 
 def local_device(device: str = "auto") -> torch.device:
-    """Return this process's device for `device` (under torchrun: cuda:LOCAL_RANK or cpu) without joining a group."""
+    """Return this process's device for `device` (under torchrun: cuda:LOCAL_RANK or cpu) without joining a group.
+
+    `auto` is the environment's CNNLAB_DEVICE when set (the test suite sets cpu, so that its figures are
+    the CPU's on a GPU machine too), else CUDA when available.
+    """
+    source = "--device"
+    if device == "auto" and os.environ.get("CNNLAB_DEVICE", "auto") != "auto":
+        device, source = os.environ["CNNLAB_DEVICE"], "CNNLAB_DEVICE"
     if device != "auto":
         try:
             kind = torch.device(device).type
         except RuntimeError:
-            raise CnnlabError(f"--device {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+            raise CnnlabError(f"{source} {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
         if kind == "cuda" and not torch.cuda.is_available():
-            raise CnnlabError("--device cuda but this machine has no CUDA GPU: use --device cpu (or auto)")
+            raise CnnlabError(f"{source} {device} but this machine has no CUDA GPU: use cpu (or auto)")
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
@@ -89,9 +96,10 @@ def shutdown(info: Distributed) -> None:
         dist.destroy_process_group()
 
 
-def launch(argv: Sequence[str], devices: int) -> int:
+def launch(argv: Sequence[str], devices: int, device: str = "auto") -> int:
     """Run `cnnlab argv` in `devices` processes through torchrun; return its exit status."""
-    if torch.cuda.is_available() and devices > torch.cuda.device_count():
+    # CPU processes (gloo) are not bounded by the GPUs: --device cpu on a one-GPU machine may run two.
+    if local_device(device).type == "cuda" and devices > torch.cuda.device_count():
         raise CnnlabError(f"--devices {devices} but this machine has {torch.cuda.device_count()} GPUs: use at most that many")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
                "-m", "cnnlab", *argv]

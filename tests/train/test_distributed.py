@@ -1,4 +1,4 @@
-"""Data-parallel training through torchrun on CPU (gloo): two processes, one set of weights."""
+"""Data-parallel training through torchrun on CPU (gloo): two processes, one set of weights; which device `auto` means."""
 
 import json
 import os
@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
+
+from cnnlab.errors import CnnlabError
+from cnnlab.train import distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,3 +47,28 @@ def test_cli_devices_two_writes_one_run(tmp_path) -> None:
     assert summary["epochs"] == 2 and summary["test_top1"] > 0.5
     assert len((out / "metrics.csv").read_text().splitlines()) == 3  # header + one row per epoch, once
     assert not (tmp_path / "runs").exists()  # no stray run directory from the second rank
+
+
+def test_cpu_processes_are_not_bounded_by_the_gpus(monkeypatch) -> None:
+    # A one-GPU machine (as the lent H200 was) refused `--devices 2 --device cpu` before.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    commands = []
+    monkeypatch.setattr(distributed.subprocess, "call", lambda command: commands.append(command) or 0)
+    monkeypatch.delenv("CNNLAB_DEVICE")
+    assert distributed.launch(["train", "--device", "cpu"], 2, "cpu") == 0
+    assert "--nproc-per-node=2" in commands[0]
+    with pytest.raises(CnnlabError, match="--devices 2 but this machine has 1 GPUs"):
+        distributed.launch(["train"], 2, "auto")
+
+
+def test_auto_honours_cnnlab_device(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("CNNLAB_DEVICE", "cpu")
+    assert distributed.local_device("auto") == torch.device("cpu")
+    assert distributed.local_device("cuda:0") == torch.device("cuda:0")  # an explicit device wins
+    monkeypatch.setenv("CNNLAB_DEVICE", "tpu9")
+    with pytest.raises(CnnlabError, match="^CNNLAB_DEVICE 'tpu9' is not a device: use auto, cpu, cuda or cuda:N$"):
+        distributed.local_device("auto")
+    monkeypatch.setenv("CNNLAB_DEVICE", "auto")
+    assert distributed.local_device("auto") == torch.device("cuda")
