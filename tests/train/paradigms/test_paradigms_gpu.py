@@ -25,6 +25,12 @@ QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the tes
 ONE_IMAGE = 1 / 359 + 1e-9
 
 
+def _scores_as_trained(run: Path, top1: float) -> bool:
+    """Return whether the run, loaded on the CPU, scores what training on the GPU reported, to one image."""
+    loaded = load_run(run)
+    return abs(score_run(loaded, loaded.test_split())["top1"] - top1) <= ONE_IMAGE
+
+
 @pytest.fixture(scope="module")
 def cuda_runs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("cuda")
@@ -61,8 +67,7 @@ def test_distillation_on_cuda_from_two_teachers(cuda_runs, tmp_path) -> None:
     result = train_run(out=str(tmp_path / "student"), overrides=("epochs=2", f"paradigm.distill.teachers={teachers}"),
                        console=QUIET, device="cuda")
     assert [run_digest(r) for r in cuda_runs] == before
-    student = load_run(tmp_path / "student")
-    assert abs(score_run(student, student.test_split())["top1"] - result["test_top1"]) <= ONE_IMAGE
+    assert _scores_as_trained(tmp_path / "student", result["test_top1"])
 
 
 def test_ensemble_on_cuda_is_the_ensemble_on_the_cpu(cuda_runs) -> None:
@@ -85,8 +90,7 @@ def test_noisy_student_on_cuda_keeps_the_teachers_labels(tmp_path) -> None:
     # Labelled on the GPU in cuDNN's default TF32, compared with the CPU's fp32: within 2e-3, while a
     # wrong normalisation or a shuffled index would move them by tenths.
     assert torch.allclose(kept["probabilities"], probabilities[kept["index"]], atol=2e-3)
-    last = load_run(student)
-    assert abs(score_run(last, last.test_split())["top1"] - chain["rounds"][-1]["test_top1"]) <= ONE_IMAGE
+    assert _scores_as_trained(student, chain["rounds"][-1]["test_top1"])
 
 
 def test_frozen_stages_leave_cuda_training_as_they_came(tmp_path) -> None:
@@ -116,8 +120,7 @@ def test_snapshots_and_swa_on_cuda(tmp_path) -> None:
     swa = ("epochs=4", "paradigm.swa.start_epoch=2", "schedule.name=constant", "optim.lr=0.01")
     result = train_run(out=str(tmp_path / "swa"), overrides=swa, console=QUIET, device="cuda")
     assert result["weights"]["checkpoint"] == "swa"
-    averaged = load_run(tmp_path / "swa")
-    assert abs(score_run(averaged, averaged.test_split())["top1"] - result["test_top1"]) <= ONE_IMAGE
+    assert _scores_as_trained(tmp_path / "swa", result["test_top1"])
 
 
 @pytest.mark.parametrize(("name", "size"), [("lenet5", (1, 32, 32)), ("vgg11", (3, 224, 224)), ("resnet20", (3, 32, 32))])
