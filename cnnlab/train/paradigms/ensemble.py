@@ -24,9 +24,9 @@ from cnnlab.train.tasks import task_for
 SEEDED_TEST_SPLITS = ("digits", "folder:")  # data whose held-out part a run's seed draws
 
 
-def check_members(runs: list[Run]) -> None:
-    """Raise one line unless every run classifies the same classes from the same prepared input."""
-    if len(runs) < 2:
+def check_members(runs: list[Run], least: int = 2) -> None:
+    """Raise one line unless there are `least` runs and every one classifies the same classes from the same input."""
+    if len(runs) < least:
         raise CnnlabError("an ensemble needs at least two runs: give two or more run directories")
     if len({(str(r.path.resolve()), r.checkpoint) for r in runs}) < len(runs):
         raise CnnlabError("a run is named twice: give each member of the ensemble once")

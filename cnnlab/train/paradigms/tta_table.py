@@ -2,7 +2,7 @@
 
 Each run's class probabilities on the test split are computed once per view setting (one crop,
 ten crops, multi-scale); the single-model rows are the mean over the runs, the N-model rows the
-ensemble of all of them (the mean of their probabilities).
+ensemble of all of them (the mean of their probabilities). One run gives the single-model rows only.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def default_scales(crop: int, size: int) -> tuple[int, ...]:
 def tta_table(paths: list[str | Path], data: str | None = None, data_dir: str | None = None,
               crop: int | None = None, scales: tuple[int, ...] = (), device: str | torch.device = "cpu") -> dict[str, Any]:
     """Return the test top-1 of 1 and N models with 1 crop, 10 crops and multi-scale, as rows of a table."""
+    if not paths:
+        raise CnnlabError("the table scores runs: give one run directory, or several for the N-model rows")
     runs = [load_run(path, device=device) for path in paths]
-    check_members(runs)
+    check_members(runs, least=1)
     check_test_splits(runs, data_dir, data)
     crop = crop or runs[0].recipe.evaluation.crop
     if crop is None:
@@ -59,6 +61,8 @@ def tta_table(paths: list[str | Path], data: str | None = None, data_dir: str | 
         singles = [(p.argmax(1) == truth).float().mean().item() for p in per_run]
         rows.append({"models": 1, "views": name, "top1": sum(singles) / len(singles),
                      "min": min(singles), "max": max(singles)})
+        if len(runs) == 1:
+            continue
         ensemble = torch.stack(per_run).mean(0)
         rows.append({"models": len(runs), "views": name, "top1": (ensemble.argmax(1) == truth).float().mean().item()})
     return {"runs": [str(r.path) for r in runs], "data": data or runs[0].info.spec, "images": len(truth),

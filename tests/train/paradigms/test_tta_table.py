@@ -43,6 +43,21 @@ def test_rows_match_the_scoring_path_and_a_hand_ensemble(crop_runs) -> None:
     assert rows[(2, "10 crops")]["top1"] == pytest.approx((mean.argmax(1) == test.labels).float().mean().item(), abs=1e-6)
 
 
+def test_one_run_gives_the_single_model_rows_alone(crop_runs, capsys) -> None:
+    two = {(r["models"], r["views"]): r["top1"] for r in tta_table(crop_runs)["rows"]}
+    one = tta_table(crop_runs[:1])["rows"]
+    assert [r["models"] for r in one] == [1, 1, 1]
+    run = load_run(crop_runs[0])
+    acc = evaluate(run.model, run.test_split(), run.normalisation, Classification(10), Views(TTA.TEN_CROP, 6)).result()["acc"]
+    assert {r["views"]: r["top1"] for r in one}["10 crops"] == pytest.approx(acc, abs=1e-6)
+    assert {r["views"]: r["max"] for r in one}["10 crops"] == pytest.approx(acc, abs=1e-6) and two[(2, "10 crops")] > 0
+    assert main(["eval", str(crop_runs[0]), "--tta-table"]) == 0
+    printed = capsys.readouterr().out
+    assert "10 crops" in printed and "     2  " not in printed
+    with pytest.raises(CnnlabError, match="give one run directory"):
+        tta_table([])
+
+
 def test_table_on_the_command_line_and_its_refusals(crop_runs, tmp_path, capsys) -> None:
     assert main(["eval", *map(str, crop_runs), "--tta-table", "--scales", "6,8", "--out", str(tmp_path / "t")]) == 0
     printed = capsys.readouterr().out
