@@ -7,6 +7,7 @@ prepared its images.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def run_recipe(run: Path) -> Recipe:
     if not (run / "recipe.yaml").is_file():
         raise CnnlabError(f"{run} has no recipe.yaml: give a run directory written by cnnlab train")
     return load_recipe(str(run / "recipe.yaml"))
+
+
+def weights_digest(model: nn.Module) -> str:
+    """Return the first 16 hex digits of the SHA-256 of a model's state (names, shapes, dtypes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d counters cannot be viewed as bytes
+        digest.update(f"{name}:{tuple(tensor.shape)}:{value.dtype};".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu") -> Run:

@@ -35,7 +35,7 @@ from cnnlab.train.diagnostics import Diagnostics
 from cnnlab.train.distributed import Distributed, init_distributed, shutdown
 from cnnlab.train.engine import Trainer
 from cnnlab.train.evaluation import score_run
-from cnnlab.train.paradigms.distill import paradigm_task
+from cnnlab.train.paradigms.distill import TEACHERS, paradigm_task, record_teachers
 from cnnlab.train.paradigms.finetune import stage_named, transfer
 from cnnlab.train.paradigms.noisy_student import PSEUDO_LABELS, check_teacher_split, pseudo_labelled
 from cnnlab.train.paradigms.snapshot import Snapshots
@@ -268,6 +268,8 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
 
         save_file(parts.pseudo, str(run / PSEUDO_LABELS))
     trainer.run = trainer.context.run = run
+    if dist.is_main:
+        record_teachers(run, trainer.task)
     if dist.is_main:  # every rank computes the same metrics; one writes them
         writers = [MetricsCSV(run / "metrics.csv"), Checkpoints(run / "checkpoints"),
                    ProgressBar(plan.recipe.epochs, trainer.steps_per_epoch, console),
@@ -330,6 +332,10 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
         "stop_reason": state.stop_reason,
         "skipped_images": skipped,
     }
+    if (run / TEACHERS).is_file():
+        import json
+
+        result["teachers"] = json.loads((run / TEACHERS).read_text())
     write_json(run / "summary.json", result)
     if skipped:
         console.print(f"skipped {skipped} unreadable images")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import SCHEMA, RunInfo, TaskName
-from cnnlab.runs.load import load_run
+from cnnlab.runs.load import load_run, weights_digest
 from cnnlab.runs.recipe import load_recipe
 
 LEGACY = Path(__file__).parent / "fixtures" / "digits-run-v0.1.0"  # written by cnnlab 0.1.0 (schema 1, flat recipe)
@@ -92,3 +92,24 @@ def test_run_info_round_trip(tmp_path) -> None:
     assert json.loads((tmp_path / "data.json").read_text())["task"] == "classification"
     assert torch.equal(again.normalisation(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8)),
                        info.normalisation(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8)))
+
+
+def test_weights_digest_is_the_state_and_nothing_else() -> None:
+    import copy
+    import hashlib
+
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=10, in_chans=1)
+    twin = copy.deepcopy(model)
+    assert weights_digest(model) == weights_digest(twin)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    twin.train()(torch.randn(4, 1, 28, 28))  # moves the BatchNorm statistics and their counters
+    assert weights_digest(twin) != weights_digest(model)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # read, never changed
+    one = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        one.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    by_hand = hashlib.sha256(b"weight:(1, 2):torch.float32;" + torch.tensor([1.0, 2.0]).numpy().tobytes()).hexdigest()[:16]
+    assert weights_digest(one) == by_hand

@@ -3,11 +3,14 @@
 The teachers are finished run directories, read by `load_run`; several average their softened
 probabilities into one ensemble teacher. The soft targets travel through the task seam: each
 batch's target becomes (teacher probabilities | label probabilities), one float tensor (B, 2K),
-so the engine's loop does not change.
+so the engine's loop does not change. The student's teachers.json records which weights taught it
+(run, checkpoint, digest), and resuming refuses a teacher whose weights changed in between.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,10 +19,13 @@ import torch.nn.functional as F
 from cnnlab.data.normalise import Normalisation
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import RunInfo, TaskName
-from cnnlab.runs.load import Run, load_run
+from cnnlab.runs.load import Run, load_run, weights_digest
 from cnnlab.runs.paradigm import DistillConfig
 from cnnlab.runs.recipe import LossConfig
+from cnnlab.runs.rundir import write_json
 from cnnlab.train.tasks import Classification, Task
+
+TEACHERS = "teachers.json"  # in the student's run directory
 
 
 class Distillation(Classification):
@@ -46,6 +52,11 @@ class Distillation(Classification):
             shift = torch.tensor([(m - n) / b for m, n, b in zip(ours.mean, theirs.mean, theirs.std, strict=True)],
                                  device=device)
             self.teachers.append((teacher, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)))
+
+    def teachers_used(self) -> list[dict[str, Any]]:
+        """Return each teacher's run, checkpoint, EMA flag and weights digest, as teachers.json records them."""
+        return [{"run": str(teacher.path), **teacher.weights_used(), "weights_sha256": weights_digest(teacher.model)}
+                for teacher, _, _ in self.teachers]
 
     @torch.no_grad()
     def teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +85,25 @@ class Distillation(Classification):
     def hits(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Return (images whose arg-max is the label's, batch size): the teachers do not count."""
         return super().hits(logits, target[:, self.num_classes :])
+
+
+def record_teachers(run: Path, task: Task) -> None:
+    """Write the teachers a student learns from to teachers.json; on resume, refuse teachers that changed since."""
+    if not isinstance(task, Distillation):
+        return
+    used, path = task.teachers_used(), run / TEACHERS
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+            then = {(t["run"], t["weights_sha256"]) for t in recorded}
+        except (ValueError, TypeError, KeyError) as error:
+            raise CnnlabError(f"{path} is damaged ({error}): restore it, or delete it to record the teachers as they are now") from None
+        for teacher in used:
+            if (teacher["run"], teacher["weights_sha256"]) not in then:
+                raise CnnlabError(f"teacher {teacher['run']} ({teacher['checkpoint']} weights) is not the teacher this student "
+                                  f"started with ({path} records another): restore that teacher, or train a new student")
+        return
+    write_json(path, used)
 
 
 def check_teacher(info: RunInfo, path: str, classes: tuple[str, ...], input_size: tuple[int, ...]) -> None:

@@ -9,12 +9,13 @@ from rich.console import Console
 
 from cnnlab.data.normalise import Normalisation
 from cnnlab.errors import CnnlabError
-from cnnlab.runs.load import load_run
+from cnnlab.runs.load import load_run, weights_digest
 from cnnlab.runs.paradigm import DistillConfig
 from cnnlab.runs.recipe import LossConfig, load_recipe
 from cnnlab.train.paradigms.distill import Distillation, check_teacher
 from cnnlab.train.run import train_run
 from cnnlab.train.tasks import Classification
+from tests.train.interrupting import interrupt_at_step
 from tests.train.paradigms.rundigest import run_digest
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
@@ -79,6 +80,35 @@ def test_distilled_run_trains_scores_and_leaves_its_teachers_as_they_were(teache
     assert [run_digest(t) for t in teachers] == before
     assert load_recipe(str(out / "recipe.yaml")).paradigm.distill.teachers == tuple(map(str, teachers))
     assert load_run(out).model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)  # cnnlab eval reads it as any run
+
+
+def test_student_records_its_teachers_and_resume_refuses_one_that_changed(teachers, tmp_path, monkeypatch) -> None:
+    import json
+    import shutil
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teachers[0], teacher)
+    overrides = ("epochs=3", f"paradigm.distill.teachers=[{teacher}]")
+    undo = interrupt_at_step(monkeypatch, 30)  # Ctrl-C in epoch 2 (21 steps an epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(out=str(tmp_path / "s"), overrides=overrides, console=QUIET)
+    undo()
+    recorded = json.loads((tmp_path / "s" / "teachers.json").read_text())
+    used = load_run(teacher)
+    assert recorded == [{"run": str(teacher), "checkpoint": used.checkpoint, "ema": used.ema,
+                         "weights_sha256": weights_digest(used.model)}]
+    assert weights_digest(used.model) != weights_digest(load_run(teachers[1]).model)
+    # The teacher is retrained in between: its weights differ, and the student must not mix two teachers.
+    shutil.rmtree(teacher)
+    shutil.copytree(teachers[1], teacher)
+    before = run_digest(tmp_path / "s")
+    with pytest.raises(CnnlabError, match="is not the teacher this student started with") as error:
+        train_run(resume=str(tmp_path / "s"), console=QUIET)
+    assert "\n" not in str(error.value) and run_digest(tmp_path / "s") == before
+    shutil.rmtree(teacher)
+    shutil.copytree(teachers[0], teacher)  # restored: the resume goes on and the summary names the teacher
+    result = train_run(resume=str(tmp_path / "s"), console=QUIET)
+    assert result["epochs"] == 3 and result["teachers"] == recorded
 
 
 def test_distillation_digest_differs_and_plain_recipes_keep_theirs() -> None:
