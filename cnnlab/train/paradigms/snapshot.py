@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnlab.runs.checkpoint import recover
 from cnnlab.runs.recipe import Recipe
 from cnnlab.train.state import Callback, Context, EpochMetrics
 
@@ -32,5 +33,8 @@ class Snapshots(Callback):
 
 def snapshots_of(run: Path) -> list[str]:
     """Return the snapshot checkpoint names a run holds, in cycle order."""
+    for retired in (run / "checkpoints").glob(".snapshot-*-retired"):
+        # Killed between the two renames of a rewrite (a resumed cycle): the old snapshot is whole.
+        recover(retired.with_name(retired.name[1:].removesuffix("-retired")))
     found = [p.name for p in (run / "checkpoints").glob("snapshot-*") if p.is_dir() and p.name[9:].isdigit()]
     return sorted(found, key=lambda name: int(name[9:]))

@@ -66,6 +66,20 @@ def test_resume_between_cycles_writes_the_same_snapshots(snapshot_run, tmp_path,
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_a_snapshot_left_retired_by_a_kill_mid_swap_is_put_back(snapshot_run, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(snapshot_run, run)
+    # A kill between the two renames of a rewrite leaves only .snapshot-2-retired, whole.
+    (run / "checkpoints" / "snapshot-2").rename(run / "checkpoints" / ".snapshot-2-retired")
+    assert snapshots_of(run) == ["snapshot-1", "snapshot-2", "snapshot-3"]
+    a, b = _weights(snapshot_run, "snapshot-2"), _weights(run, "snapshot-2")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (run / "checkpoints" / ".snapshot-2-retired").exists()
+    assert len(evaluate_ensemble([run], snapshots=True)["members"]) == 3
+
+
 def test_snapshot_recipes_that_cannot_work_get_one_line(tmp_path) -> None:
     with pytest.raises(CnnlabError, match="set schedule.name=cyclic"):
         load_recipe("digits", ["paradigm.snapshot.enabled=true"])
