@@ -268,9 +268,8 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
 
         save_file(parts.pseudo, str(run / PSEUDO_LABELS))
     trainer.run = trainer.context.run = run
-    if dist.is_main:
-        record_teachers(run, trainer.task)
     if dist.is_main:  # every rank computes the same metrics; one writes them
+        record_teachers(run, trainer.task)
         writers = [MetricsCSV(run / "metrics.csv"), Checkpoints(run / "checkpoints"),
                    ProgressBar(plan.recipe.epochs, trainer.steps_per_epoch, console),
                    *([TensorBoard(run)] if TensorBoard.available() else []),
