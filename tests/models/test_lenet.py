@@ -18,6 +18,7 @@ from cnnlab.models.lenet import (
     digit_centres,
     lenet5,
     lenet5_1998,
+    lenet5_bn,
     lenet5_tiny,
 )
 from cnnlab.nn import PoolMode
@@ -51,8 +52,19 @@ def test_tiny_lenet5_is_the_distillation_student() -> None:
     _check_contract(model, 10)
 
 
+def test_batchnorm_lenet5_normalises_both_convs() -> None:
+    torch.manual_seed(0)
+    model = lenet5_bn()
+    # The convs lose their biases (6 + 16) to BatchNorm's shift and gain a scale and a shift per
+    # channel (2 * (6 + 16)): 61,706 - 22 + 44 = 61,728.
+    assert _params(model) == 61_728
+    assert [type(m) for m in model.modules() if isinstance(m, nn.BatchNorm2d)] == [nn.BatchNorm2d] * 2
+    assert model.conv1.conv.bias is None and model.conv2.conv.bias is None
+    _check_contract(model, 10)
+
+
 def test_registry_entries() -> None:
-    for name in ("lenet5", "lenet5_tiny", "lenet5_1998"):
+    for name in ("lenet5", "lenet5_tiny", "lenet5_bn", "lenet5_1998"):
         info = model_info(name)
         assert (info.input_size, info.small_input, info.default_classes, info.year) == ((1, 32, 32), True, 10, 1998)
 

@@ -82,11 +82,12 @@ def test_summary_on_meta_at_default_input(name: str) -> None:
 
 
 def test_the_zoo_has_every_model_of_the_course() -> None:
-    # 65 architectures of the course (with plain20 and plain56 of the degradation experiment,
-    # lenet5_tiny, the distillation student, lenet5_dropout, the noisy student, and the ablation's
-    # course_cifar100_nobn and course_cifar100_dropout), speednet, the demo's small CNN, the small
+    # 66 architectures of the course (with plain20 and plain56 of the degradation experiment,
+    # lenet5_tiny, the distillation student, lenet5_dropout, the noisy student, lenet5_bn, the
+    # snapshot ensembles' network, and the ablation's course_cifar100_nobn and
+    # course_cifar100_dropout), speednet, the demo's small CNN, the small
     # U-Net, the 1x1 baseline and the MLP of the shuffled-pixels experiment.
-    assert len(ALL) == 69 and len(CLASSIFIERS) == 66 and len(WITH_TORCHVISION) == 36
+    assert len(ALL) == 70 and len(CLASSIFIERS) == 67 and len(WITH_TORCHVISION) == 36
     assert {"small_cnn", "unet_small", "pointwise"} <= set(ALL) and not model_info("unet_small").classifier
 
 
