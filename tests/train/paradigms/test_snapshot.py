@@ -19,6 +19,22 @@ QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the tes
 OVERRIDES = ("epochs=6", "schedule.name=cyclic", "schedule.cycles=3", "paradigm.snapshot.enabled=true", "deterministic=true")
 
 
+def test_snapshot_cifar_recipe_and_its_standard_run() -> None:
+    # The README's claim compares the recipe with itself under Huang et al.'s standard schedule.
+    recipe = load_recipe("snapshot-cifar")
+    assert (recipe.epochs, recipe.schedule.name, recipe.schedule.cycles) == (50, ScheduleName.CYCLIC, 5)
+    assert recipe.paradigm.snapshot.enabled and recipe.schedule.warmup_epochs == 0
+    standard = load_recipe("snapshot-cifar", ["schedule.name=multistep", "schedule.milestones=[25,37]",
+                                              "paradigm.snapshot.enabled=false"])
+    assert standard.schedule.milestones == (25, 37) and not standard.paradigm.snapshot.enabled
+    # Both arms take the same 3,950 steps (79 a epoch for 10,000 images in batches of 128); the
+    # snapshots close the 10-epoch cycles, where eq. 2 is at its minimum.
+    config, steps = recipe.schedule, 79
+    ends = [epoch * steps - 1 for epoch in (10, 20, 30, 40, 50)]
+    assert all(lr_factor(config, t, steps, 50) < 1e-3 for t in ends)
+    assert all(lr_factor(config, t + 1, steps, 50) == 1.0 for t in ends[:-1])
+
+
 def _weights(run, name):
     return load_file(str(run / "checkpoints" / name / "model.safetensors"))
 
