@@ -27,7 +27,7 @@ def test_snapshot_cifar_recipe_and_its_standard_run() -> None:
     standard = load_recipe("snapshot-cifar", ["schedule.name=multistep", "schedule.milestones=[25,37]",
                                               "paradigm.snapshot.enabled=false"])
     assert standard.schedule.milestones == (25, 37) and not standard.paradigm.snapshot.enabled
-    # Both arms take the same 3,950 steps (79 a epoch for 10,000 images in batches of 128); the
+    # Both arms take the same 3,950 steps (79 per epoch for 10,000 images in batches of 128); the
     # snapshots close the 10-epoch cycles, where eq. 2 is at its minimum.
     config, steps = recipe.schedule, 79
     ends = [epoch * steps - 1 for epoch in (10, 20, 30, 40, 50)]
