@@ -29,10 +29,11 @@ def test_snapshot_cifar_recipe_and_its_standard_run() -> None:
     assert standard.schedule.milestones == (25, 37) and not standard.paradigm.snapshot.enabled
     # Both arms take the same 3,950 steps (79 per epoch for 10,000 images in batches of 128); the
     # snapshots close the 10-epoch cycles, where eq. 2 is at its minimum.
-    config, steps = recipe.schedule, 79
+    config, steps = recipe.schedule, math.ceil(recipe.data.train_images / recipe.batch_size)
+    assert steps * recipe.epochs == 3_950
     ends = [epoch * steps - 1 for epoch in (10, 20, 30, 40, 50)]
-    assert all(lr_factor(config, t, steps, 50) < 1e-3 for t in ends)
-    assert all(lr_factor(config, t + 1, steps, 50) == 1.0 for t in ends[:-1])
+    assert all(lr_factor(config, t, steps, recipe.epochs) < 1e-3 for t in ends)
+    assert all(lr_factor(config, t + 1, steps, recipe.epochs) == 1.0 for t in ends[:-1])
 
 
 def _weights(run, name):
