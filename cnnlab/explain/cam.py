@@ -216,7 +216,9 @@ def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
 
     with torch.no_grad():
         black = pick(ctx.forward(torch.zeros_like(images[:1])).expand(n, -1), targets)  # (N,)
-    scores = black[:, None].expand(n, k).clone().float()
+    # At least float32 for the softmax, and float64 when the model is: scores differing below float32's
+    # resolution must not all round to one value.
+    scores = black.to(torch.promote_types(black.dtype, torch.float32))[:, None].expand(n, k).clone()
     if len(pairs):
         scores[pairs[:, 0], pairs[:, 1]] = sampled_scores(ctx.forward, targets, 0, 0, make, ctx.max_batch, pairs=pairs)
     weights = scores.softmax(dim=1).to(acts.dtype)

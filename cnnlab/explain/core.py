@@ -214,7 +214,7 @@ def sampled_scores(forward: Forward, targets: torch.Tensor, count: int, samples:
     """
     device = targets.device
     total = count * samples if pairs is None else len(pairs)
-    out = torch.empty(total, device=device)
+    out: torch.Tensor | None = None
     for start in range(0, total, max_batch):
         if pairs is None:
             flat = torch.arange(start, min(total, start + max_batch), device=device)
@@ -222,7 +222,14 @@ def sampled_scores(forward: Forward, targets: torch.Tensor, count: int, samples:
         else:
             i, s = pairs[start:start + max_batch, 0], pairs[start:start + max_batch, 1]
         logits = forward(make(i, s))
-        out[start:start + len(i)] = (pick(logits, targets[i]) if score is None else score(logits, targets[i])).float()
+        part = pick(logits, targets[i]) if score is None else score(logits, targets[i])
+        if out is None:
+            # The scores keep the logits' dtype: occlusion and RISE take differences of scores that a
+            # float64 model resolves and float32 would round to zero.
+            out = torch.empty(total, device=device, dtype=part.dtype)
+        out[start:start + len(i)] = part
+    if out is None:  # nothing to score
+        out = torch.empty(total, device=device)
     return out.view(count, samples) if pairs is None else out
 
 

@@ -130,8 +130,11 @@ def superpixels(images: torch.Tensor, method: str = "slic", segments: int = 50, 
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low + 1e-12)
         if method == "slic":
-            seg = slic(array, n_segments=segments, compactness=float(kwargs.get("compactness", 10.0)), start_label=0,
-                       channel_axis=-1 if array.shape[-1] > 1 else None)
+            # A grey image goes in as (H, W): with channel_axis=None an (H, W, 1) array is a 3-D volume to SLIC.
+            grey = array.shape[-1] == 1
+            seg = slic(array[..., 0] if grey else array, n_segments=segments,
+                       compactness=float(kwargs.get("compactness", 10.0)), start_label=0,
+                       channel_axis=None if grey else -1)
         elif method == "quickshift":
             rgb = array if array.shape[-1] == 3 else array[..., :1].repeat(3, axis=-1)
             seg = quickshift(rgb.astype("float64"), kernel_size=float(kwargs.get("kernel_size", 4)),

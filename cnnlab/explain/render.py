@@ -26,15 +26,26 @@ def _image(image: torch.Tensor) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
-def _heat(heat: torch.Tensor) -> tuple[np.ndarray, str, float, float]:
-    """Return the map, its colour map and limits: signed maps centre on zero (blue-red), others span min to max."""
-    array = heat.detach().float().cpu().numpy()
+def colour_limits(heat: torch.Tensor) -> tuple[str, float, float]:
+    """Return the colour map and its limits (vmin, vmax) for a map: zero is always at one end or the middle.
+
+    Signed maps span -m..m (blue-red) with m = max |map|; other maps span 0..max (jet). A bar
+    stretched from the map's own min to max would make a nearly flat map (1.66-1.82) look as
+    contrasted as a sharp one; anchored at zero, the flat map is one colour and the bar says why.
+    """
+    array = heat.detach().float()
     low, high = float(array.min()), float(array.max())
-    if low < 0 < high and -low > 0.05 * high:
+    # Negatives under 5% of the peak (interpolation ringing) do not make a map signed.
+    if low < 0 and -low > 0.05 * max(high, 0.0):
         bound = max(-low, high)
-        return array, "bwr", -bound, bound
-    # RISE and occlusion maps sit far from zero: their contrast is between min and max.
-    return array, "jet", low, high if high > low else low + 1e-12
+        return "bwr", -bound, bound
+    return "jet", 0.0, high if high > 0 else 1e-12
+
+
+def _heat(heat: torch.Tensor) -> tuple[np.ndarray, str, float, float]:
+    """Return the map as numpy with its colour map and limits (`colour_limits`)."""
+    cmap, low, high = colour_limits(heat)
+    return heat.detach().float().cpu().numpy(), cmap, low, high
 
 
 def overlay(image: torch.Tensor, heat: torch.Tensor, path: Path, title: str) -> Path:

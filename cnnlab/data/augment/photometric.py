@@ -191,7 +191,12 @@ class Solarize(Op):
 
 @dataclass(frozen=True)
 class Posterize(Op):
-    """Quantise each image to 2**bits levels, bits drawn from min_bits..8 (8 keeps the image)."""
+    """Quantise each image to 2**bits levels, bits drawn from min_bits..8 (8 keeps the image).
+
+    8 bits is the identity, as torchvision's uint8 path; torchvision's float path instead rounds
+    down to a multiple of 1/256. Every bit depth gives the uint8 path's 8-bit codes
+    (tests/data/test_posterize_reference.py).
+    """
 
     tag: ClassVar[str] = "posterize"
     neutral: ClassVar[dict[str, int]] = {"min_bits": 8}
