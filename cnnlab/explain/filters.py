@@ -6,7 +6,9 @@ Grids are tensors (C, H, W) in [0, 1] on the host; `save_grid` writes one as a P
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,20 +65,44 @@ def feature_grid(model: nn.Module, image: torch.Tensor, layer: str, *, top: int 
     return tile(_unit(maps[order][:, None])), order.tolist()
 
 
-def save_grid(grid: torch.Tensor, path: Path, title: str, scale: float = 4.0) -> Path:
-    """Write a grid (C, H, W) in [0, 1] as a PNG with a title; return its path."""
+def fit_title(axis: Any, text: str, fontsize: float = 9, **options: Any) -> Any:
+    """Set the axis title, wrapped at spaces and then shrunk until it fits inside the figure's width; return it."""
+    figure = axis.figure
+    renderer = figure.canvas.get_renderer()
+    title = axis.set_title(text, fontsize=fontsize, **options)
+    centre = axis.get_window_extent(renderer).x0 + axis.get_window_extent(renderer).width / 2
+    # The title is centred on the axes, so it may take twice the distance to the nearer figure edge.
+    room = 0.96 * 2 * min(centre - figure.bbox.x0, figure.bbox.x1 - centre)
+    width = title.get_window_extent(renderer).width
+    if width > room:
+        title.set_text("\n".join(textwrap.wrap(text, max(8, int(len(text) * room / width)))))
+    while title.get_window_extent(renderer).width > room and title.get_fontsize() > 4:  # a word wider than the figure
+        title.set_fontsize(title.get_fontsize() * 0.9)
+    return title
+
+
+def grid_figure(grid: torch.Tensor, title: str, scale: float = 4.0) -> Any:
+    """Return the matplotlib figure of a grid (C, H, W) in [0, 1] under its title, laid out as `save_grid` writes it."""
     from cnnlab.explain.render import _pyplot
 
     plt = _pyplot()
     height, width = grid.shape[-2:]
-    fig, axis = plt.subplots(figsize=(max(5.0, width * scale / 100), max(3.0, height * scale / 100) + 0.4))
+    fig, axis = plt.subplots(figsize=(max(5.0, width * scale / 100), max(3.0, height * scale / 100) + 0.4), dpi=100)
     picture = grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy()
     axis.imshow(picture, cmap="gray" if grid.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
-    axis.set_title(title, fontsize=9)
     axis.axis("off")
-    fig.tight_layout()
+    fit_title(axis, title)
+    fig.tight_layout()  # after the title is wrapped, so its lines get their height
+    return fig
+
+
+def save_grid(grid: torch.Tensor, path: Path, title: str, scale: float = 4.0) -> Path:
+    """Write a grid (C, H, W) in [0, 1] as a PNG with a title; return its path."""
+    from cnnlab.explain.render import _pyplot
+
+    fig = grid_figure(grid, title, scale)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 

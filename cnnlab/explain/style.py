@@ -9,7 +9,10 @@ et al. 2017, "What does it take to generate natural textures?"). No pretrained w
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +133,68 @@ def _losses(model: nn.Module, image: torch.Tensor, content_layers: list[str], st
     return style, content
 
 
+def _check_settings(style_weight: float, steps: int, lr: float | None, optimiser: str, start: str) -> None:
+    """Refuse settings that could only end in a traceback or a NaN image, each with the fix."""
+    if optimiser not in ("lbfgs", "adam"):
+        raise CnnlabError(f"unknown optimiser {optimiser!r}: choose lbfgs or adam")
+    if start not in ("content", "noise"):
+        raise CnnlabError(f"unknown start {start!r}: choose content or noise")
+    if not math.isfinite(style_weight) or style_weight < 0:
+        raise CnnlabError(f"style weight {style_weight} is not a finite number >= 0: give one such as 10 (--style-weight)")
+    if lr is not None and (not math.isfinite(lr) or lr <= 0):
+        raise CnnlabError(f"learning rate {lr} is not a finite number > 0: give one such as 0.02, or none for the default")
+    if steps < 1:
+        raise CnnlabError(f"{steps} steps: give at least 1 (--steps)")
+
+
+def _check_images(content: torch.Tensor, style: torch.Tensor) -> None:
+    """Refuse images (1, C, H, W) that hold no texture to match or no finite pixels."""
+    if content.shape[1] != style.shape[1]:
+        raise CnnlabError(f"the content image has {content.shape[1]} channels and the style image {style.shape[1]}: give two RGB (or two grey) images")
+    for name, image in (("content", content), ("style", style)):
+        # A Gram matrix of a single position is one outer product, not a texture: 2x2 is the least that has one.
+        if min(image.shape[-2:]) < 2:
+            raise CnnlabError(f"the {name} image is {image.shape[-2]}x{image.shape[-1]} pixels: give images of at least 2x2 (--size)")
+        if not torch.isfinite(image).all():
+            raise CnnlabError(f"the {name} image holds NaN or infinite pixels: give pixels in [0, 1]")
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    """Return the channels the model's first convolution takes, or None when it has none."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else first.in_channels
+
+
+def _network_view(model: nn.Module, image_channels: int) -> tuple[int, Callable[[torch.Tensor], torch.Tensor]]:
+    """Return (channels of the image optimised, map from that image to the network's input)."""
+    from cnnlab.data.augment.colour import grayscale
+
+    wanted = _input_channels(model) or image_channels
+    if wanted == image_channels:
+        return image_channels, lambda x: x
+    if wanted == 1 and image_channels == 3:
+        # A grey run sees only luma, so only luma is optimised: it is also its own network input.
+        return 1, grayscale
+    if wanted == 3 and image_channels == 1:
+        return 1, lambda x: x.expand(-1, 3, -1, -1)  # (B, 3, H, W), grey repeated
+    raise CnnlabError(f"{type(model).__name__} takes {wanted}-channel images and these have {image_channels}: give RGB or grey images")
+
+
+@contextmanager
+def _fitting(model: nn.Module, *images: torch.Tensor) -> Iterator[None]:
+    """Turn the extractor's own complaint about too small an input into one line naming the fix."""
+    shape = min((image.shape for image in images), key=lambda s: min(s[-2:]))  # the smaller image is the one that failed
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise  # too large, not too small: the message must not say the opposite
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        if not any(word in first for word in ("size", "Padding", "shape", "dimension", "xpected")):
+            raise
+        raise CnnlabError(f"{type(model).__name__} cannot run on {shape[-2]}x{shape[-1]} images ({first}): give larger images (--size)") from None
+
+
 def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor, *, content_layers: list[str] | None = None,
                    style_layers: list[str] | None = None, style_weight: float = 10.0, steps: int = 300,
                    optimiser: str = "adam", lr: float | None = None, start: str = "content", seed: int = 0) -> StyleResult:
@@ -140,37 +205,44 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     by Adam (default) or L-BFGS with a strong-Wolfe line search, and clamped to [0, 1] after every
     step. Adam is the default because the clamp breaks L-BFGS's curvature pairs: on a CIFAR
     ResNet-20 at equal time, Adam cut the style loss 36x where L-BFGS cut it 7x.
+
+    A grey extractor (a run trained on grey images) given RGB images matches their luma: the
+    result keeps the content's colours and takes the optimised luma, as Gatys et al. 2017
+    ("Controlling Perceptual Factors", luminance-only transfer) preserve colour. The image
+    returned always has the content image's channels, so it sits beside its inputs.
     """
-    if optimiser not in ("lbfgs", "adam"):
-        raise CnnlabError(f"unknown optimiser {optimiser!r}: choose lbfgs or adam")
-    if start not in ("content", "noise"):
-        raise CnnlabError(f"unknown start {start!r}: choose content or noise")
+    _check_settings(style_weight, steps, lr, optimiser, start)
     defaults = default_layers(model) if content_layers is None or style_layers is None else ([], [])
     content_layers = [resolve_layer(model, n)[0] for n in (content_layers or defaults[0])]
     style_layers = [resolve_layer(model, n)[0] for n in (style_layers or defaults[1])]
     device = model_device(model)
-    content_image = content.float().to(device)[None]
-    style_image = style.float().to(device)[None]
-    if content_image.shape[1] != style_image.shape[1]:
-        raise CnnlabError(f"the content image has {content_image.shape[1]} channels and the style image {style_image.shape[1]}: give two RGB (or two grey) images")
+    # Images read from files are permuted (H, W, C) buffers; L-BFGS flattens the gradient with .view, which needs them contiguous.
+    content_image = content.float().to(device)[None].contiguous()
+    style_image = style.float().to(device)[None].contiguous()
+    _check_images(content_image, style_image)
+    channels, to_network = _network_view(model, content_image.shape[1])
     with preserved(model):
-        with torch.no_grad():
-            content_targets = {n: t.detach() for n, t in forward_to(model, content_layers, content_image).items()}
-            style_targets = {n: gram(t).detach() for n, t in forward_to(model, style_layers, style_image).items()}
+        with torch.no_grad(), _fitting(model, content_image, style_image):
+            content_targets = {n: t.detach() for n, t in forward_to(model, content_layers, to_network(content_image)).items()}
+            style_targets = {n: gram(t).detach() for n, t in forward_to(model, style_layers, to_network(style_image)).items()}
             resized = F.interpolate(style_image, size=content_image.shape[-2:], mode="bilinear", align_corners=False)
-            _, content_of_style = _losses(model, resized, content_layers, style_layers, content_targets, style_targets)
+            _, content_of_style = _losses(model, to_network(resized), content_layers, style_layers, content_targets, style_targets)
+        content_seen = content_image if channels == content_image.shape[1] else to_network(content_image)
         if start == "content":
-            x = content_image.clone()
+            x = content_seen.clone(memory_format=torch.contiguous_format)
         else:
-            x = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+            x = torch.rand(content_seen.shape, generator=torch.Generator().manual_seed(seed)).to(device)
         x.requires_grad_(True)
         history: list[tuple[int, float, float]] = []
 
         def closure() -> torch.Tensor:
             chosen.zero_grad(set_to_none=True)
-            s, c = _losses(model, x, content_layers, style_layers, content_targets, style_targets)
+            s, c = _losses(model, to_network(x), content_layers, style_layers, content_targets, style_targets)
             history.append((len(history), float(s.detach()), float(c.detach())))
             loss = c + style_weight * s
+            if not math.isfinite(float(loss.detach())):
+                raise CnnlabError(f"the loss became {float(loss.detach())} at evaluation {len(history)} (style weight {style_weight}, "
+                                  f"learning rate {lr or 'default'}): lower the style weight or the learning rate")
             loss.backward()
             return loss
 
@@ -183,5 +255,8 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
             with torch.no_grad():
                 x.clamp_(0, 1)
         with torch.no_grad():
-            style_end, content_end = _losses(model, x, content_layers, style_layers, content_targets, style_targets)
-    return StyleResult(x.detach()[0].cpu(), history[0][1], float(style_end), float(content_end), float(content_of_style), history)
+            if not torch.isfinite(x).all():  # clamp_ keeps NaN: a step that made one must not reach a PNG
+                raise CnnlabError(f"the image became NaN (style weight {style_weight}, learning rate {lr or 'default'}): lower the style weight or the learning rate")
+            style_end, content_end = _losses(model, to_network(x), content_layers, style_layers, content_targets, style_targets)
+            image = x if channels == content_image.shape[1] else (content_image + x - content_seen).clamp(0, 1)
+    return StyleResult(image.detach()[0].cpu(), history[0][1], float(style_end), float(content_end), float(content_of_style), history)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnlab.explain.filters import fit_title
 from cnnlab.explain.render import _pyplot as pyplot
 from cnnlab.explain.render import grid
 
@@ -147,17 +148,38 @@ def heat_strip(image: torch.Tensor, heats: dict[str, torch.Tensor], caption: str
     return png_uri(buffer.getvalue())
 
 
-def augment_grid(pictures: torch.Tensor, rows: Sequence[str], title: str, scale: int = 3) -> bytes:
-    """Return a PNG of views (N, 1 + D, C, H, W): one row per image, its original first, labelled."""
+def _fit_column_labels(axis: Any, width: float, fontsize: float = 8) -> None:
+    """Turn the column labels upright, then shrink them, until each fits its column `width` (data units) with a gap.
+
+    Tiles of 8x8 digits are 30 pixels wide at scale 3, and "original" at 8 points is 40: side by side they overlap.
+    """
+    renderer = axis.figure.canvas.get_renderer()
+    (left, _), (right, _) = axis.transData.transform([(0, 0), (width, 0)])
+    room = 0.85 * abs(right - left)  # pixels a label may take, leaving a gap to the next
+
+    def widest() -> float:
+        return max(label.get_window_extent(renderer).width for label in axis.get_xticklabels())
+
+    if widest() <= room:
+        return
+    for label in axis.get_xticklabels():
+        label.set_rotation(90)  # upright, a label takes one line height of its column, not its length
+    if widest() > room:
+        for label in axis.get_xticklabels():
+            label.set_fontsize(fontsize * room / widest())
+
+
+def augment_figure(pictures: torch.Tensor, rows: Sequence[str], title: str, scale: int = 3) -> Any:
+    """Return the matplotlib figure of views (N, 1 + D, C, H, W): one row per image, its original first, labelled."""
     plt = pyplot()
     count, columns = pictures.shape[:2]
     # One montage image with a 2-pixel white gutter, enlarged by whole pixels so nothing is smoothed.
     tiles = torch.nn.functional.pad(pictures.float().clamp(0, 1), (1, 1, 1, 1), value=1.0)
     channels, height, width = tiles.shape[2:]
-    montage = tiles.permute(2, 0, 3, 1, 4).reshape(channels, count * height, columns * width)
+    montage = tiles.permute(2, 0, 3, 1, 4).reshape(channels, count * height, columns * width)  # (C, N*H, (1+D)*W)
     montage = montage.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     array = montage[0].numpy() if channels == 1 else montage.permute(1, 2, 0).numpy()
-    figure, axis = plt.subplots(figsize=(montage.shape[2] / 100 + 1.6, montage.shape[1] / 100 + 0.9))
+    figure, axis = plt.subplots(figsize=(montage.shape[2] / 100 + 1.6, montage.shape[1] / 100 + 0.9), dpi=100)
     axis.imshow(array, cmap="gray" if channels == 1 else None, vmin=0, vmax=1, interpolation="nearest")
     axis.set_xticks([(c + 0.5) * width * scale for c in range(columns)],
                     ["original", *(f"draw {d}" for d in range(1, columns))], fontsize=8)
@@ -166,8 +188,15 @@ def augment_grid(pictures: torch.Tensor, rows: Sequence[str], title: str, scale:
     axis.xaxis.tick_top()
     for spine in axis.spines.values():
         spine.set_visible(False)
-    axis.set_title(title, fontsize=9, pad=18, wrap=True)
+    _fit_column_labels(axis, width * scale)
+    fit_title(axis, title, fontsize=9, pad=18)  # not wrap=True: it wraps to nothing once upright labels lift the title off the figure
+    return figure
+
+
+def augment_grid(pictures: torch.Tensor, rows: Sequence[str], title: str, scale: int = 3) -> bytes:
+    """Return a PNG of views (N, 1 + D, C, H, W): one row per image, its original first, labelled."""
+    figure = augment_figure(pictures, rows, title, scale)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    pyplot().close(figure)
     return buffer.getvalue()
