@@ -36,12 +36,12 @@ EXPECTED = {
     "cnnlab train --out runs/demo --epochs 30": ["test accuracy", "on 359 held-out images", "runs/demo"],
     "cnnlab train --out runs/tuned --recipe digits optim.lr=0.005 augment.crop_padding=1 epochs=20": ["test accuracy"],
     "cnnlab train --resume runs/tuned": ["test accuracy", "after 20 epochs"],  # its own recipe: epochs=20
-    "cnnlab augment digits --policy flip,rotate:degrees=20,randaugment:n=1:magnitude=9,cutout:size=3 --n 8 --out runs/augment.png":
+    "cnnlab augment --data digits --policy flip,rotate:degrees=20,randaugment:n=1:magnitude=9,cutout:size=3 --n 8 --out runs":
         ["wrote runs/augment.png: 8 images x 7 draws of flip -> rotate -> randaugment -> cutout"],
     "cnnlab augment --list": ["geometric:", "  elastic          p=1.0, alpha=34.0, sigma=4.0", "policies:"],
     "cnnlab train --out runs/mixed --epochs 5 'augment=[{op: translate, padding: 1}, {op: trivialaugment}, {op: mixup, alpha: 0.4}]'":
         ["test accuracy", "runs/mixed"],
-    "cnnlab distill --teacher runs/demo --student small_cnn --out runs/student --epochs 10":
+    "cnnlab distill small_cnn --teacher runs/demo --out runs/student --epochs 10":
         ["test accuracy", "runs/student"],
     "cnnlab eval runs/demo runs/tuned runs/student --out runs/ensemble":
         ["ensemble of 3 models (mean probability)", "best member", "wrote runs/ensemble/eval.json"],
@@ -52,7 +52,7 @@ EXPECTED = {
     "cnnlab train --out runs/crops --epochs 10 'augment=[{op: random_crop, size: 6}]' evaluation.crop=6":
         ["test accuracy", "runs/crops"],
     "cnnlab eval runs/crops runs/snap --tta-table --crop 6": ["crops of 6 px", "10 crops", "multi-scale"],
-    "cnnlab noisy-student --data digits --labelled-fraction 0.1 --rounds 2 --teacher-model small_cnn --student-model small_cnn --teacher-epochs 20 --epochs 5 --out runs/noisy data.val_fraction=0":
+    "cnnlab noisy-student small_cnn --data digits --labelled-fraction 0.1 --rounds 2 --teacher-model small_cnn --teacher-epochs 20 --epochs 5 --out runs/noisy data.val_fraction=0":
         ["teacher   small_cnn", "round-2   small_cnn", "wrote runs/noisy/rounds.json"],
     "cnnlab finetune runs/demo --data digits@5-9 --freeze-until stages.0 --lr-decay 0.5 --out runs/finetuned --epochs 5":
         ["fine-tuning from", "a fresh head for 5 classes", "test accuracy", "runs/finetuned"],
@@ -60,18 +60,18 @@ EXPECTED = {
     "cnnlab explain runs/demo --method gradcam,integrated_gradients,lrp --count 2 --option steps=16":
         ["explained 2 images with 3 methods", "runs/demo/explain"],
     "cnnlab sanity runs/demo --method saliency,gradcam --count 4": ["saliency: after", "spearman |map|", "sanity.png"],
-    "cnnlab faithfulness runs/demo --methods saliency,gradcam --count 4 --no-sensitivity": ["deletion", "gradcam", "random"],
+    "cnnlab faithfulness runs/demo --method saliency,gradcam --count 4 --no-sensitivity": ["deletion", "gradcam", "random"],
     "cnnlab attack runs/demo --method pgd --eps 0.3 --steps 10 --count 200 --eps-list 0,0.1,0.3":
         ["pgd eps 0.3 (linf) on 200 test images", "fgsm: eps 0", "runs/demo/attack"],
-    "cnnlab visualize runs/demo filters": ["runs/demo/filters.png"],
-    "cnnlab visualize runs/demo features": ["runs/demo/features.png"],
-    "cnnlab visualize runs/demo exemplars --channels 0-3 --top 4 --count 200": ["runs/demo/exemplars/exemplars.png"],
-    "cnnlab visualize runs/demo embedding --count 300": ["runs/demo/embedding_pca.png"],
-    "cnnlab visualize runs/demo dream --channels 0-3 --steps 32": ["channel mean activations: 0:", "runs/demo/dream.png"],
-    "cnnlab style runs/demo/features.png runs/demo/filters.png --size 48 --steps 20 --out runs/style.png": ["x lower); content loss", "runs/style.png"],
+    "cnnlab visualize filters runs/demo": ["runs/demo/filters.png"],
+    "cnnlab visualize features runs/demo": ["runs/demo/features.png"],
+    "cnnlab visualize exemplars runs/demo --channels 0-3 --top 4 --count 200": ["runs/demo/exemplars.png"],
+    "cnnlab visualize embedding runs/demo --count 300": ["runs/demo/embedding_pca.png"],
+    "cnnlab visualize dream runs/demo --channels 0-3 --steps 32": ["channel mean activations: 0:", "runs/demo/dream.png"],
+    "cnnlab style runs/demo/features.png runs/demo/filters.png --size 48 --steps 20 --out runs": ["x lower); content loss", "runs/style.png"],
     "cnnlab train --out runs/health --epochs 3 diagnostics=true report=true": ["test accuracy", "wrote runs/health/report.html"],
-    "cnnlab report runs/demo --explain gradcam,saliency": ["wrote runs/demo/report.html"],
-    "cnnlab compare runs/demo runs/tuned runs/health --out runs/compare.html": ["wrote runs/compare.html"],
+    "cnnlab report runs/demo --method gradcam,saliency": ["wrote runs/demo/report.html"],
+    "cnnlab compare runs/demo runs/tuned runs/health --out runs": ["wrote runs/compare.html"],
     "cnnlab train lenet5 --data digits --recipe lenet-mnist --out runs/lenet input_size=28": ["test accuracy", "runs/lenet"],
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],

@@ -5,6 +5,7 @@ Bad input ends in one line on stderr naming the problem and the fix, with exit s
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -24,33 +25,65 @@ from cnnlab.cli import (
     visualize,
 )
 from cnnlab.cli.common import Parser, parse_ints
+from cnnlab.cli.options import PURPOSES, Override, notice, settle
 from cnnlab.errors import CnnlabError
 
 GROUPS = (arith, inspect, train, paradigms, experiment, augment, evaluate, explain, attack, visualize, style, report)
 
 
 def build_parser() -> Parser:
-    """Return the argument parser of the `cnnlab` command."""
-    parser = Parser(prog="cnnlab", description="Design, inspect, train and look inside CNNs.")
+    """Return the argument parser of the `cnnlab` command, its commands listed by purpose."""
+    parser = Parser(prog="cnnlab", description="Design, inspect, train and look inside CNNs.", usage="cnnlab [-h] [--version] COMMAND ...",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND", prog="cnnlab",
+                                     title="commands", help=argparse.SUPPRESS)
     for group in GROUPS:
         group.register(commands)
+    helps = {action.dest: action.help for action in commands._choices_actions}
+    listed = [name for names in PURPOSES.values() for name in names]
+    assert sorted(listed) == sorted(helps), "every command has one purpose in cli.options.PURPOSES"
+    parser.epilog = "\n\n".join(f"{purpose}:\n" + "\n".join(f"  {name:<15} {helps[name]}" for name in names)
+                                  for purpose, names in PURPOSES.items())
+    parser.epilog += "\n\n`cnnlab COMMAND --help` shows a command's options and their defaults."
     return parser
+
+
+def _old_order(argv: list[str]) -> list[str]:
+    """Return argv with `visualize RUN WHAT` turned into `visualize WHAT RUN`, the verb first (with a notice)."""
+    from cnnlab.cli.visualize import WHATS
+
+    if len(argv) >= 3 and argv[0] == "visualize" and argv[1] not in WHATS and argv[2] in WHATS:
+        notice("visualize", f"visualize {argv[1]} {argv[2]} is now visualize {argv[2]} {argv[1]}")
+        return [argv[0], argv[2], argv[1], *argv[3:]]
+    return argv
+
+
+def parse(parser: Parser, words: list[str]) -> argparse.Namespace:
+    """Return the parsed and checked arguments: every option typed by its domain, or exit 2 with one line."""
+    args, extra = parser.parse_known_args(words)
+    args.argv = words
+    try:
+        # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *(Override()(e) for e in extra)]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"argument overrides: {error}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
+    words = _old_order(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    # argparse hands `key=value` words that follow an option to nobody; they are recipe overrides.
-    if extra and getattr(args, "command", None) in ("train", "distill", "noisy-student", "finetune") and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.func(args)
+        args = parse(parser, words)
+    except SystemExit as stop:  # a usage error (one line, already printed), --help or --version
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        return args.func(settle(args))
     except CnnlabError as error:
         print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -70,4 +103,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["build_parser", "main", "parse_ints"]
+__all__ = ["build_parser", "main", "parse", "parse_ints"]

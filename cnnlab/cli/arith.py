@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from cnnlab.cli.common import padding_value, parse_ints, positive_int
+from cnnlab.cli.common import emit
+from cnnlab.cli.options import Choice, Integer, Padding, Sizes, Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the arith command."""
     arith = commands.add_parser("arith", help="output size, padding, receptive field, params and MACs of one layer")
-    arith.add_argument("op", choices=["conv", "tconv", "pool"])
-    arith.add_argument("--input", required=True, help="spatial size: 32 or 32x32")
-    arith.add_argument("--kernel", default="3", help="kernel size: 3 or 3x3")
-    arith.add_argument("--stride", default=None, help="stride (pooling defaults to the kernel)")
-    arith.add_argument("--padding", default="0", help="integer, valid, same or full (conv)")
-    arith.add_argument("--dilation", default="1")
-    arith.add_argument("--output-padding", type=int, default=0, help="transposed conv only")
-    arith.add_argument("--ceil-mode", action="store_true", help="pooling only")
-    arith.add_argument("--in-channels", type=positive_int, default=1)
-    arith.add_argument("--out-channels", type=positive_int, default=1)
-    arith.add_argument("--groups", type=positive_int, default=1)
-    arith.add_argument("--no-bias", action="store_true")
-    arith.add_argument("--format", choices=["text", "json"], default="text")
+    option(arith, Spec("op", Choice(("conv", "tconv", "pool")), "the layer: conv, tconv or pool", extra={"metavar": "OP"}))
+    option(arith, Spec("--input", Sizes("32 or 32x32"), "spatial size: 32 or 32x32", required=True))
+    option(arith, Spec("--kernel", Sizes("3 or 3x3"), "kernel size: 3 or 3x3", "3"))
+    option(arith, Spec("--stride", Sizes("2 or 2x2"), "stride (default 1; pooling: the kernel)"))
+    option(arith, Spec("--padding", Padding(), "integer, valid, same or full (conv)", "0"))
+    option(arith, Spec("--dilation", Sizes("1 or 2x2"), "spacing of the kernel's taps", "1"))
+    option(arith, Spec("--output-padding", Integer(0, 1024), "transposed conv only: extra rows and columns at the end", 0))
+    option(arith, Spec("--ceil-mode", None, "pooling only: round the output size up"))
+    option(arith, Spec("--in-channels", Integer(1, 1_000_000), "input channels", 1))
+    option(arith, Spec("--out-channels", Integer(1, 1_000_000), "output channels", 1))
+    option(arith, Spec("--groups", Integer(1, 1_000_000), "channel groups (in-channels for depth-wise)", 1))
+    option(arith, Spec("--no-bias", None, "leave the bias out of the parameter count"))
+    add(arith, "format")
     arith.set_defaults(func=run)
 
 
@@ -44,16 +44,12 @@ def run(args: argparse.Namespace) -> int:
     """Print one layer's arithmetic."""
     from cnnlab.arithmetic import layer_arithmetic
 
-    stride = args.kernel if args.op == "pool" and args.stride is None else (args.stride or "1")
+    stride = args.kernel if args.op == "pool" and args.stride is None else (args.stride or (1,))
     result = layer_arithmetic(
-        args.op, parse_ints(args.input, "--input", "32 or 32x32"), parse_ints(args.kernel, "--kernel", "3 or 3x3"),
-        parse_ints(stride, "--stride", "2 or 2x2"), padding_value(args.padding),
-        parse_ints(args.dilation, "--dilation", "1 or 2x2"), output_padding=args.output_padding,
+        args.op, args.input, args.kernel, stride, args.padding, args.dilation, output_padding=args.output_padding,
         ceil_mode=args.ceil_mode, in_channels=args.in_channels, out_channels=args.out_channels,
         groups=args.groups, bias=not args.no_bias,
     )
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
-    else:
+    if not emit(result, args.format):
         _print(result)
     return 0

@@ -3,48 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from cnnlab.cli.common import positive_int
-
-
-def parse_eps(text: str) -> float:
-    """Return an eps given as a number or a fraction such as 8/255."""
-    from cnnlab.errors import CnnlabError
-
-    try:
-        if "/" in text:
-            top, bottom = text.split("/", 1)
-            value = float(top) / float(bottom)
-        else:
-            value = float(text)
-    except (ValueError, ZeroDivisionError):
-        raise CnnlabError(f"eps {text!r} is not a number: write e.g. 0.03 or 8/255") from None
-    if value < 0:
-        raise CnnlabError(f"eps must be >= 0, got {text}")
-    return value
+from cnnlab.cli.options import Choice, Fraction, Fractions, Integer, Spec, Text, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the attack command."""
     attack = commands.add_parser("attack", help="FGSM / PGD adversarial examples of a run and its robust accuracy")
-    attack.add_argument("run", help="run directory written by cnnlab train")
-    attack.add_argument("--method", choices=["fgsm", "pgd"], default="pgd")
-    attack.add_argument("--eps", default="8/255", help="L-inf (or L2) radius in pixels of 0..1, e.g. 0.3 or 8/255")
-    attack.add_argument("--eps-list", default=None, help="comma list of eps for the robust-accuracy curve (FGSM and the method)")
-    attack.add_argument("--steps", type=positive_int, default=10)
-    attack.add_argument("--step-size", default=None, help="PGD step (default 2.5 eps / steps)")
-    attack.add_argument("--norm", choices=["linf", "l2"], default="linf")
-    attack.add_argument("--no-random-start", action="store_true")
-    attack.add_argument("--target", type=int, default=None, help="targeted attack towards this class")
-    attack.add_argument("--count", type=positive_int, default=1000, help="test images to attack")
-    attack.add_argument("--show", type=positive_int, default=6, help="examples in the picture")
-    attack.add_argument("--data-dir", default=None)
-    attack.add_argument("--checkpoint", choices=["auto", "best", "last"], default=None)
-    attack.add_argument("--device", default="auto")
-    attack.add_argument("--seed", type=int, default=0)
-    attack.add_argument("--out", default=None, help="output folder (default: RUN/attack)")
+    option(attack, Spec("run", Text(), "run directory written by cnnlab train", extra={"metavar": "RUN"}))
+    option(attack, Spec("--method", Choice(("fgsm", "pgd")), "the attack", "pgd"))
+    option(attack, Spec("--eps", Fraction(), "L-inf (or L2) radius in pixels of 0..1, e.g. 0.3 or 8/255", "8/255"))
+    option(attack, Spec("--eps-list", Fractions(), "comma list of eps for the robust-accuracy curve (FGSM and the method)"))
+    add(attack, "steps", default=10, help="PGD steps")
+    option(attack, Spec("--step-size", Fraction(), "PGD step (default 2.5 eps / steps)"))
+    option(attack, Spec("--norm", Choice(("linf", "l2")), "the norm eps bounds", "linf"))
+    option(attack, Spec("--no-random-start", None, "start PGD at the image, not at a random point of the eps-ball"))
+    add(attack, "target", help="targeted attack towards this class (default: untargeted)")
+    add(attack, "count", default=1000, help="test images to attack")
+    option(attack, Spec("--show", Integer(1, 1000), "examples in the picture", 6))
+    add(attack, "data_dir")
+    add(attack, "checkpoint")
+    add(attack, "device")
+    add(attack, "seed", default=0)
+    add(attack, "out", help="folder to write into (default: RUN/attack)")
     attack.set_defaults(func=run_attack)
 
 
@@ -56,6 +38,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cnnlab.attacks.pictures import curve_png, examples_png
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.load import load_run
+    from cnnlab.runs.outputs import Output
     from cnnlab.train.distributed import init_distributed
 
     _, device = init_distributed(args.device)
@@ -68,8 +51,7 @@ def run_attack(args: argparse.Namespace) -> int:
     if args.target is not None and not 0 <= args.target < len(run.classes):
         raise CnnlabError(f"target {args.target} is out of range: the run has {len(run.classes)} classes")
     mean, std = run.normalisation.mean, run.normalisation.std
-    eps = parse_eps(args.eps)
-    step = parse_eps(args.step_size) if args.step_size else None
+    eps, step = args.eps, args.step_size  # typed, finite and >= 0 by cli.options
     goal = labels if args.target is None else torch.full_like(labels, args.target)
     common = {"mean": mean, "std": std}
     if args.method == "fgsm":
@@ -77,8 +59,7 @@ def run_attack(args: argparse.Namespace) -> int:
     else:
         adversarial = pgd(run.model, images, goal, eps, steps=args.steps, step_size=step, norm=args.norm,
                           random_start=not args.no_random_start, targeted=args.target is not None, seed=args.seed, **common)
-    out = Path(args.out) if args.out else Path(args.run) / "attack"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Output(args.out or Path(args.run) / "attack")
     m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device).view(1, -1, 1, 1)
     with torch.no_grad():
@@ -93,7 +74,7 @@ def run_attack(args: argparse.Namespace) -> int:
     if args.target is not None:
         report["target_hit_rate"] = float((attacked == args.target).float().mean())
     if args.eps_list:
-        grid = [parse_eps(e) for e in args.eps_list.split(",") if e.strip()]
+        grid = list(args.eps_list)
         curves = {}
         for method in ("fgsm", args.method) if args.method == "pgd" else ("fgsm",):
             options = {} if method == "fgsm" else {"steps": args.steps, "norm": args.norm, "random_start": not args.no_random_start,
@@ -101,15 +82,16 @@ def run_attack(args: argparse.Namespace) -> int:
             curve = robust_accuracy(run.model, images, labels, method, grid, **common, **options)
             curves[method] = [(r.eps, r.accuracy) for r in curve]
         report["curves"] = {k: [{"eps": e, "accuracy": a} for e, a in v] for k, v in curves.items()}
-        curve_png(curves, out / "curve.png", f"{run.info.model} on {run.info.spec}: robust accuracy ({args.norm})")
+        title = f"{run.info.model} on {run.info.spec}: robust accuracy ({args.norm})"
+        out.write("curve.png", lambda path: curve_png(curves, path, title))
     names = run.classes
     shown = min(args.show, len(images))
-    examples_png(images[:shown], adversarial[:shown], [names[int(c)] for c in clean[:shown]],
-                 [names[int(c)] for c in attacked[:shown]], out / "examples.png")
-    (out / "accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.write("examples.png", lambda path: examples_png(images[:shown], adversarial[:shown], [names[int(c)] for c in clean[:shown]],
+                                                        [names[int(c)] for c in attacked[:shown]], path))
+    out.json("accuracy.json", report)
     print(f"{args.method} eps {eps:.4g} ({args.norm}) on {len(images)} test images: accuracy {report['clean_accuracy']:.2%} -> "
           f"{report['adversarial_accuracy']:.2%}")
     for method, points in report.get("curves", {}).items():
         print(f"{method}: " + ", ".join(f"eps {p['eps']:.3g} {p['accuracy']:.1%}" for p in points))
-    print(f"wrote {out}")
+    print(f"wrote {out.folder}")
     return 0

@@ -7,25 +7,25 @@ Deck 004 warns that transforms must be "well calibrated": this is the picture to
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 from pathlib import Path
 
-from cnnlab.cli.common import positive_int
+from cnnlab.cli.options import Integer, Spec, Text, add, notice, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the augment command."""
     parser = commands.add_parser("augment", help="picture a policy: the same images under several draws of it")
-    parser.add_argument("data", nargs="?", help="data spec: mnist, cifar10, digits, folder:PATH, ...")
-    parser.add_argument("--policy", help="a recipe (name or YAML path) whose augment list to draw, or ops: "
-                        "flip,rotate:degrees=30,randaugment:n=1:magnitude=9 (or a YAML list)")
-    parser.add_argument("--n", type=positive_int, default=16, help="images (rows)")
-    parser.add_argument("--draws", type=positive_int, default=7, help="augmented copies of each image (columns)")
-    parser.add_argument("--seed", type=int, default=0, help="which images, and which draws")
-    parser.add_argument("--data-dir", default=None, help="where the data sets are (else CNNLAB_DATA, ~/.cache)")
-    parser.add_argument("--out", default="augment.png", help="the PNG to write (a .json of the policy beside it)")
-    parser.add_argument("--list", action="store_true", help="print every op with its parameters and defaults")
+    add(parser, "data", help="data spec: mnist, cifar10, digits, folder:PATH, ...")
+    option(parser, Spec("data_positional", Text(), argparse.SUPPRESS, nargs="?", extra={"metavar": "DATA"}))
+    option(parser, Spec("--policy", Text(), "a recipe (name or YAML path) whose augment list to draw, or ops: "
+                        "flip,rotate:degrees=30,randaugment:n=1:magnitude=9 (or a YAML list)", extra={"metavar": "POLICY"}))
+    option(parser, Spec("--n", Integer(1, 256), "images (rows)", 16))
+    option(parser, Spec("--draws", Integer(1, 64), "augmented copies of each image (columns)", 7))
+    add(parser, "seed", default=0, help="which images, and which draws (0 is a seed)")
+    add(parser, "data_dir")
+    add(parser, "out", default=".", help="folder to write augment.png and augment.json (the policy) into")
+    option(parser, Spec("--list", None, "print every op with its parameters and defaults"))
     parser.set_defaults(func=run_augment)
 
 
@@ -40,8 +40,7 @@ def catalogue() -> dict[str, dict[str, dict[str, object]]]:
 
 def _ops(policy: str) -> tuple:
     """Return the typed ops a --policy names: a recipe's augment list, or ops written out."""
-    from cnnlab.data.augment.preview import parse_ops
-    from cnnlab.runs.recipe import RECIPE_DIR, load_recipe, recipe_from_dict
+    from cnnlab.runs.recipe import RECIPE_DIR, load_recipe, parse_ops, recipe_from_dict
 
     path = Path(policy)
     if path.suffix in (".yaml", ".yml") or (not path.suffix and (RECIPE_DIR / f"{policy}.yaml").is_file()):
@@ -61,6 +60,7 @@ def run_augment(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.report.plots import augment_grid
     from cnnlab.runs.config import to_plain
+    from cnnlab.runs.outputs import Output, legacy_file
 
     if args.list:
         for family, ops in catalogue().items():
@@ -68,8 +68,15 @@ def run_augment(args: argparse.Namespace) -> int:
             for tag, params in ops.items():
                 print(f"  {tag:<16} " + ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("eigenvalues", "eigenvectors")))
         return 0
+    if args.data_positional is not None:
+        notice("augment", f"augment {args.data_positional} is now augment --data {args.data_positional}")
+        args.data = args.data or args.data_positional
     if not args.data or not args.policy:
-        raise CnnlabError("give a data spec and --policy, e.g. cnnlab augment cifar10 --policy cifar-augment")
+        raise CnnlabError("give --data and --policy, e.g. cnnlab augment --data cifar10 --policy cifar-augment")
+    folder, legacy = legacy_file(args.out, ".png")
+    if legacy is not None:
+        notice("augment", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    out = Output(folder)
     ops = _ops(args.policy)  # a bad op or parameter fails here, before any data is read
     train = load(args.data, args.data_dir, seed=args.seed).train
     if getattr(train, "labels", None) is not None and train.labels.dim() != 1:
@@ -80,11 +87,8 @@ def run_augment(args: argparse.Namespace) -> int:
     augmentation = Augmentation.for_data(ops, train, norm, len(train.classes))
     pictures = views(augmentation, images, labels, args.draws, args.seed)
     names = " -> ".join(op.tag for op in ops) or "no ops"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(augment_grid(pictures, [train.classes[int(label)] for label in labels],
-                                 f"{args.data}: {names} ({args.draws} draws of each image)"))
-    out.with_suffix(".json").write_text(json.dumps({"data": args.data, "seed": args.seed, "images": index.tolist(),
-                                                    "augment": [to_plain(op) for op in ops]}, indent=1) + "\n")
-    print(f"wrote {out}: {len(images)} images x {args.draws} draws of {names}")
+    picture = out.bytes(legacy or "augment.png", augment_grid(pictures, [train.classes[int(label)] for label in labels],
+                                                              f"{args.data}: {names} ({args.draws} draws of each image)"))
+    out.json("augment.json", {"data": args.data, "seed": args.seed, "images": index.tolist(), "augment": [to_plain(op) for op in ops]})
+    print(f"wrote {picture}: {len(images)} images x {args.draws} draws of {names}")
     return 0

@@ -3,41 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from cnnlab.cli.common import positive_int
+from cnnlab.cli.common import emit
+from cnnlab.cli.options import Choice, ImageSides, Integer, Spec, Text, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the eval and predict commands."""
     evaluate = commands.add_parser("eval", help="test figures, per-class results and confusion matrix of a run or an ensemble")
-    evaluate.add_argument("runs", nargs="+", metavar="run",
-                          help="run directory written by cnnlab train; two or more score their ensemble (mean probability)")
-    evaluate.add_argument("--out", default=None,
-                          help="folder for an ensemble's eval.json and confusion.png (one run's go into the run directory)")
-    evaluate.add_argument("--snapshots", action="store_true",
-                          help="score the ensemble of the run's snapshots (paradigm.snapshot), not one checkpoint")
-    evaluate.add_argument("--tta-table", action="store_true",
-                          help="top-1 of 1 and N models with 1 crop, 10 crops and multi-scale (deck 004's table)")
-    evaluate.add_argument("--crop", type=positive_int, default=None,
-                          help="--tta-table: crop size (default: the runs' evaluation.crop)")
-    evaluate.add_argument("--scales", default=None,
-                          help="--tta-table: multi-scale sizes, e.g. 28,32,36 (default: crop, image size, and as much larger)")
-    evaluate.add_argument("--data", default=None, help="data spec (default: the run's own)")
-    evaluate.add_argument("--data-dir", default=None)
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--checkpoint", choices=["auto", "best", "last", "swa"], default=None,
-                          help="weights to score (default: the recipe's evaluation.weights, auto = best if it validated)")
-    evaluate.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    evaluate.add_argument("--format", choices=["text", "json"], default="text")
+    option(evaluate, Spec("runs", Text(), "run directory written by cnnlab train; two or more score their ensemble (mean probability)",
+                          nargs="+", extra={"metavar": "RUN"}))
+    add(evaluate, "out", help="folder for an ensemble's (or the table's) eval.json and confusion.png (one run's go into its run "
+                              "directory)")
+    option(evaluate, Spec("--snapshots", None, "score the ensemble of the run's snapshots (paradigm.snapshot), not one checkpoint"))
+    option(evaluate, Spec("--tta-table", None, "top-1 of 1 and N models with 1 crop, 10 crops and multi-scale (deck 004's table)"))
+    option(evaluate, Spec("--crop", ImageSides(low=1, images=256), "--tta-table: crop size (default: the runs' evaluation.crop)"))
+    option(evaluate, Spec("--scales", ImageSides(low=1, many=True, images=256),
+                          "--tta-table: multi-scale sizes, e.g. 28,32,36 (default: crop, image size, and as much larger)",
+                          extra={"metavar": "A,B"}))
+    add(evaluate, "data", help="data spec (default: the run's own)")
+    add(evaluate, "data_dir")
+    option(evaluate, Spec("--split", Choice(("test",)), "the split to score (this version scores the held-out test split)", "test"))
+    add(evaluate, "checkpoint")
+    add(evaluate, "device")
+    add(evaluate, "format")
     evaluate.set_defaults(func=run_eval)
 
     pred = commands.add_parser("predict", help="top-k classes of image files with a run's model")
-    pred.add_argument("run", help="run directory written by cnnlab train")
-    pred.add_argument("images", nargs="+", help="image files")
-    pred.add_argument("--top-k", type=positive_int, default=5)
-    pred.add_argument("--format", choices=["text", "json"], default="text")
+    option(pred, Spec("run", Text(), "run directory written by cnnlab train", extra={"metavar": "RUN"}))
+    option(pred, Spec("images", Text(), "image files", nargs="+", extra={"metavar": "FILE"}))
+    option(pred, Spec("--top-k", Integer(1, 100_000), "classes to show per image", 5))
+    add(pred, "checkpoint")
+    add(pred, "device")
+    add(pred, "format")
     pred.set_defaults(func=run_predict)
 
 
@@ -50,12 +49,10 @@ def _headline(result: dict) -> str:
 def run_eval(args: argparse.Namespace) -> int:
     """Score the run, write eval.json and confusion.png beside it, print the figures."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.runs.rundir import write_json
+    from cnnlab.runs.outputs import Output
     from cnnlab.train.distributed import init_distributed
     from cnnlab.train.evaluation import evaluate_run, plot_confusion
 
-    if args.split != "test":
-        raise CnnlabError(f"split {args.split!r} is not available: this version evaluates the test split")
     _, device = init_distributed(args.device)
     if not args.tta_table and (args.crop is not None or args.scales is not None):
         raise CnnlabError("--crop and --scales are the table's: add --tta-table (a run's own views are its recipe's)")
@@ -68,16 +65,15 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
     result = evaluate_run(args.runs[0], args.data, args.data_dir, args.checkpoint, device)
-    run = Path(args.runs[0])
-    write_json(run / "eval.json", result)
-    plot_confusion(result, run / "confusion.png")
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
+    run = Output(args.runs[0])
+    run.json("eval.json", result)
+    run.write("confusion.png", lambda path: plot_confusion(result, path))
+    if emit(result, args.format):
         return 0
     print(f"{result['data']} {args.split}: {_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images, "
           f"{result['weights']['checkpoint']} weights{', EMA' if result['weights']['ema'] else ''}, tta {result['tta']})")
     _weakest(result)
-    print(f"wrote {run / 'eval.json'} and {run / 'confusion.png'}")
+    print(f"wrote {run.folder / 'eval.json'} and {run.folder / 'confusion.png'}")
     return 0
 
 
@@ -90,20 +86,18 @@ def _weakest(result: dict) -> None:
 def _ensemble(args: argparse.Namespace, device: object) -> int:
     """Score the runs' ensemble, print each member beside it, and write eval.json where --out says."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.runs.rundir import write_json
+    from cnnlab.runs.outputs import Output
     from cnnlab.train.evaluation import plot_confusion
     from cnnlab.train.paradigms.ensemble import evaluate_ensemble
 
     if args.snapshots and args.checkpoint is not None:
         raise CnnlabError("--snapshots scores every snapshot: leave --checkpoint out")
+    out = Output(args.out) if args.out is not None else None
     result = evaluate_ensemble(args.runs, args.data, args.data_dir, args.checkpoint, device, snapshots=args.snapshots)
-    if args.out is not None:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "eval.json", result)
-        plot_confusion(result, out / "confusion.png")
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
+    if out is not None:
+        out.json("eval.json", result)
+        out.write("confusion.png", lambda path: plot_confusion(result, path))
+    if emit(result, args.format):
         return 0
     for member in result["members"]:
         print(f"  {member['run']} ({member['checkpoint']}): top-1 {member['top1']:.2%}  top-5 {member['top5']:.2%}  loss {member['loss']:.4f}")
@@ -119,12 +113,12 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Print the top-k classes of each image."""
     from cnnlab.runs.load import load_run
+    from cnnlab.train.distributed import local_device
     from cnnlab.train.evaluation import predict
 
-    results = predict(load_run(Path(args.run)), args.images, args.top_k)
-    if args.format == "json":
-        print(json.dumps(results, indent=2))
-    else:
+    results = predict(load_run(Path(args.run), args.checkpoint, local_device(args.device)), args.images, args.top_k)
+    rows = [{"image": item["image"], "rank": rank + 1, **top} for item in results for rank, top in enumerate(item["top"])]
+    if not emit(results if args.format == "json" else rows, args.format):
         for item in results:
             print(item["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in item["top"]))
     return 0
@@ -132,17 +126,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _tta_table(args: argparse.Namespace, device: object) -> int:
     """Print deck 004's table of crops, scales and model averaging over the runs."""
-    from cnnlab.cli.common import parse_ints
-    from cnnlab.runs.rundir import write_json
+    from cnnlab.runs.outputs import Output
     from cnnlab.train.paradigms.tta_table import tta_table
 
-    scales = parse_ints(args.scales.replace(",", "x"), "--scales", "28,32,36") if args.scales else ()
-    result = tta_table(args.runs, args.data, args.data_dir, args.crop, scales, device)
-    if args.out is not None:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.out) / "tta_table.json", result)
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
+    out = Output(args.out) if args.out is not None else None
+    result = tta_table(args.runs, args.data, args.data_dir, args.crop, args.scales or (), device)
+    if out is not None:
+        out.json("tta_table.json", result)
+    if emit(result, args.format):
         return 0
     print(f"{result['data']} test, {result['images']} images; crops of {result['crop']} px, "
           f"multi-scale at {', '.join(map(str, result['scales']))} px")

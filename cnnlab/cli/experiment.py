@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.common import positive_int
+from cnnlab.cli.options import Choice, Integer, Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the experiment command."""
     experiment = commands.add_parser("experiment", help="run one of the course's experiments: its arms, a table, a compare page")
-    experiment.add_argument("name", help="ablation, degradation, shuffled-pixels or transferability")
-    experiment.add_argument("--data", default=None, help="data spec (default: the experiment's own)")
-    experiment.add_argument("--data-dir", default=None)
-    experiment.add_argument("--budget", default="default", help="default (a short CPU budget) or full (the paper's)")
-    experiment.add_argument("--steps", type=positive_int, default=None, help="optimiser steps per arm (with --train-images)")
-    experiment.add_argument("--train-images", type=positive_int, default=None, help="training subset per arm (with --steps)")
-    experiment.add_argument("--seed", type=int, default=0)
-    experiment.add_argument("--out", default=None, help="folder of the arms' run directories (default runs/experiment-NAME)")
-    experiment.add_argument("--device", default="auto")
+    option(experiment, Spec("name", Choice(("ablation", "degradation", "shuffled-pixels", "transferability")),
+                            "which experiment", extra={"metavar": "NAME"}))
+    add(experiment, "data", help="data spec (default: the experiment's own)")
+    add(experiment, "data_dir")
+    option(experiment, Spec("--budget", Choice(("default", "full")), "default (a short CPU budget) or full (the paper's)", "default"))
+    add(experiment, "steps", help="optimiser steps per arm (with --train-images)")
+    option(experiment, Spec("--train-images", Integer(1, 100_000_000), "training subset per arm (with --steps)"))
+    add(experiment, "seed", default=0)
+    add(experiment, "out_run", help="folder of the arms' run directories (default runs/experiment-NAME)")
+    add(experiment, "device")
+    add(experiment, "overrides", help="recipe overrides key=value for every arm, e.g. data.input_size=32")
     experiment.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train the arms (keeping finished ones, resuming interrupted ones), print the table, write compare.html."""
+    from dataclasses import replace
     from pathlib import Path
 
     from cnnlab.errors import CnnlabError
     from cnnlab.experiments import EXPERIMENTS, Budget, run_experiment, table_markdown
+    from cnnlab.runs.outputs import cleaned
 
     if args.name not in EXPERIMENTS:
         raise CnnlabError(f"no experiment {args.name!r}: choose one of {', '.join(EXPERIMENTS)}")
@@ -38,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         # The experiment's own batch size (the ablation's 32): only steps and subset change.
         budget = Budget(args.steps, args.train_images, experiment.budgets["default"].batch_size)
+    if args.overrides:
+        chosen = budget if isinstance(budget, Budget) else experiment.budgets[budget]
+        budget = replace(chosen, extra=(*chosen.extra, *args.overrides))
     out = Path(args.out or f"runs/experiment-{experiment.name}")
-    table = run_experiment(experiment, out, budget, args.data, args.data_dir, args.seed, args.device)
+    with cleaned(out):
+        table = run_experiment(experiment, out, budget, args.data, args.data_dir, args.seed, args.device)
     print(table_markdown(table), end="")
     from cnnlab.report.compare import write_comparison
 

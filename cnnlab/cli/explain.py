@@ -3,56 +3,55 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.common import positive_int
+from cnnlab.cli.options import Choice, Integer, Pair, Spec, Text, add, option
 
-DEFAULT_GRID = ("saliency", "input_x_gradient", "smoothgrad", "integrated_gradients", "guided_backprop", "deconvnet",
-                "gradcam", "gradcam_pp", "layercam", "scorecam", "eigencam", "lrp", "occlusion", "rise")
+if TYPE_CHECKING:
+    from cnnlab.runs.outputs import Output
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("subject", help="run directory written by cnnlab train, or a zoo name (random weights)")
-    parser.add_argument("--images", nargs="*", default=None, help="image files (default: the first --count test images of the run)")
-    parser.add_argument("--count", type=positive_int, default=4, help="test images to explain when --images is not given")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--layer", default=None, help="layer of CAM methods (default: the model's last stage)")
-    parser.add_argument("--target", type=int, default=None, help="class to explain (default: the predicted class)")
-    parser.add_argument("--checkpoint", choices=["auto", "best", "last"], default=None)
-    parser.add_argument("--max-batch", type=positive_int, default=None, help="rows per forward pass (default: fit the free memory)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="method option, e.g. steps=64 or upsample=field; each method takes the ones it knows")
+def _common(parser: argparse.ArgumentParser, default_method: str, old: tuple[str, ...] = ()) -> None:
+    option(parser, Spec("subject", Text(), "run directory written by cnnlab train, or a zoo name (random weights)",
+                        extra={"metavar": "RUN"}))
+    add(parser, "method", default=default_method, deprecated=old)  # argparse types a string default only when used
+    option(parser, Spec("--images", Text(), "image files (default: the first --count test images of the run)",
+                        nargs="*", extra={"metavar": "FILE"}))
+    add(parser, "count", default=4, help="test images to explain when --images is not given")
+    add(parser, "data_dir")
+    add(parser, "layer", help="layer of CAM methods (default: the model's last stage)")
+    add(parser, "target", help="class to explain (default: the predicted class)")
+    add(parser, "checkpoint")
+    option(parser, Spec("--max-batch", Integer(1, 1_000_000), "rows per forward pass (default: fit the free memory)"))
+    add(parser, "device")
+    add(parser, "seed", default=0)
+    option(parser, Spec("--option", Pair(), "method option key=value, e.g. steps=64 or upsample=field; each method takes "
+                        "the ones it knows (a value is read as in recipe overrides)", extra={"action": "append", "default": []}))
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the explain, sanity and faithfulness commands."""
     explain = commands.add_parser("explain", help="attribution maps of images: overlays, raw maps and a JSON")
-    _common(explain)
-    explain.add_argument("--method", default="gradcam", help="a method, a comma list, or all (see --list)")
-    explain.add_argument("--out", default=None, help="output folder (default: RUN/explain)")
-    explain.add_argument("--list", action="store_true", help="list the methods and exit")
+    _common(explain, "gradcam")
+    add(explain, "out", help="folder to write into (default: RUN/explain)")
+    option(explain, Spec("--list", None, "list the methods and exit"))
     explain.set_defaults(func=run_explain)
 
     sanity = commands.add_parser("sanity", help="cascading randomisation (and data randomisation) of a method's maps")
-    _common(sanity)
-    sanity.add_argument("--method", default="saliency", help="a method or a comma list")
-    sanity.add_argument("--random-labels", default=None, metavar="RUN", help="run trained on permuted labels (data randomisation test)")
-    sanity.add_argument("--out", default=None, help="output folder (default: RUN/sanity)")
+    _common(sanity, "saliency")
+    option(sanity, Spec("--random-labels", Text(), "run trained on permuted labels (data randomisation test)", extra={"metavar": "RUN"}))
+    add(sanity, "out", help="folder to write into (default: RUN/sanity)")
     sanity.set_defaults(func=run_sanity)
 
     faith = commands.add_parser("faithfulness", help="deletion / insertion AUC, infidelity and max-sensitivity per method")
-    _common(faith)
-    faith.add_argument("--methods", default="saliency,integrated_gradients,gradcam", help="comma list of methods")
-    faith.add_argument("--steps", type=positive_int, default=32, help="deletion / insertion steps")
-    faith.add_argument("--baseline", choices=["blur", "zero", "rise"], default="blur",
-                       help="what deleted pixels become (and insertion starts from); rise: zero for deletion, blur for insertion")
-    faith.add_argument("--no-sensitivity", action="store_true", help="skip max-sensitivity (it reruns each method)")
-    faith.add_argument("--out", default=None, help="output folder (default: RUN/faithfulness)")
+    _common(faith, "saliency,integrated_gradients,gradcam", old=("--methods",))
+    add(faith, "steps", default=32, help="deletion / insertion steps (at most the image's pixels)")
+    option(faith, Spec("--baseline", Choice(("blur", "zero", "rise")),
+                       "what deleted pixels become (and insertion starts from); rise: zero for deletion, blur for insertion", "blur"))
+    option(faith, Spec("--no-sensitivity", None, "skip max-sensitivity (it reruns each method)"))
+    add(faith, "out", help="folder to write into (default: RUN/faithfulness)")
     faith.set_defaults(func=run_faithfulness)
 
 
@@ -68,26 +67,9 @@ class Subject:
     layer: str | None
 
 
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """Return KEY=VALUE words as a dict of numbers, booleans and strings."""
-    from cnnlab.errors import CnnlabError
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CnnlabError(f"option {pair!r} is not KEY=VALUE: write e.g. --option steps=64")
-        options[key] = _value(value)
-    return options
+def parse_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Return the --option pairs (already typed by cli.options.Pair) as a dict, the last of a repeated key winning."""
+    return dict(pairs)
 
 
 def load_subject(args: argparse.Namespace) -> Subject:
@@ -146,28 +128,12 @@ def load_subject(args: argparse.Namespace) -> Subject:
     return Subject(model, images.to(device).float() / 255.0, names, classes, home, layer)
 
 
-def _methods(text: str) -> list[str]:
-    from cnnlab.errors import CnnlabError
-    from cnnlab.explain import list_methods
-
-    if text == "all":
-        return list(DEFAULT_GRID)
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    known = set(list_methods())
-    for method in methods:
-        if method not in known:
-            import difflib
-
-            close = difflib.get_close_matches(method, known, n=3)
-            raise CnnlabError(f"unknown method {method!r}: {'did you mean ' + ', '.join(close) + '?' if close else 'see cnnlab explain --list'}")
-    return methods
-
-
 def run_explain(args: argparse.Namespace) -> int:
     """Write per image: an overlay PNG per method (a grid for several), the raw maps as safetensors, a JSON."""
     from safetensors.torch import save_file
 
     from cnnlab.explain import attribute, list_methods
+    from cnnlab.explain.options import CAMS, method_options
     from cnnlab.explain.render import grid, overlay
 
     if args.list:
@@ -175,11 +141,11 @@ def run_explain(args: argparse.Namespace) -> int:
         return 0
     import torch
 
-    methods, options, subject, out = prepare(args, args.method, "explain")
+    methods, options, subject, out = prepare(args, "explain")
     results = {}
     for method in methods:
         taken = method_options(method, options, args.seed)
-        layer = subject.layer if method in _LAYERED else None
+        layer = subject.layer if method in CAMS else None
         results[method] = attribute(subject.model, subject.images, method, args.target, layer, max_batch=args.max_batch, **taken)
     first = next(iter(results.values()))
     probabilities = first.extras.get("probabilities")
@@ -192,64 +158,41 @@ def run_explain(args: argparse.Namespace) -> int:
     for index, name in enumerate(subject.names):
         target = int(first.targets[index])
         label = subject.classes[target] if target < len(subject.classes) else str(target)
-        save_file({m: a.maps[index].contiguous().cpu() for m, a in results.items()}, str(out / f"{name}.safetensors"))
+        maps = {m: a.maps[index].contiguous().cpu() for m, a in results.items()}
+        out.write(f"{name}.safetensors", lambda path, maps=maps: save_file(maps, str(path)))
         record = {
             "image": name, "target": target, "class": label,
             "probability": round(float(probabilities[index]), 6),
             "methods": {m: {"seconds_per_image": round(a.seconds / len(subject.names), 6), "options": _plain(a.options),
                             "layer": a.layer} for m, a in results.items()},
         }
-        (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        out.json(f"{name}.json", record)
         image = subject.images[index]
         if len(results) == 1:
             method, attribution = next(iter(results.items()))
-            overlay(image, attribution.heatmap()[index], out / f"{name}_{method}.png", f"{method}: {label} ({record['probability']:.0%})")
+            heat, title = attribution.heatmap()[index], f"{method}: {label} ({record['probability']:.0%})"
+            out.write(f"{name}_{method}.png", lambda path, image=image, heat=heat, title=title: overlay(image, heat, path, title))
         else:
-            grid(image, {m: a.heatmap()[index] for m, a in results.items()}, out / f"{name}_grid.png", f"{label} ({record['probability']:.0%})")
+            heats = {m: a.heatmap()[index] for m, a in results.items()}
+            title = f"{label} ({record['probability']:.0%})"
+            out.write(f"{name}_grid.png", lambda path, image=image, heats=heats, title=title: grid(image, heats, path, title))
     timings = ", ".join(f"{m} {a.seconds:.2f}s" for m, a in results.items())
-    print(f"explained {len(subject.names)} images with {len(results)} methods ({timings}); wrote {out}")
+    print(f"explained {len(subject.names)} images with {len(results)} methods ({timings}); wrote {out.folder}")
     return 0
 
 
-_SEEDED = {"smoothgrad", "smoothgrad_sq", "vargrad", "expected_gradients", "gradient_shap", "rise", "lime", "kernel_shap"}
-_LAYERED = {"cam", "gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam", "guided_gradcam"}
+def prepare(args: argparse.Namespace, folder: str) -> tuple[list[str], dict[str, Any], Subject, Output]:
+    """Return the methods, the checked --option values, the subject and the output folder."""
+    from cnnlab.explain.options import check_pairs
+    from cnnlab.runs.outputs import Output
 
-
-_OPTIONS = {
-    "integrated_gradients": {"steps", "rule", "baseline", "sigma"}, "smoothgrad": {"samples", "noise"},
-    "smoothgrad_sq": {"samples", "noise"}, "vargrad": {"samples", "noise"}, "expected_gradients": {"samples", "noise"},
-    "gradient_shap": {"samples", "noise"}, "occlusion": {"window", "stride", "fill"}, "rise": {"masks", "cells", "p"},
-    "lime": {"samples", "segments", "superpixels", "kernel_width", "ridge"}, "kernel_shap": {"samples", "segments", "superpixels"},
-    "lrp": {"composite", "first", "conv", "linear", "epsilon", "stabilizer", "gamma", "low", "high"}, "deeplift": {"baseline"},
-}
-
-
-def method_options(method: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Return the --option values this method takes (a grid of methods shares one --option list), and its seed."""
-    taken = {k: v for k, v in options.items() if k in _OPTIONS.get(method, set()) or (k == "upsample" and method in _LAYERED)}
-    if method in _SEEDED:
-        taken["seed"] = seed
-    return taken
-
-
-def check_taken(methods: list[str], options: dict[str, Any]) -> None:
-    """Raise a one-line error for an --option key that none of the chosen methods takes."""
-    from cnnlab.errors import CnnlabError
-
-    for key in options:
-        if not any(key in method_options(m, {key: None}, 0) for m in methods):
-            raise CnnlabError(f"no chosen method takes the option {key!r} ({', '.join(methods)}): check its spelling")
-
-
-def prepare(args: argparse.Namespace, methods_text: str, folder: str) -> tuple[list[str], dict[str, Any], Subject, Path]:
-    """Return the methods, the checked --option values, the subject and the output folder (created)."""
-    methods = _methods(methods_text)
+    methods = list(args.method)
     options = parse_options(args.option)
-    check_taken(methods, options)
+    check_pairs(methods, options)  # before any model is loaded: a bad value costs nothing
+    if args.out is not None:
+        Output(args.out)  # a file where a folder is meant, or a run's own file: refused before the work
     subject = load_subject(args)
-    out = Path(args.out) if args.out else subject.home / folder
-    out.mkdir(parents=True, exist_ok=True)
-    return methods, options, subject, out
+    return methods, options, subject, Output(args.out or subject.home / folder)
 
 
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
@@ -258,53 +201,65 @@ def _plain(options: dict[str, Any]) -> dict[str, Any]:
 
 def run_sanity(args: argparse.Namespace) -> int:
     """Write sanity.png (the curves) and sanity.json (the numbers) of cascading (and data) randomisation."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.explain.options import method_options
     from cnnlab.explain.render import sanity_curve
     from cnnlab.explain.sanity import cascading_randomization, data_randomization
 
-    methods, options, subject, out = prepare(args, args.method, "sanity")
+    methods, options, subject, out = prepare(args, "sanity")
+    random_model = None
+    if args.random_labels:
+        from cnnlab.explain import PixelModel
+        from cnnlab.runs.load import load_run
+
+        shuffled = load_run(Path(args.random_labels), args.checkpoint, subject.images.device)
+        if shuffled.classes != subject.classes or shuffled.info.image_size != tuple(subject.images.shape[1:]):
+            raise CnnlabError(f"--random-labels {args.random_labels} was trained on {len(shuffled.classes)} classes of "
+                              f"{'x'.join(map(str, shuffled.info.image_size))} images, {args.subject} on {len(subject.classes)} "
+                              f"of {'x'.join(map(str, subject.images.shape[1:]))}: give a run of the same data with permuted labels")
+        random_model = PixelModel(shuffled.model, shuffled.normalisation.mean, shuffled.normalisation.std).to(subject.images.device)
     curves, report = {}, {"images": len(subject.names), "methods": {}}
     for method in methods:
         result = cascading_randomization(subject.model, subject.images, method, args.target, subject.layer,
                                          init_seed=args.seed, max_batch=args.max_batch, **method_options(method, options, args.seed))
         curves[method] = result.rows
         report["methods"][method] = {"cascading": result.rows, "final": result.final()}
-    if args.random_labels:
-        from cnnlab.explain import PixelModel
-        from cnnlab.runs.load import load_run
-
-        shuffled = load_run(Path(args.random_labels), args.checkpoint, subject.images.device)
-        random_model = PixelModel(shuffled.model, shuffled.normalisation.mean, shuffled.normalisation.std).to(subject.images.device)
+    if random_model is not None:
         for method in methods:
             report["methods"][method]["data_randomization"] = data_randomization(
                 subject.model, random_model, subject.images, method, args.target, subject.layer, max_batch=args.max_batch,
                 **method_options(method, options, args.seed))
-    sanity_curve(curves, out / "sanity.png")
-    (out / "sanity.json").write_text(json.dumps(report, indent=2) + "\n")
+    picture = out.write("sanity.png", lambda path: sanity_curve(curves, path))
+    numbers = out.json("sanity.json", report)
     for method, entry in report["methods"].items():
         final = entry["final"]
         data = entry.get("data_randomization")
         extra = f"; random labels: spearman {data['spearman_abs']:.3f}" if data else ""
         print(f"{method}: after {final['randomised']} layers randomised, spearman |map| {final['spearman_abs']:.3f}, "
               f"ssim {final['ssim']:.3f}, hog {final['hog']:.3f}{extra}")
-    print(f"wrote {out / 'sanity.png'} and {out / 'sanity.json'}")
+    print(f"wrote {picture} and {numbers}")
     return 0
 
 
 def run_faithfulness(args: argparse.Namespace) -> int:
     """Print and write the table of methods against deletion / insertion AUC, infidelity and max-sensitivity."""
+    from cnnlab.errors import CnnlabError
     from cnnlab.explain.faithfulness import faithfulness
+    from cnnlab.explain.options import method_options
 
-    methods, options, subject, out = prepare(args, args.methods, "faithfulness")
+    methods, options, subject, out = prepare(args, "faithfulness")
+    pixels = subject.images.shape[-1] * subject.images.shape[-2]
+    if args.steps > pixels:
+        raise CnnlabError(f"--steps {args.steps} is more than the {pixels} pixels of each image: give at most --steps {pixels}")
     rows = faithfulness(subject.model, subject.images, methods, args.target, subject.layer, steps=args.steps,
                         baseline=args.baseline, seed=args.seed, max_batch=args.max_batch, sensitivity=not args.no_sensitivity,
                         options={m: method_options(m, options, args.seed) for m in methods})
-    (out / "faithfulness.json").write_text(json.dumps({"images": len(subject.names), "baseline": args.baseline,
-                                                       "steps": args.steps, "rows": rows}, indent=2) + "\n")
+    written = out.json("faithfulness.json", {"images": len(subject.names), "baseline": args.baseline, "steps": args.steps, "rows": rows})
     header = f"{'method':<22} {'deletion':>9} {'random':>8} {'insertion':>10} {'random':>8} {'infidelity':>11} {'max-sens':>9}"
     print(header)
     for row in rows:
         sens = f"{row['max_sensitivity']:9.3f}" if "max_sensitivity" in row else f"{'-':>9}"
         print(f"{row['method']:<22} {row['deletion_auc']:9.3f} {row['random_deletion_auc']:8.3f} {row['insertion_auc']:10.3f} "
               f"{row['random_insertion_auc']:8.3f} {row['infidelity']:11.4g} {sens}")
-    print(f"AUCs of the target probability; deletion should lie below random, insertion above. Wrote {out / 'faithfulness.json'}")
+    print(f"AUCs of the target probability; deletion should lie below random, insertion above. Wrote {written}")
     return 0

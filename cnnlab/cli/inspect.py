@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from cnnlab.cli.common import parse_ints, positive_int
+from cnnlab.cli.common import emit
+from cnnlab.cli.options import Integer, Sizes, Spec, Text, add, option
 from cnnlab.errors import CnnlabError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the models, summary and rf commands."""
     models = commands.add_parser("models", help="list the zoo: family, year, parameters, GMACs")
-    models.add_argument("pattern", nargs="?", default=None, help="shell pattern, e.g. 'resnet*'")
-    models.add_argument("--format", choices=["table", "json"], default="table")
+    option(models, Spec("pattern", Text(), "shell pattern, e.g. 'resnet*'", nargs="?", extra={"metavar": "PATTERN"}))
+    add(models, "format")
     models.set_defaults(func=run_models)
 
     summ = commands.add_parser(
@@ -29,17 +29,17 @@ def register(commands: argparse._SubParsersAction) -> None:
             "global pooling and the layers after it, which show the field of the map before it."
         ),
     )
-    summ.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
-    summ.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
-    summ.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    option(summ, Spec("model", Text(), "zoo name, tv/<name>, timm/<name> or module:factory", extra={"metavar": "MODEL"}))
+    option(summ, Spec("--input", Sizes(parts=(3,)), "C x H x W, e.g. 3x224x224", required=True))
+    add(summ, "format")
     summ.set_defaults(func=run_summary)
 
     rf = commands.add_parser("rf", help="analytic (and with --erf effective) receptive field per layer")
-    rf.add_argument("model", help="zoo name, tv/<name>, timm/<name> or module:factory")
-    rf.add_argument("--input", required=True, help="C x H x W, e.g. 3x224x224")
-    rf.add_argument("--erf", action="store_true", help="also measure the effective receptive field")
-    rf.add_argument("--layer", default=None, help="layer whose centre unit the ERF follows")
-    rf.add_argument("--samples", type=positive_int, default=8, help="random inputs averaged for the ERF")
+    option(rf, Spec("model", Text(), "zoo name, tv/<name>, timm/<name> or module:factory", extra={"metavar": "MODEL"}))
+    option(rf, Spec("--input", Sizes(parts=(3,)), "C x H x W, e.g. 3x224x224", required=True))
+    option(rf, Spec("--erf", None, "also measure the effective receptive field"))
+    add(rf, "layer", help="layer whose centre unit the ERF follows (default: the last)")
+    option(rf, Spec("--samples", Integer(1, 10_000), "random inputs averaged for the ERF", 8))
     rf.set_defaults(func=run_rf)
 
 
@@ -50,8 +50,7 @@ def run_models(args: argparse.Namespace) -> int:
     rows = model_table(args.pattern)
     if not rows:
         raise CnnlabError(f"no model matches {args.pattern!r}: try a shell pattern such as 'resnet*'")
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
+    if emit(rows, args.format):
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -70,7 +69,7 @@ def run_summary(args: argparse.Namespace) -> int:
     """Print a model's per-layer summary."""
     from cnnlab.inspect.summary import summary
 
-    result = summary(args.model, parse_ints(args.input, "--input"))
+    result = summary(args.model, args.input)
     if args.format == "json":
         print(result.to_json())
     elif args.format == "csv":
@@ -90,7 +89,7 @@ def run_rf(args: argparse.Namespace) -> int:
     from cnnlab.inspect.receptive import analytic_receptive_fields, effective_receptive_field
     from cnnlab.inspect.summary import build_model
 
-    input_size = parse_ints(args.input, "--input")
+    input_size = args.input
     rows = analytic_receptive_fields(args.model, input_size)
     table = Table(title=f"receptive field of {args.model} at {args.input}")
     for header in ("layer", "type", "output", "RF", "jump", "start"):

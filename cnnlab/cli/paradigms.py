@@ -6,69 +6,78 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.cli.common import positive_float, positive_int
+from cnnlab.cli.options import Integer, Number, Spec, Text, add, option
+
+MODEL = {"metavar": "MODEL"}
+RUN = {"metavar": "RUN"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add the distill command."""
+    """Add the distill, noisy-student and finetune commands."""
     distill = commands.add_parser("distill", help="knowledge distillation: train a student model on teacher runs' soft targets")
-    distill.add_argument("--teacher", action="append", required=True,
-                         help="run directory of a teacher; repeat it for an ensemble teacher (probabilities averaged)")
-    distill.add_argument("--student", required=True, help="zoo name of the student, e.g. lenet5_tiny")
-    distill.add_argument("--data", default=None, help="data spec (default: the first teacher's)")
-    distill.add_argument("--data-dir", default=None)
-    distill.add_argument("--recipe", default=None, help="recipe name or YAML path (default: the first teacher's recipe.yaml)")
-    distill.add_argument("--temperature", type=positive_float, default=None, help="shortcut for paradigm.distill.temperature")
-    distill.add_argument("--alpha", type=float, default=None, help="shortcut for paradigm.distill.alpha (weight of the soft term)")
-    distill.add_argument("--epochs", type=positive_int, default=None, help="shortcut for epochs=N")
-    distill.add_argument("--seed", type=int, default=None, help="shortcut for seed=N")
-    distill.add_argument("--out", default=None, help="run directory (default runs/DATA-STUDENT)")
-    distill.add_argument("--device", default="auto")
-    distill.add_argument("overrides", nargs="*", help="recipe overrides key=value")
+    option(distill, Spec("model", Text(), "zoo name of the student, e.g. lenet5_tiny", nargs="?", deprecated=("--student",),
+                         extra=MODEL))
+    option(distill, Spec("--teacher", Text(), "run directory of a teacher; repeat it for an ensemble teacher (probabilities averaged)",
+                         required=True, extra={"action": "append", **RUN}))
+    add(distill, "data", help="data spec (default: the first teacher's)")
+    add(distill, "data_dir")
+    add(distill, "recipe", help="recipe name or YAML path (default: the first teacher's recipe.yaml)")
+    option(distill, Spec("--temperature", Number(0, open_low=True), "shortcut for paradigm.distill.temperature"))
+    option(distill, Spec("--alpha", Number(0, 1), "shortcut for paradigm.distill.alpha (weight of the soft term)"))
+    add(distill, "epochs")
+    add(distill, "seed", help="shortcut for seed=N (0 is a seed)")
+    add(distill, "out_run", help="run directory (default runs/DATA-STUDENT, never overwritten)")
+    add(distill, "device")
+    add(distill, "overrides")
     distill.set_defaults(func=run_distill)
 
     noisy = commands.add_parser("noisy-student", help="Noisy Student: a teacher on the labelled part, then rounds of noised students")
-    noisy.add_argument("--data", required=True, help="data spec, e.g. mnist")
-    noisy.add_argument("--data-dir", default=None)
-    noisy.add_argument("--labelled-fraction", type=positive_float, required=True,
-                       help="fraction of the training split whose labels are kept (seeded, class-balanced), e.g. 0.01")
-    noisy.add_argument("--rounds", type=positive_int, default=3, help="students, each taught by the one before (default 3)")
-    noisy.add_argument("--teacher-model", default="lenet5", help="zoo name of the first teacher (default lenet5)")
-    noisy.add_argument("--student-model", default="lenet5_dropout",
-                       help="zoo name of the students: equal or larger, with dropout (default lenet5_dropout)")
-    noisy.add_argument("--recipe", default=None, help="recipe of every round; its augment is the students' input noise")
-    noisy.add_argument("--teacher-epochs", type=positive_int, default=None, help="epochs of the first teacher only")
-    noisy.add_argument("--epochs", type=positive_int, default=None, help="epochs of every round (shortcut for epochs=N)")
-    noisy.add_argument("--hard", action="store_true", help="hard pseudo-labels (arg-max) instead of the teacher's probabilities")
-    noisy.add_argument("--threshold", type=float, default=None, help="drop unlabelled images the teacher is less sure of")
-    noisy.add_argument("--no-balance", action="store_true", help="keep the pseudo-labels' own class counts")
-    noisy.add_argument("--seed", type=int, default=None, help="shortcut for seed=N (the labelled draw too)")
-    noisy.add_argument("--out", default=None, help="folder of the rounds (default runs/noisy-student-DATA)")
-    noisy.add_argument("--device", default="auto")
-    noisy.add_argument("overrides", nargs="*", help="recipe overrides key=value for every round")
+    option(noisy, Spec("model", Text(), "zoo name of the students: equal or larger than the teacher, with dropout",
+                       "lenet5_dropout", nargs="?", deprecated=("--student-model",), extra=MODEL))
+    add(noisy, "data", required=True)
+    add(noisy, "data_dir")
+    option(noisy, Spec("--labelled-fraction", Number(0, 1, open_low=True),
+                       "fraction of the training split whose labels are kept (seeded, class-balanced), e.g. 0.01", required=True))
+    option(noisy, Spec("--rounds", Integer(1, 100), "students, each taught by the one before", 3))
+    option(noisy, Spec("--teacher-model", Text(), "zoo name of the first teacher", "lenet5", extra=MODEL))
+    add(noisy, "recipe", help="recipe of every round; its augment is the students' input noise")
+    option(noisy, Spec("--teacher-epochs", Integer(1, 1_000_000), "epochs of the first teacher only"))
+    add(noisy, "epochs", help="epochs of every round (shortcut for epochs=N)")
+    option(noisy, Spec("--hard", None, "hard pseudo-labels (arg-max) instead of the teacher's probabilities"))
+    option(noisy, Spec("--threshold", Number(0, 1, open_high=True), "drop unlabelled images the teacher is less sure of"))
+    option(noisy, Spec("--no-balance", None, "keep the pseudo-labels' own class counts"))
+    add(noisy, "seed", help="shortcut for seed=N (the labelled draw too; 0 is a seed)")
+    add(noisy, "out_run", help="folder of the rounds' run directories (default runs/noisy-student-DATA)")
+    add(noisy, "device")
+    add(noisy, "overrides", help="recipe overrides key=value for every round")
     noisy.set_defaults(func=run_noisy_student)
 
     tune = commands.add_parser("finetune", help="transfer learning: start from a run's (or a weights file's) weights, new head")
-    tune.add_argument("source", help="run directory, or a .safetensors / .pth state dict (then give --model)")
-    tune.add_argument("--data", required=True, help="data spec of the new task, e.g. cifar10@vehicles")
-    tune.add_argument("--data-dir", default=None)
-    tune.add_argument("--model", default=None, help="zoo, tv/ or timm/ name of a weights file's architecture (a run knows its own)")
-    tune.add_argument("--recipe", default=None, help="recipe name or YAML path (default: the source run's recipe.yaml)")
-    tune.add_argument("--freeze-until", default=None, help="freeze the stages up to this one, e.g. layer3 (shortcut)")
-    tune.add_argument("--unfreeze-every", type=positive_int, default=None, help="thaw one more stage every N epochs")
-    tune.add_argument("--lr-decay", type=positive_float, default=None, help="discriminative rates: each stage below the head x this")
-    tune.add_argument("--layers", type=int, default=None, help="transfer only the first N stages (Yosinski et al. 2014)")
-    tune.add_argument("--epochs", type=positive_int, default=None, help="shortcut for epochs=N")
-    tune.add_argument("--seed", type=int, default=None, help="shortcut for seed=N")
-    tune.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL)")
-    tune.add_argument("--device", default="auto")
-    tune.add_argument("overrides", nargs="*", help="recipe overrides key=value")
+    option(tune, Spec("source", Text(), "run directory, or a .safetensors / .pth state dict (then name the model)",
+                      extra={"metavar": "SOURCE"}))
+    option(tune, Spec("model", Text(), "zoo, tv/ or timm/ name of a weights file's architecture (a run knows its own)",
+                      nargs="?", deprecated=("--model",), extra=MODEL))
+    add(tune, "data", required=True, help="data spec of the new task, e.g. cifar10@vehicles")
+    add(tune, "data_dir")
+    add(tune, "recipe", help="recipe name or YAML path (default: the source run's recipe.yaml)")
+    option(tune, Spec("--freeze-until", Text(), "freeze the stages up to this one, e.g. layer3 (shortcut)",
+                      extra={"metavar": "LAYER"}))
+    option(tune, Spec("--unfreeze-every", Integer(1, 1_000_000), "thaw one more stage every N epochs"))
+    option(tune, Spec("--lr-decay", Number(0, 1, open_low=True), "discriminative rates: each stage below the head x this"))
+    option(tune, Spec("--layers", Integer(1, 10_000), "transfer only the first N stages (Yosinski et al. 2014)"))
+    add(tune, "epochs")
+    add(tune, "seed", help="shortcut for seed=N (0 is a seed)")
+    add(tune, "out_run", help="run directory (default runs/DATA-MODEL, never overwritten)")
+    add(tune, "device")
+    add(tune, "overrides")
     tune.set_defaults(func=run_finetune)
 
 
 def run_distill(args: argparse.Namespace) -> int:
     """Train the student with the teachers named in its recipe's paradigm.distill section."""
+    from cnnlab.errors import CnnlabError
     from cnnlab.runs.info import RunInfo
+    from cnnlab.runs.outputs import cleaned
     from cnnlab.train.run import train_run
 
     teachers = [str(Path(t).resolve()) for t in args.teacher]  # the recipe must still find them from elsewhere
@@ -76,17 +85,21 @@ def run_distill(args: argparse.Namespace) -> int:
     shortcuts = [f"{key}={value}" for key, value in (
         ("paradigm.distill.temperature", args.temperature), ("paradigm.distill.alpha", args.alpha),
         ("epochs", args.epochs), ("seed", args.seed)) if value is not None]
-    result = train_run(model=args.student, data=args.data or first.spec, out=args.out, data_dir=args.data_dir,
-                       recipe_name=args.recipe or str(Path(teachers[0]) / "recipe.yaml"),
-                       # The teacher's own paradigms (its snapshots, its averaging) are not the student's.
-                       overrides=("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null",
-                                  f"paradigm.distill.teachers={json.dumps(teachers)}", *shortcuts, *args.overrides),
-                       device=args.device)
+    if args.model is None:
+        raise CnnlabError("name the student model, e.g. cnnlab distill lenet5_tiny --teacher RUN")
+    with cleaned(args.out):
+        result = train_run(model=args.model, data=args.data or first.spec, out=args.out, data_dir=args.data_dir,
+                           recipe_name=args.recipe or str(Path(teachers[0]) / "recipe.yaml"),
+                           # The teacher's own paradigms (its snapshots, its averaging) are not the student's.
+                           overrides=("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null",
+                                      f"paradigm.distill.teachers={json.dumps(teachers)}", *shortcuts, *args.overrides),
+                           device=args.device)
     return 0 if result else 1
 
 
 def run_noisy_student(args: argparse.Namespace) -> int:
     """Train (or resume) the teacher and the rounds, print each one's test accuracy, write rounds.json."""
+    from cnnlab.runs.outputs import cleaned
     from cnnlab.train.paradigms.noisy_student import noisy_student
 
     shortcuts = [f"{key}={value}" for key, value in (
@@ -94,10 +107,11 @@ def run_noisy_student(args: argparse.Namespace) -> int:
         ("paradigm.noisy_student.soft", "false" if args.hard else None),
         ("paradigm.noisy_student.balance", "false" if args.no_balance else None)) if value is not None]
     out = Path(args.out or f"runs/noisy-student-{args.data}".replace("@", "-").replace(":", "-"))
-    table = noisy_student(args.data, args.teacher_model, args.student_model, out, args.labelled_fraction, args.rounds,
-                          args.recipe, (*shortcuts, *args.overrides),
-                          (f"epochs={args.teacher_epochs}",) if args.teacher_epochs else (),
-                          args.data_dir, args.device)
+    with cleaned(out):
+        table = noisy_student(args.data, args.teacher_model, args.model, out, args.labelled_fraction, args.rounds,
+                              args.recipe, (*shortcuts, *args.overrides),
+                              (f"epochs={args.teacher_epochs}",) if args.teacher_epochs else (),
+                              args.data_dir, args.device)
     for row in table["rounds"]:
         print(f"{row['name']:<9} {row['model']:<16} test top-1 {row['test_top1']:.2%}  ({row['seconds']:.0f} s)  {row['run']}")
     print(f"wrote {out / 'rounds.json'}")
@@ -108,6 +122,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     """Train a run that starts from the source's weights, with the paradigm.finetune section the flags give."""
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.info import RunInfo
+    from cnnlab.runs.outputs import cleaned
     from cnnlab.train.run import train_run
 
     source = Path(args.source).expanduser().resolve()
@@ -115,7 +130,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         model = args.model or RunInfo.read(source).model
         recipe = args.recipe or str(source / "recipe.yaml")
     elif args.model is None:
-        raise CnnlabError(f"{args.source} is a weights file: name its architecture with --model (e.g. tv/resnet18)")
+        raise CnnlabError(f"{args.source} is a weights file: name its architecture after it, e.g. cnnlab finetune {args.source} tv/resnet18")
     else:
         model, recipe = args.model, args.recipe
     shortcuts = [f"{key}={value}" for key, value in (
@@ -126,7 +141,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     inherited = ("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null", "paradigm.distill.teachers=[]",
                  "paradigm.noisy_student.teacher=null", "data.train_images=null",
                  "data.labelled_fraction=null") if source.is_dir() and args.recipe is None else ()
-    result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=recipe,
-                       overrides=(*inherited, f"paradigm.finetune.source={json.dumps(str(source))}", *shortcuts,
-                                  *args.overrides), device=args.device)
+    with cleaned(args.out):
+        result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=recipe,
+                           overrides=(*inherited, f"paradigm.finetune.source={json.dumps(str(source))}", *shortcuts,
+                                      *args.overrides), device=args.device)
     return 0 if result else 1

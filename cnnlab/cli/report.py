@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli.options import METHODS_OR_NONE, Spec, Text, add, notice, option
+
 DEFAULT_EXPLAIN = "gradcam,integrated_gradients"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the report and compare commands."""
     report = commands.add_parser("report", help="one self-contained HTML page of a trained run")
-    report.add_argument("run", help="run directory written by cnnlab train")
-    report.add_argument("--explain", default=DEFAULT_EXPLAIN,
-                        help="explanation methods for the worst mistakes, comma-separated, or none")
-    report.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
-    report.add_argument("--data-dir", default=None, help="first folder to look for the test data in")
-    report.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    option(report, Spec("run", Text(), "run directory written by cnnlab train", extra={"metavar": "RUN"}))
+    add(report, "method_or_none", default=DEFAULT_EXPLAIN, deprecated=("--explain",),
+        help="explanation methods for the worst mistakes: a comma list, all, or none")
+    add(report, "out", help="folder to write report.html into (default: the run directory)")
+    add(report, "data_dir")
+    add(report, "device")
     report.set_defaults(func=run_report)
 
     compare = commands.add_parser("compare", help="overlaid curves and differing recipe keys of runs on one data set")
-    compare.add_argument("runs", nargs="+", help="run directories written by cnnlab train")
-    compare.add_argument("--out", default="compare.html", help="HTML file to write (default compare.html)")
+    option(compare, Spec("runs", Text(), "run directories written by cnnlab train", nargs="+", extra={"metavar": "RUN"}))
+    add(compare, "out", default=".", help="folder to write compare.html into")
     compare.set_defaults(func=run_compare)
 
 
-def explain_methods(text: str) -> list[str]:
-    """Return the methods `--explain` names ([] for none); unknown names are one-line errors."""
-    from cnnlab.cli.explain import _methods
+def explain_methods(text: str | tuple[str, ...]) -> list[str]:
+    """Return the methods a --method word (or its parsed tuple) names ([] for none); unknown names are one-line errors."""
+    from cnnlab.errors import CnnlabError
 
-    return [] if text.strip().lower() in ("", "none") else _methods(text)
+    if isinstance(text, str):
+        try:
+            text = METHODS_OR_NONE(text)
+        except argparse.ArgumentTypeError as error:
+            raise CnnlabError(str(error)) from None
+    return list(text)
 
 
 def write_run_report(run: str, methods: list[str], out: str | None = None, data_dir: str | None = None,
@@ -42,15 +49,28 @@ def write_run_report(run: str, methods: list[str], out: str | None = None, data_
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Write the report and print where it is."""
-    path = write_run_report(args.run, explain_methods(args.explain), args.out, args.data_dir, args.device)
+    """Write the report into --out (default: the run) and print where it is."""
+    from cnnlab.runs.outputs import Output, legacy_file
+
+    folder, legacy = legacy_file(args.out, ".html")
+    if legacy is not None:
+        notice("report", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    out = Output(folder or args.run)
+    methods = explain_methods(args.method)
+    path = out.write(legacy or "report.html", lambda target: write_run_report(args.run, methods, str(target), args.data_dir,
+                                                                               args.device))
     print(f"wrote {path}")
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """Write the comparison page and print where it is."""
+    """Write compare.html into --out and print where it is."""
     from cnnlab.report.compare import write_comparison
+    from cnnlab.runs.outputs import Output, legacy_file
 
-    print(f"wrote {write_comparison(args.runs, args.out)}")
+    folder, legacy = legacy_file(args.out, ".html")
+    if legacy is not None:
+        notice("compare", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    out = Output(folder)
+    print(f"wrote {out.write(legacy or 'compare.html', lambda target: write_comparison(args.runs, target))}")
     return 0

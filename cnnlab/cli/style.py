@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from cnnlab.cli.options import Choice, ImageSides, Number, Spec, Text, Words, add, notice, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the style command."""
     parser = commands.add_parser("style", help="style transfer (Gatys et al. 2016) of one image onto another")
-    parser.add_argument("content", help="content image (PNG or JPEG)")
-    parser.add_argument("style", help="style image (PNG or JPEG)")
-    parser.add_argument("--features", default="random",
-                        help="feature extractor: random (multi-scale random filters), a run directory, or vgg19=PATH "
-                             "(any zoo VGG with a local torchvision weights file)")
-    parser.add_argument("--content-layers", default=None, help="comma-separated layer names (default: per extractor)")
-    parser.add_argument("--style-layers", default=None, help="comma-separated layer names (default: per extractor)")
-    parser.add_argument("--style-weight", type=float, default=10.0, help="weight of the (relative) style loss")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--optimiser", choices=["adam", "lbfgs"], default="adam")
-    parser.add_argument("--size", type=int, default=128, help="side the content image is resized to")
-    parser.add_argument("--out", default="style.png", help="PNG of content, style and result (a .json of the losses beside it)")
+    option(parser, Spec("content", Text(), "content image (PNG or JPEG)", extra={"metavar": "CONTENT"}))
+    option(parser, Spec("style", Text(), "style image (PNG or JPEG)", extra={"metavar": "STYLE"}))
+    option(parser, Spec("--features", Text(), "feature extractor: random (multi-scale random filters), a run directory, or "
+                        "vgg19=PATH (any zoo VGG with a local torchvision weights file)", "random"))
+    option(parser, Spec("--content-layers", Words(what="layer"), "comma-separated layer names (default: per extractor)"))
+    option(parser, Spec("--style-layers", Words(what="layer"), "comma-separated layer names (default: per extractor)"))
+    option(parser, Spec("--style-weight", Number(0, open_low=True), "weight of the (relative) style loss", 10.0))
+    add(parser, "steps", default=300)
+    option(parser, Spec("--optimiser", Choice(("adam", "lbfgs")), "the optimiser of the image's pixels", "adam"))
+    option(parser, Spec("--size", ImageSides(low=16), "side the content image is resized to, in pixels", 128))
+    add(parser, "out", default=".", help="folder to write style.png (content, style, result) and style.json (the losses) into")
     parser.set_defaults(func=run_style)
 
 
@@ -54,7 +54,12 @@ def run_style(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.explain.filters import save_grid, tile
     from cnnlab.explain.style import style_transfer
+    from cnnlab.runs.outputs import Output, legacy_file
 
+    folder, legacy = legacy_file(args.out, ".png")
+    if legacy is not None:
+        notice("style", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    out = Output(folder)
     pictures = []
     for path in (args.content, args.style):
         picture = read_image(Path(path), 3)
@@ -65,13 +70,12 @@ def run_style(args: argparse.Namespace) -> int:
     style = resize_images(pictures[1][None], args.size, args.size)[0].float() / 255
     extractor = _extractor(args.features)
     rename = getattr(extractor, "layer_name", lambda name: name)  # a run's own layer names, behind its normalisation
-    layers = [None if text is None else [rename(n) for n in text.split(",")] for text in (args.content_layers, args.style_layers)]
+    layers = [None if names is None else [rename(n) for n in names] for names in (args.content_layers, args.style_layers)]
     result = style_transfer(extractor, content, style, content_layers=layers[0], style_layers=layers[1],
                             style_weight=args.style_weight, steps=args.steps, optimiser=args.optimiser)
-    out = Path(args.out)
-    save_grid(tile(torch.stack([content, style, result.image]), columns=3), out, "content, style, result", scale=2.0)
-    losses = {k: getattr(result, k) for k in ("style_start", "style_end", "content_end", "content_of_style")}
-    out.with_suffix(".json").write_text(json.dumps(losses, indent=1))
+    grid = tile(torch.stack([content, style, result.image]), columns=3)
+    picture = out.write(legacy or "style.png", lambda path: save_grid(grid, path, "content, style, result", scale=2.0))
+    out.json("style.json", {k: getattr(result, k) for k in ("style_start", "style_end", "content_end", "content_of_style")})
     print(f"style loss {result.style_start:.4f} -> {result.style_end:.4f} ({result.style_start / max(result.style_end, 1e-12):.1f}x lower); "
-          f"content loss {result.content_end:.4f} (the style image's own: {result.content_of_style:.4f}); wrote {out}")
+          f"content loss {result.content_end:.4f} (the style image's own: {result.content_of_style:.4f}); wrote {picture}")
     return 0

@@ -5,28 +5,26 @@ from __future__ import annotations
 import argparse
 import os
 
-from cnnlab.cli.common import positive_float, positive_int
+from cnnlab.cli.options import Integer, Number, Spec, Text, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the train command."""
     train = commands.add_parser("train", help="train a zoo model (default: the demo's small CNN) on a data spec")
-    train.add_argument("model", nargs="?", default=None, help="zoo name, tv/<name> or timm/<name> (default small_cnn)")
-    train.add_argument("--data", default="digits",
-                       help="digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH; mnist-seg, digits-seg")
-    train.add_argument("--data-dir", default=None, help="first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)")
-    train.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL, never overwritten)")
-    train.add_argument("--recipe", default=None,
-                       help="recipes/<name>.yaml or a YAML path (default: digits for digits, segmentation for *-seg, else default)")
-    train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    train.add_argument("--devices", type=positive_int, default=1,
-                       help="data-parallel processes (GPUs, or CPU processes with gloo) launched through torchrun")
-    train.add_argument("--resume", default=None, help="run directory to continue from its last checkpoint")
-    train.add_argument("--epochs", type=positive_int, default=None, help="shortcut for epochs=N")
-    train.add_argument("--batch-size", type=positive_int, default=None, help="shortcut for batch_size=N")
-    train.add_argument("--lr", type=positive_float, default=None, help="shortcut for optim.lr=X")
-    train.add_argument("--seed", type=int, default=None, help="shortcut for seed=N")
-    train.add_argument("overrides", nargs="*", help="recipe overrides key=value, e.g. optim.lr=0.01 augment.flip=true")
+    option(train, Spec("model", Text(), "zoo name, tv/<name> or timm/<name> (default small_cnn)", nargs="?",
+                       extra={"metavar": "MODEL"}))
+    add(train, "data", default="digits")
+    add(train, "data_dir")
+    add(train, "out_run", help="run directory (default runs/DATA-MODEL, never overwritten)")
+    add(train, "recipe", help="recipes/<name>.yaml or a YAML path (default: digits for digits, segmentation for *-seg, else default)")
+    add(train, "device")
+    add(train, "devices")
+    option(train, Spec("--resume", Text(), "run directory to continue from its last checkpoint", extra={"metavar": "RUN"}))
+    add(train, "epochs")
+    option(train, Spec("--batch-size", Integer(1, 1_000_000), "shortcut for batch_size=N"))
+    option(train, Spec("--lr", Number(0, open_low=True), "shortcut for optim.lr=X"))
+    add(train, "seed", help="shortcut for seed=N (0 is a seed)")
+    add(train, "overrides")
     train.set_defaults(func=run)
 
 
@@ -36,16 +34,16 @@ def run(args: argparse.Namespace) -> int:
         from cnnlab.train.distributed import launch
 
         return launch(args.argv, args.devices, args.device)  # torchrun runs this same command once per device
+    from cnnlab.runs.outputs import cleaned
     from cnnlab.train.run import train_run
 
     shortcuts = [f"{key}={value}" for key, value in
                  (("epochs", args.epochs), ("batch_size", args.batch_size), ("optim.lr", args.lr), ("seed", args.seed))
                  if value is not None]
-    model, overrides = args.model, list(args.overrides)
-    if model is not None and "=" in model:  # `cnnlab train epochs=3`: no model, only overrides
-        model, overrides = None, [model, *overrides]
-    result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=args.recipe,
-                       overrides=(*shortcuts, *overrides), resume=args.resume, device=args.device)
+    model, overrides = args.model, list(args.overrides)  # `settle` moved a model word like epochs=3 to the overrides
+    with cleaned(args.out):
+        result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=args.recipe,
+                           overrides=(*shortcuts, *overrides), resume=args.resume, device=args.device)
     if "run" in result:  # rank 0 (the only rank that scores) of a finished run
         from cnnlab.runs.recipe import load_recipe
 

@@ -357,15 +357,20 @@ def load_recipe(name_or_path: str = "default", overrides: list[str] | tuple[str,
     except yaml.YAMLError as error:
         raise CnnlabError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
     for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise CnnlabError(f"override {item!r} must look like key=value, e.g. optim.lr=0.05")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            raise CnnlabError(f"override {item!r} has a value YAML cannot read: quote it") from None
-        set_key(data, key.strip(), value)
+        set_key(data, *parse_pair(item))
     return build(Recipe, data)
+
+
+def parse_pair(item: str, example: str = "optim.lr=0.05") -> tuple[str, Any]:
+    """Return (key, value) of a `key=value` word, the value read as YAML: the one dialect of overrides and options."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise CnnlabError(f"{item!r} must look like key=value, e.g. {example}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise CnnlabError(f"{item!r} has a value YAML cannot read: quote it") from None
+    return key.strip(), value
 
 
 def _legacy_digest(recipe: Recipe) -> str | None:
@@ -410,3 +415,25 @@ __all__ = [
     "Precision", "Recipe", "RuntimeConfig", "ScheduleConfig", "ScheduleName", "TTA", "Weights", "load_recipe",
     "recipe_from_dict",
 ]
+
+
+def parse_ops(text: str) -> list[Any]:
+    """Return raw recipe ops from `flip,rotate:degrees=30,randaugment:n=1:magnitude=9` or a YAML list (key=value as overrides)."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            ops = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise CnnlabError(f"--policy {text!r} is not a YAML list: write [{{op: flip}}, {{op: rotate, degrees: 30}}]") from None
+        return list(ops)
+    ops: list[Any] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, *pairs = item.split(":")
+        op: dict[str, Any] = {"op": name}
+        for pair in pairs:
+            key, value = parse_pair(pair, "rotate:degrees=30")
+            op[key] = value
+        ops.append(op)
+    if not ops:
+        raise CnnlabError("--policy names no op: give a recipe, or ops such as flip,rotate:degrees=30")
+    return ops

@@ -36,10 +36,25 @@ def new_run_dir(path: str | Path, *, exist_ok_suffix: bool = False) -> Path:
 
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically: a kill leaves the old file or the new one, never half."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)  # temporary files are private; a run directory is for reading
-    os.replace(handle.name, path)
+    if path.is_dir():
+        raise CnnlabError(f"{path} is a folder: give a file path to write")
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", suffix=".tmp", delete=False) as handle:
+        temporary = handle.name
+        try:
+            handle.write(text)
+        except BaseException:
+            handle.close()
+            os.unlink(temporary)
+            raise
+    try:
+        os.chmod(temporary, 0o644)  # temporary files are private; a run directory is for reading
+        os.replace(temporary, path)
+    except OSError as error:  # the error would name the temporary file, which is gone: name the target
+        os.unlink(temporary)
+        raise CnnlabError(f"cannot write {path} ({error.strerror or error}): choose a writable place") from None
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.cli.attack import parse_eps
-from cnnlab.errors import CnnlabError
+from cnnlab.cli.options import Fraction
 
 
 def test_attack_writes_examples_curve_and_table(capsys, tmp_path: Path) -> None:
@@ -35,6 +35,7 @@ def test_attack_writes_examples_curve_and_table(capsys, tmp_path: Path) -> None:
 
 
 def test_parse_eps() -> None:
-    assert parse_eps("8/255") == pytest.approx(8 / 255) and parse_eps("0.3") == 0.3
-    with pytest.raises(CnnlabError, match=">= 0"):
-        parse_eps("-1")
+    assert Fraction()("8/255") == pytest.approx(8 / 255) and Fraction()("0.3") == 0.3
+    for word, reason in (("-1", ">= 0"), ("nan", "finite"), ("inf", "finite"), ("1/0", "not a number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=reason):
+            Fraction()(word)

@@ -35,21 +35,20 @@ def _picture_ok(path: Path) -> None:
 @pytest.mark.parametrize("tag", sorted(OPS))
 def test_every_op_draws_a_grid(rgb_folder: str, tag: str, tmp_path: Path) -> None:
     policy = f"{tag}:size=16" if tag in ("center_crop", "random_crop") else tag
-    out = tmp_path / "grid.png"
-    assert main(["augment", rgb_folder, "--policy", policy, "--n", "3", "--draws", "2", "--out", str(out)]) == 0
-    _picture_ok(out)
-    written = json.loads(out.with_suffix(".json").read_text())
+    assert main(["augment", "--data", rgb_folder, "--policy", policy, "--n", "3", "--draws", "2", "--out", str(tmp_path)]) == 0
+    _picture_ok(tmp_path / "augment.png")
+    written = json.loads((tmp_path / "augment.json").read_text())
     assert written["augment"][0]["op"] == tag and len(written["images"]) == 3
 
 
 def test_a_recipe_a_yaml_list_and_parameters(capsys, tmp_path: Path) -> None:
-    out = tmp_path / "recipe.png"
-    assert main(["augment", "digits", "--policy", "resnet-cifar", "--n", "4", "--out", str(out)]) == 0
+    out = tmp_path / "augment.png"
+    assert main(["augment", "--data", "digits", "--policy", "resnet-cifar", "--n", "4", "--out", str(tmp_path)]) == 0
     assert "flip -> translate" in capsys.readouterr().out
-    assert main(["augment", "digits", "--policy", "[{op: rotate, degrees: 40}, {op: cutout, size: 3}]",
-                 "--n", "4", "--out", str(out)]) == 0
+    assert main(["augment", "--data", "digits", "--policy", "[{op: rotate, degrees: 40}, {op: cutout, size: 3}]",
+                 "--n", "4", "--out", str(tmp_path)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["augment"][0] == {"op": "rotate", "p": 1.0, "degrees": 40}
-    assert main(["augment", "digits", "--policy", "rotate:degrees=40:p=0.5", "--n", "4", "--out", str(out)]) == 0
+    assert main(["augment", "--data", "digits", "--policy", "rotate:degrees=40:p=0.5", "--n", "4", "--out", str(tmp_path)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["augment"][0]["p"] == 0.5
     assert main(["augment", "--list"]) == 0
     listing = capsys.readouterr().out
@@ -63,10 +62,10 @@ def test_a_recipe_a_yaml_list_and_parameters(capsys, tmp_path: Path) -> None:
     ("rotate:turns=2", "unknown recipe key augment.rotate.turns"),
     ("hue", "augment hue needs RGB images but these have 1 channel(s): leave hue out of augment"),
     ("center_crop:size=9", "center_crop size=9 is larger than the 8x8 images: use size <= 8"),
-    ("rotate:degrees", "parameters look like rotate:key=value"),
+    ("rotate:degrees", "'degrees' must look like key=value, e.g. rotate:degrees=30"),
 ])
 def test_bad_policies_are_one_line_errors(capsys, policy: str, message: str, tmp_path: Path) -> None:
-    assert main(["augment", "digits", "--policy", policy, "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["augment", "--data", "digits", "--policy", policy, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "x.png").exists()
+    assert not (tmp_path / "out").exists()  # nothing written, not even an empty folder

@@ -72,7 +72,7 @@ def test_arith_tconv_and_pool(capsys) -> None:
         (["arith", "conv", "--input", "3y3"], "malformed"),
         (["summary", "torchvision.models:vgg16", "--input", "3x22a"], "malformed"),
         (["summary", "nosuchmodel", "--input", "3x32x32"], "unknown model 'nosuchmodel'"),
-        (["arith", "spin", "--input", "3"], "invalid choice"),
+        (["arith", "spin", "--input", "3"], "'spin' is not one of conv, tconv, pool"),
         (["arith", "conv"], "required"),
         (["arith", "conv", "--input", "32", "--out-channels", "-3"], "must be >= 1"),
         (["arith", "conv", "--input", "32", "--padding", "-1"], "padding must be >= 0"),
@@ -218,4 +218,4 @@ def test_eval_and_predict_commands(capsys, tmp_path) -> None:
 
 def test_unknown_device_is_one_line(capsys, tmp_path) -> None:
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--device", "gpu")
-    assert code == 2 and "is not a device" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "'gpu' is no device" in err and len(err.strip().splitlines()) == 1

@@ -64,7 +64,7 @@ def test_sanity_and_faithfulness_commands(capsys, trained: Path, tmp_path: Path)
     assert rows[0]["layer"] == "original" and len(rows) > 2 and (tmp_path / "s" / "sanity.png").stat().st_size > 5000
     assert "spearman |map|" in text and "random labels: spearman 1.000" in text  # the same run: identical maps
     assert report["methods"]["smoothgrad"]["data_randomization"]["ssim"] > 0.999
-    code, text, err = run(capsys, "faithfulness", str(trained), "--methods", "saliency,gradcam,smoothgrad", "--count", "3",
+    code, text, err = run(capsys, "faithfulness", str(trained), "--method", "saliency,gradcam,smoothgrad", "--count", "3",
                           "--steps", "8", "--option", "samples=4", "--out", str(tmp_path / "f"))
     assert code == 0, err
     table = json.loads((tmp_path / "f" / "faithfulness.json").read_text())
@@ -79,7 +79,7 @@ def test_explain_errors_are_one_line(capsys, trained: Path) -> None:
     code, _, err = run(capsys, "explain", str(trained), "--method", "gradcam", "--layer", "nope")
     assert code == 2 and "has no layer 'model.nope'" in err
     code, _, err = run(capsys, "explain", str(trained), "--option", "steps")
-    assert code == 2 and "KEY=VALUE" in err
+    assert code == 2 and "'steps' must look like key=value" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "explain", str(trained), "--method", "integrated_gradients", "--option", "step=64")
     assert code == 2 and "no chosen method takes the option 'step'" in err
     code, out, _ = run(capsys, "explain", str(trained), "--list")

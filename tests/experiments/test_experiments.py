@@ -53,7 +53,7 @@ def test_degradation_claims_read_the_training_losses() -> None:
 
 def test_bad_requests_get_one_line(tmp_path, capsys) -> None:
     assert main(["experiment", "nothing"]) == 2
-    assert "no experiment 'nothing': choose one of ablation, degradation" in capsys.readouterr().err
+    assert "argument NAME: 'nothing' is not one of ablation, degradation" in capsys.readouterr().err
     assert main(["experiment", "degradation", "--steps", "10"]) == 2
     assert "--steps and --train-images go together" in capsys.readouterr().err
     with pytest.raises(CnnlabError, match="has budgets default, not 'huge'"):

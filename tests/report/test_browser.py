@@ -40,7 +40,7 @@ def test_report_written_by_train_opens_cleanly_in_chromium(digit_runs, tmp_path)
 
 def test_comparison_of_three_runs_opens_cleanly_in_chromium(digit_runs, tmp_path) -> None:
     out = tmp_path / "compare.html"
-    assert main(["compare", *map(str, digit_runs), "--out", str(out)]) == 0
+    assert main(["compare", *map(str, digit_runs), "--out", str(tmp_path)]) == 0
     seen = open_page(out, tmp_path / "compare-digits.png")
     assert seen.console_errors == [] and seen.failed_requests == []
     assert seen.section_ids == ["table", "curves"]
@@ -58,7 +58,7 @@ REAL_RUNS = [Path(p) for p in os.environ.get("CNNLAB_BROWSER_RUNS", "").split(",
 @pytest.mark.parametrize("run", REAL_RUNS, ids=[p.name for p in REAL_RUNS])
 def test_report_of_a_real_run_opens_cleanly_in_chromium(run: Path, tmp_path) -> None:
     """Runs named in CNNLAB_BROWSER_RUNS (comma-separated): trained elsewhere, reported and opened here."""
-    page = tmp_path / f"{run.name}.html"
+    page = tmp_path / "report.html"
     data_dir = os.environ.get("CNNLAB_DATA_DIR")
-    assert main(["report", str(run), "--out", str(page), *(["--data-dir", data_dir] if data_dir else [])]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path), *(["--data-dir", data_dir] if data_dir else [])]) == 0
     _check_report(page, run, tmp_path / f"report-{run.name}.png")

@@ -82,15 +82,15 @@ def test_report_refuses_an_unfinished_run_and_an_unknown_method(digit_runs, tmp_
     (unfinished / "summary.json").unlink()
     assert main(["report", str(unfinished)]) == 2
     assert "cnnlab train --resume" in capsys.readouterr().err
-    assert main(["report", str(digit_runs[2]), "--explain", "gradcamm", "--out", str(tmp_path / "x.html")]) == 2
+    assert main(["report", str(digit_runs[2]), "--method", "gradcamm", "--out", str(tmp_path / "x")]) == 2
     assert "did you mean gradcam" in capsys.readouterr().err
-    assert not (tmp_path / "x.html").exists()
+    assert not (tmp_path / "x").exists()
 
 
 def test_report_without_diagnostics_or_explanations_says_so(tmp_path) -> None:
     run = tmp_path / "plain"
     assert main(["train", "--out", str(run), "--epochs", "1"]) == 0
-    assert main(["report", str(run), "--explain", "none"]) == 0
+    assert main(["report", str(run), "--method", "none"]) == 0
     html = (run / "report.html").read_text()
     assert "Not recorded: train with <code>diagnostics=true</code>" in html
     assert "no explanation methods chosen" in html
@@ -109,6 +109,6 @@ def test_a_run_of_the_first_release_gets_a_report(tmp_path) -> None:
     """0.1.0 summaries lack weights, tta and best_epoch: the page takes them from the re-score."""
     run = tmp_path / "old"
     shutil.copytree(Path(__file__).parents[1] / "runs" / "fixtures" / "digits-run-v0.1.0", run)
-    assert main(["report", str(run), "--explain", "gradcam"]) == 0
+    assert main(["report", str(run), "--method", "gradcam"]) == 0
     html = (run / "report.html").read_text()
     assert "not recorded (a run of an earlier release)" in html and "test-time augmentation: none, 359 test images" in html

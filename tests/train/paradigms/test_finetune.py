@@ -178,10 +178,10 @@ def test_command_line_refusals(source, tmp_path, capsys) -> None:
 
     torch.save(create_model("lenet5").state_dict(), tmp_path / "w.pth")
     assert main(["finetune", str(tmp_path / "w.pth"), "--data", "digits"]) == 2
-    assert "is a weights file: name its architecture with --model" in capsys.readouterr().err
+    assert "is a weights file: name its architecture after it, e.g. cnnlab finetune" in capsys.readouterr().err
     assert main(["finetune", str(source), "--data", "digits@5-9", "--freeze-until", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "no stage 'nope' to freeze up to" in capsys.readouterr().err
-    assert main(["noisy-student", "--data", "digits", "--labelled-fraction", "0.1", "--rounds", "1",
-                 "--teacher-model", "small_cnn", "--student-model", "small_cnn", "--hard", "--threshold", "2",
-                 "--out", str(tmp_path / "ns")]) == 2
-    assert "threshold must lie in [0, 1)" in capsys.readouterr().err
+    assert main(["noisy-student", "small_cnn", "--data", "digits", "--labelled-fraction", "0.1", "--rounds", "1",
+                 "--teacher-model", "small_cnn", "--hard", "--threshold", "2", "--out", str(tmp_path / "ns")]) == 2
+    assert "argument --threshold: 2 must be < 1" in capsys.readouterr().err
+    assert not (tmp_path / "ns").exists()
