@@ -16,7 +16,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-FLOORS = ("errors", "arithmetic", "nn", "models", "data", "inspect", "runs", "attacks", "train", "experiments", "explain", "report", "cli")
+FLOORS = ("errors", "devices", "arithmetic", "nn", "models", "data", "inspect", "runs", "attacks", "train", "experiments", "explain", "report", "cli")
 _LAZY = {"create_model": "cnnlab.models.registry", "list_models": "cnnlab.models.registry",
          "model_info": "cnnlab.models.registry", "load_run": "cnnlab.runs.load"}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.outputs import Output
 
@@ -17,7 +18,7 @@ def spatial_layer(run, layer: str) -> str:  # noqa: ANN001
     from cnnlab.explain.hooks import capture, preserved, resolve_layer
 
     name, module = resolve_layer(run.model, layer)
-    probe = torch.zeros(1, *run.info.image_size, device=next(iter(run.model.state_dict().values())).device)
+    probe = torch.zeros(1, *run.info.image_size, device=device_of(run.model))
     with preserved(run.model), capture(module) as record, torch.no_grad():
         run.model(probe)
     if record.activation is None or record.activation.ndim != 4:
@@ -67,7 +68,7 @@ def _channel_count(run, layer: str) -> int:  # noqa: ANN001
     from cnnlab.explain.hooks import capture, preserved, resolve_layer
 
     _, module = resolve_layer(run.model, layer)
-    probe = torch.zeros(1, *run.info.image_size, device=next(iter(run.model.state_dict().values())).device)
+    probe = torch.zeros(1, *run.info.image_size, device=device_of(run.model))
     with preserved(run.model), capture(module) as record, torch.no_grad():
         run.model(probe)
     return int(record.activation.shape[1])

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
@@ -33,7 +34,7 @@ def verify_no_hooks(model: nn.Module) -> None:
 
 def model_device(model: nn.Module) -> torch.device:
     """Return the device of the model's first parameter, or the CPU for a model without any."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
+    return device_of(model)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 from cnnlab.explain.core import attribute, predict
 
@@ -121,7 +122,7 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, method: str,
         was = model.training
         model.eval()
         try:
-            target = predict(model, images.to(next(model.parameters()).device), max_batch or 64).argmax(1)
+            target = predict(model, images.to(device_of(model)), max_batch or 64).argmax(1)
         finally:
             model.train(was)
     original = attribute(model, images, method, target, layer, max_batch=max_batch, **options)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import LayerRow, summary
 
@@ -79,7 +80,7 @@ def effective_receptive_field(
     if samples < 1:
         raise CnnlabError(f"the effective receptive field needs samples >= 1, got {samples}")
     generator = torch.Generator().manual_seed(seed)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device_of(model)
     target = _module_named(model, layer) if layer is not None else None
     # A model in training mode updates BatchNorm statistics in forward: put them back afterwards.
     saved_buffers = {name: b.detach().clone() for name, b in model.named_buffers()}

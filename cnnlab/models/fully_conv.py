@@ -19,6 +19,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 from cnnlab.nn.pooling import GlobalPool, PoolMode
 
@@ -82,7 +83,7 @@ def fully_convolutional(model: nn.Module, input_size: tuple[int, int, int]) -> F
     if not hasattr(model, "forward_features") or not hasattr(model, "forward_head"):
         raise CnnlabError(f"{type(model).__name__} has no forward_features/forward_head: give a zoo classifier")
     body = copy.deepcopy(model).eval()
-    probe = torch.randn(2, *input_size, device=next(body.parameters()).device)
+    probe = torch.randn(2, *input_size, device=device_of(body))
     with torch.no_grad(), _fp32_convolutions():
         features = body.forward_features(probe)
         expected = body.forward_head(features)

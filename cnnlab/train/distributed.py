@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cnnlab.devices import resolve
 from cnnlab.errors import CnnlabError
 
 
@@ -55,25 +56,8 @@ class Distributed:
 
 
 def local_device(device: str = "auto") -> torch.device:
-    """Return this process's device for `device` (under torchrun: cuda:LOCAL_RANK or cpu) without joining a group.
-
-    `auto` is the environment's CNNLAB_DEVICE when set (the test suite sets cpu, so that its figures are
-    the CPU's on a GPU machine too), else CUDA when available.
-    """
-    source = "--device"
-    if device == "auto" and os.environ.get("CNNLAB_DEVICE", "auto") != "auto":
-        device, source = os.environ["CNNLAB_DEVICE"], "CNNLAB_DEVICE"
-    if device != "auto":
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            raise CnnlabError(f"{source} {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise CnnlabError(f"{source} {device} but this machine has no CUDA GPU: use cpu (or auto)")
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+    """Return this process's device for `device` (under torchrun: cuda:LOCAL_RANK or cpu) without joining a group."""
+    return resolve(device)
 
 
 def init_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:

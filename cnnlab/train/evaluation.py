@@ -20,6 +20,7 @@ from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
 from cnnlab.data.tta import TTA, Views, centre_crop
+from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run
@@ -45,7 +46,7 @@ def check_views(model: nn.Module, input_size: tuple[int, ...], views: Views) -> 
     """Raise one line when `model` cannot score the views of an input (C, H, W): a head that takes one size only."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     try:
         for view in views(torch.zeros(1, *input_size, device=device)):
             try:
@@ -67,7 +68,7 @@ def evaluate(
     """Return the task's tally of `model` on `data` (logits averaged over the `tta` views); mode restored."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     tally = task.tally(device)
     for images, y in scored_batches(data, batch_size, device):
         tally.add(view_logits(model, norm(images), tta), y)
@@ -125,7 +126,7 @@ def predict(run: Run, image_paths: list[str], top_k: int = 5) -> list[dict[str, 
     if run.info.task is not TaskName.CLASSIFICATION:
         raise CnnlabError(f"{run.path} is a {run.info.task.value} run: predict classifies images; score it with cnnlab eval")
     channels, height, width = run.info.image_size
-    device = next(run.model.parameters()).device
+    device = device_of(run.model)
     results = []
     for name in image_paths:
         image = read_image(Path(name), channels)
