@@ -23,7 +23,7 @@ from cnnlab.report import plots
 from cnnlab.report.facts import RunFacts, read_facts
 from cnnlab.report.page import render_page
 from cnnlab.runs.info import TaskName
-from cnnlab.runs.load import Run, load_run
+from cnnlab.runs.load import Run, load_run, require_trained
 from cnnlab.runs.rundir import write_text
 from cnnlab.train.evaluation import score_run
 
@@ -117,8 +117,7 @@ def report_context(path: str | Path, methods: Sequence[str] = DEFAULT_METHODS, d
     if facts.info.task is not TaskName.CLASSIFICATION:
         raise CnnlabError(f"{facts.path} is a {facts.info.task.value} run: this version reports classification runs; "
                           "score it with cnnlab eval")
-    if not facts.summary:
-        raise CnnlabError(f"{facts.path} has no summary.json (training has not finished): finish it with cnnlab train --resume {facts.path}")
+    require_trained(facts.path, finished=True)  # the page headlines summary.json's figures: only a finished run has them
     run = load_run(facts.path, device=device)
     test = run.test_split(data_dir)
     scores = score_run(run, test)

@@ -8,6 +8,7 @@ prepared its images.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from cnnlab.data.placement import place
 from cnnlab.data.sources import ImageSet, load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import create_model
-from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.checkpoint import load_checkpoint, recover
 from cnnlab.runs.info import RunInfo
 from cnnlab.runs.recipe import Recipe, Weights, load_recipe
 
@@ -48,8 +49,8 @@ class Run:
         return self.info.classes
 
     def weights_used(self) -> dict[str, object]:
-        """Return which weights score the run, as summary.json and eval.json record them."""
-        return {"checkpoint": self.checkpoint, "ema": self.ema}
+        """Return which weights score the run, as summary.json and eval.json record them (with their digest)."""
+        return {"checkpoint": self.checkpoint, "ema": self.ema, "digest": weights_digest(self.model)}
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Return uint8 images (N, C, H, W) resized and padded as the run's training images were."""
@@ -92,6 +93,37 @@ def run_recipe(run: Path) -> Recipe:
     return load_recipe(str(run / "recipe.yaml"))
 
 
+def _recorded_epoch(directory: Path) -> int | None:
+    """Return the epoch count a checkpoint's state.json records, or None when it has none to read."""
+    recover(directory)
+    try:
+        epoch = json.loads((directory / "state.json").read_text()).get("epoch", 0)
+    except (OSError, ValueError, AttributeError):
+        return None  # absent or damaged: load_checkpoint names the file and what is wrong with it
+    if not isinstance(epoch, int):
+        raise CnnlabError(f"{directory / 'state.json'} records no epoch count ({epoch!r}): the checkpoint is damaged")
+    return epoch
+
+
+def require_trained(path: str | Path, checkpoint: str = "last", *, finished: bool = False) -> None:
+    """Raise one line naming the fix unless the run's `checkpoint` holds a finished epoch's weights (`finished`: and summary.json).
+
+    A run killed in its first epoch keeps checkpoints/last at epoch 0 (the starting point resume
+    continues from), or no checkpoint at all; its weights are untrained, so nothing uses it as a
+    source. No run records a digest of its own weights, so the epoch in state.json is the evidence.
+    """
+    run = Path(path)
+    fix = f"finish it with cnnlab train --resume {run}"
+    epoch = _recorded_epoch(run / "checkpoints" / checkpoint)
+    # None with other checkpoints beside it: this one is damaged or absent, which load_checkpoint reports.
+    if epoch is None and not any((run / "checkpoints").glob("*/state.json")):
+        raise CnnlabError(f"{run} has not finished an epoch (no checkpoint yet): {fix}")
+    if epoch is not None and epoch < 1:
+        raise CnnlabError(f"{run} has not finished an epoch (checkpoints/{checkpoint} holds its starting weights): {fix}")
+    if finished and not (run / "summary.json").is_file():
+        raise CnnlabError(f"{run} has not finished training (no summary.json): {fix}")
+
+
 def weights_digest(model: nn.Module) -> str:
     """Return the first 16 hex digits of the SHA-256 of a model's state (names, shapes, dtypes and values)."""
     digest = hashlib.sha256()
@@ -102,12 +134,32 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu") -> Run:
-    """Return the run at `path` with its model on `device`: weights from the recipe's choice unless given."""
+def check_summary_weights(run: Path, checkpoint: str, ema: bool, model: nn.Module) -> None:
+    """Raise one line when summary.json describes this checkpoint's weights by a digest they no longer match."""
+    try:
+        recorded = json.loads((run / "summary.json").read_text()).get("weights", {})
+    except (OSError, ValueError, AttributeError):
+        return  # no summary (a run still training) or one of the first release: nothing to compare with
+    if not isinstance(recorded, dict) or "digest" not in recorded or recorded.get("checkpoint") != checkpoint:
+        return
+    if bool(recorded.get("ema")) == ema and recorded["digest"] != weights_digest(model):
+        raise CnnlabError(f"{run}/checkpoints/{checkpoint} holds other weights than its summary.json describes "
+                          f"(digest {weights_digest(model)}, summary {recorded['digest']}): it was resumed or changed "
+                          f"after it finished; finish it with cnnlab train --resume {run}")
+
+
+def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu", *,
+             verify: bool = True) -> Run:
+    """Return the run at `path` with its model on `device`: weights from the recipe's choice unless given.
+
+    Refuses, in one line, a run that has not finished an epoch (`require_trained`) and, with `verify`,
+    weights that are not the ones its summary.json describes (training itself scores before writing it).
+    """
     run = Path(path)
     info = RunInfo.read(run)
     recipe = run_recipe(run)
     checkpoint = choose_checkpoint(run, info, weights or recipe.evaluation.weights)
+    require_trained(run, checkpoint)  # untrained weights would score, teach or transfer as if they were the run's
     model = create_model(info.model, num_classes=len(info.classes), in_chans=info.input_size[0])
     state, _ = load_checkpoint(run / "checkpoints" / checkpoint, model)
     ema = state.get("ema") is not None
@@ -118,4 +170,6 @@ def load_run(path: str | Path, weights: Weights | str | None = None, device: str
             model.load_state_dict(averaged)
         except RuntimeError as error:
             raise CnnlabError(f"{run}/checkpoints/{checkpoint} holds EMA weights of another model ({str(error).splitlines()[0]})") from None
+    if verify:
+        check_summary_weights(run, checkpoint, ema, model)
     return Run(run, info, recipe, model.to(device).eval(), checkpoint, ema)

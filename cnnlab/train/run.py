@@ -29,7 +29,7 @@ from cnnlab.runs.checkpoint import recover
 from cnnlab.runs.info import RunInfo, TaskName
 from cnnlab.runs.load import load_run
 from cnnlab.runs.recipe import Precision, Recipe, load_recipe
-from cnnlab.runs.rundir import mend_metrics, new_run_dir, write_json, write_text
+from cnnlab.runs.rundir import mend_metrics, new_run_dir, read_metrics, write_json, write_text
 from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
 from cnnlab.train.diagnostics import Diagnostics
 from cnnlab.train.distributed import Distributed, init_distributed, shutdown
@@ -283,6 +283,8 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
     if dist.is_main:
         # metrics.csv describes exactly the epochs of the weights training continues from.
         mend_metrics(run / "metrics.csv", trainer.state.epoch, trainer.state.last_row)
+        if trainer.state.epoch and not trainer.state.seconds:
+            trainer.state.seconds = _earlier_seconds(run, trainer.state.epoch)
     if not dist.is_main:
         return {"model": model, "epochs": trainer.fit().epoch, "rank": dist.rank}
     _run_info(plan, model, parts, trainer, model_input_size(parts.train)).write(run)
@@ -294,6 +296,28 @@ def _train_run(plan: Plan, out: str | None, data_dir: str | None, console: Conso
                       f"continue with cnnlab train --resume {run}")
         raise
     return _finish(run, parts, trainer, model, target, console)
+
+
+def _earlier_seconds(run: Path, epoch: int) -> float:
+    """Return the time the sessions before a resume spent on `epoch` epochs, for a checkpoint that kept none.
+
+    Checkpoints of the first release hold no `seconds` counter; without this a resumed run's
+    training_seconds would count its last session only. summary.json's figure (training and
+    validation) when it describes these epochs, else metrics.csv's (training only: a lower bound).
+    """
+    import json
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        if summary.get("epochs") == epoch and isinstance(summary.get("training_seconds"), int | float):
+            return float(summary["training_seconds"])
+    except (OSError, ValueError, AttributeError):
+        pass  # no (readable) summary: the per-epoch rows are the record left
+    try:
+        rows = read_metrics(run / "metrics.csv")
+    except CnnlabError:
+        return 0.0  # damaged rows: resuming matters more than the clock
+    return sum(row.get("seconds", 0.0) for row in rows if row.get("epoch", 0) <= epoch)
 
 
 def _saved_epoch(run: Path) -> int:
@@ -311,7 +335,8 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
     """Score the run as `cnnlab eval` does, write summary.json, print the headline; return the summary."""
     state = trainer.state
     seconds = state.seconds  # every segment of a resumed run, not only the last
-    scores = score_run(load_run(run, device=device), parts.test)
+    scored = load_run(run, device=device, verify=False)  # summary.json is about to describe these weights
+    scores = score_run(scored, parts.test)
     skipped = parts.splits.skipped + sum(p.skipped for p in (parts.train, parts.val, parts.test)
                                          if isinstance(p, StreamedImages))
     headline = {k: scores[k] for k in ("top1", "top5", "pixel_acc", "miou") if k in scores}
@@ -322,7 +347,7 @@ def _finish(run: Path, parts: Parts, trainer: Trainer, model: str, device: torch
         "best_epoch": state.best_epoch,
         **{f"test_{k}": v for k, v in headline.items()},
         "test_loss": scores["loss"],
-        "weights": scores["weights"],
+        "weights": scores["weights"],  # with the weights' digest, which load_run checks
         "tta": scores["tta"],
         "epochs": state.epoch,
         "training_seconds": round(seconds, 3),

@@ -73,6 +73,7 @@ def test_read_only_places_are_one_line(capsys, tmp_path, monkeypatch) -> None:
         raise OSError(errno.EROFS, "Read-only file system", str(run / "eval.json"))
 
     monkeypatch.setattr(rundir.tempfile, "NamedTemporaryFile", read_only)
+    monkeypatch.setattr(rundir.tempfile, "mkstemp", read_only)  # cnnlab.runs.outputs writes every command's files
     code, err = _run(capsys, "eval", str(run), "--device", "cpu")
     _one_line(code, err)
     assert "Read-only file system" in err and not (run / "eval.json").exists()

@@ -42,7 +42,7 @@ def test_a_first_release_run_resumes(tmp_path) -> None:
     copy = tmp_path / "legacy"
     shutil.copytree(LEGACY, copy)
     result = train_run(resume=str(copy), overrides=(), console=QUIET)  # finished: nothing to train, scored again
-    assert result["epochs"] == 2 and result["weights"] == {"checkpoint": "best", "ema": True}
+    assert result["epochs"] == 2 and result["weights"].items() >= {"checkpoint": "best", "ema": True}.items()
     assert RunInfo.read(copy).schema == SCHEMA  # data.json is written again, as schema 2
 
 

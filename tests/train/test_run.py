@@ -161,18 +161,18 @@ def test_eval_equals_summary_with_tta_and_ema(tmp_path) -> None:
     result = train_run(out=str(out), overrides=("epochs=4", "ema_decay=0.9", "tta=flip+shift"), console=QUIET)
     evaluation = evaluate_run(out)
     # One scoring path: the same weights (best, EMA), the same four views, to the last digit.
-    assert result["weights"] == evaluation["weights"] == {"checkpoint": "best", "ema": True}
+    assert result["weights"] == evaluation["weights"] and result["weights"].items() >= {"checkpoint": "best", "ema": True}.items()
     assert result["tta"] == evaluation["tta"] == "flip+shift"
     assert evaluation["top1"] == result["test_top1"] and evaluation["loss"] == result["test_loss"]
     assert evaluation["top5"] == result["test_top5"]
     last = evaluate_run(out, checkpoint="last")
-    assert last["weights"] == {"checkpoint": "last", "ema": True}
+    assert last["weights"].items() >= {"checkpoint": "last", "ema": True}.items()
 
 
 def test_without_validation_the_last_weights_score(tmp_path) -> None:
     out = tmp_path / "noval"
     result = train_run(out=str(out), overrides=("epochs=2", "val_fraction=0"), console=QUIET)
-    assert result["weights"] == {"checkpoint": "last", "ema": False} and not (out / "checkpoints" / "best").exists()
+    assert result["weights"].items() >= {"checkpoint": "last", "ema": False}.items() and not (out / "checkpoints" / "best").exists()
     assert json.loads((out / "data.json").read_text())["val_images"] == 0
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "lr", "seconds", "images_per_second"]

@@ -55,8 +55,8 @@ class Distillation(Classification):
 
     def teachers_used(self) -> list[dict[str, Any]]:
         """Return each teacher's run, checkpoint, EMA flag and weights digest, as teachers.json records them."""
-        return [{"run": str(teacher.path), **teacher.weights_used(), "weights_sha256": weights_digest(teacher.model)}
-                for teacher, _, _ in self.teachers]
+        return [{"run": str(teacher.path), "checkpoint": teacher.checkpoint, "ema": teacher.ema,
+                 "weights_sha256": weights_digest(teacher.model)} for teacher, _, _ in self.teachers]
 
     @torch.no_grad()
     def teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:

@@ -71,9 +71,15 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CnnlabError(f"{path} is neither a run directory nor a weights file: give a run or a .safetensors/.pth file")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as error:  # a torch pickle renamed, a truncated file: never unpickled
+            detail = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+            raise CnnlabError(f"{path} is not a safetensors file ({detail}): convert it with "
+                              "safetensors.torch.save_file, or give a .pth state dict") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one line
