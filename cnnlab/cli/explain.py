@@ -88,16 +88,9 @@ def load_subject(args: argparse.Namespace) -> Subject:
 
         run = load_run(path, args.checkpoint, device)
         model = PixelModel(run.model, run.normalisation.mean, run.normalisation.std).to(device)
-        channels, height, width = run.info.image_size
         classes, home = run.classes, path
         if args.images:
-            loaded = []
-            for name in args.images:
-                image = read_image(Path(name), channels)
-                if image is None:
-                    raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
-                loaded.append(image[None] if run.info.resize else resize_images(image[None], height, width))
-            images = run.prepare(torch.cat(loaded))
+            images = run.read_images(args.images)
             names = [Path(n).stem for n in args.images]
         else:
             test = run.test_split(args.data_dir)
@@ -192,6 +185,11 @@ def prepare(args: argparse.Namespace, folder: str) -> tuple[list[str], dict[str,
     if args.out is not None:
         Output(args.out)  # a file where a folder is meant, or a run's own file: refused before the work
     subject = load_subject(args)
+    if args.target is not None and subject.classes and args.target >= len(subject.classes):
+        from cnnlab.errors import CnnlabError
+
+        raise CnnlabError(f"--target {args.target} is out of range: the model has {len(subject.classes)} classes (0-"
+                          f"{len(subject.classes) - 1})")
     return methods, options, subject, Output(args.out or subject.home / folder)
 
 

@@ -50,7 +50,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     """Write the picture the subcommand names into --out, print where."""
     from torch import nn
 
-    from cnnlab.data.images import read_image, resize_images
+    from cnnlab.data.images import read_image
     from cnnlab.errors import CnnlabError
     from cnnlab.explain.core import default_layer
     from cnnlab.explain.filters import feature_grid, filter_grid, save_grid, through_kernels
@@ -93,12 +93,8 @@ def run_visualize(args: argparse.Namespace) -> int:
         written = out.write("filters.png", lambda path: save_grid(grid, path, f"{run.info.model}: {layer} kernels (each scaled alone)",
                                                                    scale=8.0))
     else:
-        channels, height, width = run.info.image_size
         if args.image:
-            picture = read_image(Path(args.image), channels)
-            if picture is None:
-                raise CnnlabError(f"cannot read image {args.image}: give a PNG or JPEG file")
-            picture = run.prepare(picture[None] if run.info.resize else resize_images(picture[None], height, width))
+            picture = run.read_images([args.image])
         else:
             test = run.test_split(args.data_dir)
             if not hasattr(test, "images"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.data.images import prepare_images
+from cnnlab.data.images import prepare_images, read_image, resize_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.placement import place
@@ -55,6 +55,20 @@ class Run:
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Return uint8 images (N, C, H, W) resized and padded as the run's training images were."""
         return prepare_images(images, self.info.resize, self.info.pad)
+
+    def read_images(self, paths: list[str] | tuple[str, ...]) -> torch.Tensor:
+        """Return uint8 images (N, C, H, W) of image files, read, sized and prepared as the run's images were."""
+        channels, height, width = self.info.image_size
+        loaded = []
+        for name in paths:
+            if Path(name).is_dir():
+                raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
+            image = read_image(Path(name), channels)
+            if image is None:
+                raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+            # Without a recipe resize the model saw images at their read size: bring this one there.
+            loaded.append(image[None] if self.info.resize else resize_images(image[None], height, width))
+        return self.prepare(torch.cat(loaded))
 
     def test_split(self, data_dir: str | Path | None = None, spec: str | None = None) -> ImageSet | StreamedImages:
         """Return the run's held-out test part (or `spec`'s), read and placed as training placed it."""

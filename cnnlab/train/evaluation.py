@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.images import read_image, resize_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
@@ -125,17 +124,10 @@ def predict(run: Run, image_paths: list[str], top_k: int = 5) -> list[dict[str, 
     """Return the top-k classes with probabilities for each image file, prepared as the run's images were."""
     if run.info.task is not TaskName.CLASSIFICATION:
         raise CnnlabError(f"{run.path} is a {run.info.task.value} run: predict classifies images; score it with cnnlab eval")
-    channels, height, width = run.info.image_size
     device = device_of(run.model)
     results = []
     for name in image_paths:
-        image = read_image(Path(name), channels)
-        if image is None:
-            raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
-        x = image.unsqueeze(0)  # (1, C, H, W) uint8
-        if not run.info.resize:  # the model saw images at their read size: bring this one there
-            x = resize_images(x, height, width)
-        x = run.normalisation(run.prepare(x).to(device))
+        x = run.normalisation(run.read_images([name]).to(device))  # (1, C, H, W), as training saw its images
         if run.recipe.evaluation.crop is not None:  # trained on crops: the centre crop, as its test score
             x = centre_crop(x, run.recipe.evaluation.crop)
         probabilities = run.model(x).softmax(dim=1)[0]
