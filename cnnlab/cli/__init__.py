@@ -49,14 +49,22 @@ def build_parser() -> Parser:
     return parser
 
 
+def _command_parser(parser: Parser, command: str) -> argparse.ArgumentParser:
+    """Return the parser of one command."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
 def _old_order(argv: list[str]) -> list[str]:
     """Return argv with `visualize RUN WHAT` turned into `visualize WHAT RUN`, the verb first (with a notice)."""
     from cnnlab.cli.visualize import WHATS
 
-    if len(argv) >= 3 and argv[0] == "visualize" and argv[1] not in WHATS and argv[2] in WHATS:
-        notice("visualize", f"visualize {argv[1]} {argv[2]} is now visualize {argv[2]} {argv[1]}")
-        return [argv[0], argv[2], argv[1], *argv[3:]]
-    return argv
+    if len(argv) < 3 or argv[0] != "visualize" or argv[1] in WHATS or argv[1].startswith("-"):
+        return argv
+    at = next((i for i, word in enumerate(argv[2:], 2) if word in WHATS and not argv[i - 1].startswith("-")), None)
+    if at is None:
+        return argv
+    notice("visualize", f"visualize {argv[1]} {argv[at]} is now visualize {argv[at]} {argv[1]}")
+    return [argv[0], argv[at], *argv[1:at], *argv[at + 1:]]
 
 
 def parse(parser: Parser, words: list[str]) -> argparse.Namespace:
@@ -83,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # a usage error (one line, already printed), --help or --version
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        return args.func(settle(args))
+        return args.func(settle(args, _command_parser(parser, args.command)))
     except CnnlabError as error:
         print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
         return 2

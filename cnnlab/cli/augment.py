@@ -70,7 +70,9 @@ def run_augment(args: argparse.Namespace) -> int:
         return 0
     if args.data_positional is not None:
         notice("augment", f"augment {args.data_positional} is now augment --data {args.data_positional}")
-        args.data = args.data or args.data_positional
+        if args.data is not None:
+            raise CnnlabError(f"augment {args.data_positional} and --data {args.data} name two data sets: give only --data")
+        args.data = args.data_positional
     if not args.data or not args.policy:
         raise CnnlabError("give --data and --policy, e.g. cnnlab augment --data cifar10 --policy cifar-augment")
     folder, legacy = legacy_file(args.out, ".png")

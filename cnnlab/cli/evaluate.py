@@ -65,7 +65,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
     result = evaluate_run(args.runs[0], args.data, args.data_dir, args.checkpoint, device)
-    run = Output(args.runs[0])
+    run = Output(args.runs[0], own=frozenset({"eval.json", "confusion.png"}))  # its own scores, beside its summary
     run.json("eval.json", result)
     run.write("confusion.png", lambda path: plot_confusion(result, path))
     if emit(result, args.format):
@@ -93,6 +93,8 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
     if args.snapshots and args.checkpoint is not None:
         raise CnnlabError("--snapshots scores every snapshot: leave --checkpoint out")
     out = Output(args.out) if args.out is not None else None
+    if out is not None:
+        out.check(["eval.json", "confusion.png"])
     result = evaluate_ensemble(args.runs, args.data, args.data_dir, args.checkpoint, device, snapshots=args.snapshots)
     if out is not None:
         out.json("eval.json", result)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnlab.errors import CnnlabError
     from cnnlab.experiments import EXPERIMENTS, Budget, run_experiment, table_markdown
-    from cnnlab.runs.outputs import cleaned
+    from cnnlab.runs.outputs import cleaned, refuse_run_dir
 
     if args.name not in EXPERIMENTS:
         raise CnnlabError(f"no experiment {args.name!r}: choose one of {', '.join(EXPERIMENTS)}")
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         chosen = budget if isinstance(budget, Budget) else experiment.budgets[budget]
         budget = replace(chosen, extra=(*chosen.extra, *args.overrides))
     out = Path(args.out or f"runs/experiment-{experiment.name}")
+    refuse_run_dir(out)
     with cleaned(out):
         table = run_experiment(experiment, out, budget, args.data, args.data_dir, args.seed, args.device)
     print(table_markdown(table), end="")

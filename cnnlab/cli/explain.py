@@ -18,7 +18,7 @@ def _common(parser: argparse.ArgumentParser, default_method: str, old: tuple[str
                         extra={"metavar": "RUN"}))
     add(parser, "method", default=default_method, deprecated=old)  # argparse types a string default only when used
     option(parser, Spec("--images", Text(), "image files (default: the first --count test images of the run)",
-                        nargs="*", extra={"metavar": "FILE"}))
+                        nargs="+", extra={"metavar": "FILE"}))
     add(parser, "count", default=4, help="test images to explain when --images is not given")
     add(parser, "data_dir")
     add(parser, "layer", help="layer of CAM methods (default: the model's last stage)")
@@ -27,7 +27,7 @@ def _common(parser: argparse.ArgumentParser, default_method: str, old: tuple[str
     option(parser, Spec("--max-batch", Integer(1, 1_000_000), "rows per forward pass (default: fit the free memory)"))
     add(parser, "device")
     add(parser, "seed", default=0)
-    option(parser, Spec("--option", Pair(), "method option key=value, e.g. steps=64 or upsample=field; each method takes "
+    option(parser, Spec("--option", Pair(empty=False), "method option key=value, e.g. steps=64 or upsample=field; each method takes "
                         "the ones it knows (a value is read as in recipe overrides)", extra={"action": "append", "default": []}))
 
 
@@ -135,6 +135,8 @@ def run_explain(args: argparse.Namespace) -> int:
     import torch
 
     methods, options, subject, out = prepare(args, "explain")
+    picture = f"_{methods[0]}.png" if len(methods) == 1 else "_grid.png"
+    out.check([f"{name}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", picture)])
     results = {}
     for method in methods:
         taken = method_options(method, options, args.seed)

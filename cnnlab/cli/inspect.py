@@ -90,6 +90,16 @@ def run_rf(args: argparse.Namespace) -> int:
     from cnnlab.inspect.summary import build_model
 
     input_size = args.input
+    if args.layer is not None and not args.erf:
+        raise CnnlabError("--layer chooses the unit the effective receptive field follows: add --erf, or leave --layer out")
+    if args.erf:
+        from cnnlab.cli.options import Fail, check_allocation
+
+        try:  # the ERF runs the model forward and backward at this size, `samples` times
+            check_allocation(input_size[1] * input_size[2] * 1024, f"--input {'x'.join(map(str, input_size))} with --erf",
+                             "choose a smaller --input")
+        except Fail as error:
+            raise CnnlabError(str(error)) from None
     rows = analytic_receptive_fields(args.model, input_size)
     table = Table(title=f"receptive field of {args.model} at {args.input}")
     for header in ("layer", "type", "output", "RF", "jump", "start"):

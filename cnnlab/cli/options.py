@@ -240,6 +240,24 @@ class Text(Domain):
 
 
 @dataclass(frozen=True)
+class Folder(Text):
+    """A folder to read from: any path but an existing file."""
+
+    metavar: str = "DIR"
+
+    def __call__(self, text: str) -> str:
+        """Return the path unless it is empty or names a file."""
+        super().__call__(text)
+        if os.path.isfile(text):
+            raise Fail(f"{text} is a file: give the folder that holds the data")
+        return text
+
+    def outside(self) -> tuple[str, ...]:
+        """Return the empty word and an existing file."""
+        return ("", os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
 class Device(Domain):
     """auto, cpu, cuda, cuda:N or mps."""
 
@@ -402,8 +420,9 @@ class Words(Domain):
 
 @dataclass(frozen=True)
 class Pair(Domain):
-    """key=value, the value read as YAML (the recipe overrides' dialect)."""
+    """key=value, the value read as YAML (the recipe overrides' dialect); `empty`: whether `key=` (null) is a value."""
 
+    empty: bool = True
     metavar: str = "KEY=VALUE"
 
     def __call__(self, text: str) -> tuple[str, Any]:
@@ -412,17 +431,20 @@ class Pair(Domain):
         from cnnlab.runs.recipe import parse_pair
 
         try:
-            return parse_pair(text)
+            key, value = parse_pair(text)
         except CnnlabError as error:
             raise Fail(str(error)) from None
+        if value is None and not self.empty:
+            raise Fail(f"{text!r} has no value: write {key}=VALUE (leave the option out for the method's default)")
+        return key, value
 
     def outside(self) -> tuple[str, ...]:
-        """Return a word with no '=', and one with no key."""
-        return ("steps", "=3")
+        """Return a word with no '=', one with no key, and (where a value is needed) one with none."""
+        return ("steps", "=3") + (() if self.empty else ("steps=",))
 
     def edges(self) -> tuple[str, ...]:
-        """Return a pair with an empty value (null)."""
-        return ("steps=",)
+        """Return a pair, and a pair with an empty value (null) where that is a value."""
+        return ("steps=1",) + (("steps=",) if self.empty else ())
 
 
 @dataclass(frozen=True)
@@ -504,7 +526,7 @@ SEED = Integer(0, 2**32 - 1)
 SHARED: dict[str, Spec] = {
     "device": Spec("--device", Device(), "auto (CUDA when available; $CNNLAB_DEVICE first), cpu, cuda or cuda:N", "auto"),
     "devices": Spec("--devices", Integer(1, 1024), "data-parallel processes (GPUs, or CPU processes with gloo) through torchrun", 1),
-    "data_dir": Spec("--data-dir", Text(), "first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)",
+    "data_dir": Spec("--data-dir", Folder(), "first folder to look for data in (then $CNNLAB_DATA, ~/.cache/cnnlab)",
                      extra={"metavar": "DIR"}),
     "data": Spec("--data", Text(), "data spec: digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, mnist-seg, ...",
                  extra={"metavar": "SPEC"}),
@@ -529,12 +551,29 @@ SHARED: dict[str, Spec] = {
 OLD = "__old"  # an old spelling's value waits under dest + OLD; `settle` moves it where the new spelling's goes
 
 
-def settle(args: argparse.Namespace) -> argparse.Namespace:
-    """Move old spellings' values to their new places, and a `key=value` word given as the model to the overrides."""
+def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Move old spellings' values to their new places, and a `key=value` word given as the model to the overrides.
+
+    An old spelling given beside its new one is an error, not a silent choice between them.
+    """
+    from cnnlab.errors import CnnlabError
+
+    words = getattr(args, "argv", [])
     for name, value in list(vars(args).items()):
-        if name.endswith(OLD):
-            delattr(args, name)
-            setattr(args, name.removesuffix(OLD), value)  # given only when written: it wins over the new spelling's default
+        if not name.endswith(OLD):
+            continue
+        delattr(args, name)
+        base = name.removesuffix(OLD)
+        old, new = next(((o, n) for o, b, n in getattr(args, "_spellings", ()) if b == base), ("", ""))
+        if new.startswith("-"):
+            clash = any(w == new or w.startswith(f"{new}=") for w in words)
+        else:  # the new spelling is a positional word: given when it is not its default
+            clash = getattr(args, base, None) not in (None, parser.get_default(base) if parser else None)
+        if clash:
+            raise CnnlabError(f"{old} and {new.split(': ')[-1]} say the same thing: give only {new.split(': ')[-1]}")
+        setattr(args, base, value)
+    if hasattr(args, "_spellings"):
+        delattr(args, "_spellings")
     model = getattr(args, "model", None)
     if isinstance(model, str) and "=" in model and hasattr(args, "overrides"):
         # `cnnlab train epochs=3`: the optional model took the first override
@@ -562,6 +601,8 @@ class Deprecated(argparse.Action):
         """Store the value and tell the user the new spelling."""
         notice(self.command, f"{option_string} is now {self.new}")
         setattr(namespace, self.dest, True if self.inner == "store_true" else values)
+        spellings = getattr(namespace, "_spellings", [])
+        namespace._spellings = [*spellings, (option_string, self.dest.removesuffix(OLD), self.new)]
 
 
 def notice(command: str, text: str) -> None:

@@ -99,7 +99,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
 def run_noisy_student(args: argparse.Namespace) -> int:
     """Train (or resume) the teacher and the rounds, print each one's test accuracy, write rounds.json."""
-    from cnnlab.runs.outputs import cleaned
+    from cnnlab.runs.outputs import cleaned, refuse_run_dir
     from cnnlab.train.paradigms.noisy_student import noisy_student
 
     shortcuts = [f"{key}={value}" for key, value in (
@@ -107,6 +107,7 @@ def run_noisy_student(args: argparse.Namespace) -> int:
         ("paradigm.noisy_student.soft", "false" if args.hard else None),
         ("paradigm.noisy_student.balance", "false" if args.no_balance else None)) if value is not None]
     out = Path(args.out or f"runs/noisy-student-{args.data}".replace("@", "-").replace(":", "-"))
+    refuse_run_dir(out)
     with cleaned(out):
         table = noisy_student(args.data, args.teacher_model, args.model, out, args.labelled_fraction, args.rounds,
                               args.recipe, (*shortcuts, *args.overrides),
@@ -129,6 +130,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     if source.is_dir():
         model = args.model or RunInfo.read(source).model
         recipe = args.recipe or str(source / "recipe.yaml")
+    elif source.suffix.lower() not in (".safetensors", ".pth", ".pt"):
+        raise CnnlabError(f"{args.source} is neither a run directory nor a weights file (.safetensors, .pth): give one of those")
     elif args.model is None:
         raise CnnlabError(f"{args.source} is a weights file: name its architecture after it, e.g. cnnlab finetune {args.source} tv/resnet18")
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnlab.cli.options import METHODS_OR_NONE, Spec, Text, add, notice, option
 
@@ -55,7 +56,7 @@ def run_report(args: argparse.Namespace) -> int:
     folder, legacy = legacy_file(args.out, ".html")
     if legacy is not None:
         notice("report", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
-    out = Output(folder or args.run)
+    out = Output(folder or args.run, own=frozenset({"report.html"}))  # a run's own report, into that run only
     methods = explain_methods(args.method)
     path = out.write(legacy or "report.html", lambda target: write_run_report(args.run, methods, str(target), args.data_dir,
                                                                                args.device))
@@ -72,5 +73,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if legacy is not None:
         notice("compare", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
     out = Output(folder)
+    from cnnlab.runs.load import require_trained
+
+    for run in args.runs:  # curves of a run that never finished an epoch: nothing to set beside the others
+        if (Path(run) / "data.json").is_file():
+            require_trained(run)
     print(f"wrote {out.write(legacy or 'compare.html', lambda target: write_comparison(args.runs, target))}")
     return 0

@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
         from cnnlab.train.distributed import launch
 
         return launch(args.argv, args.devices, args.device)  # torchrun runs this same command once per device
+    from cnnlab.errors import CnnlabError
     from cnnlab.runs.outputs import cleaned
     from cnnlab.train.run import train_run
+
+    if args.resume is not None and args.out is not None:
+        raise CnnlabError(f"--resume continues {args.resume} in place: leave --out out (or train afresh into --out)")
 
     shortcuts = [f"{key}={value}" for key, value in
                  (("epochs", args.epochs), ("batch_size", args.batch_size), ("optim.lr", args.lr), ("seed", args.seed))

@@ -224,7 +224,12 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     with preserved(model):
         with torch.no_grad(), _fitting(model, content_image, style_image):
             content_targets = {n: t.detach() for n, t in forward_to(model, content_layers, to_network(content_image)).items()}
-            style_targets = {n: gram(t).detach() for n, t in forward_to(model, style_layers, to_network(style_image)).items()}
+            style_maps = forward_to(model, style_layers, to_network(style_image))
+            for name, maps in style_maps.items():
+                if maps.ndim != 4:  # a Gram matrix correlates channels over positions: a vector has none
+                    raise CnnlabError(f"style layer {name} gives {tuple(maps.shape)} outputs, not (N, C, H, W) maps: "
+                                      "choose convolutional layers (cnnlab summary lists them)")
+            style_targets = {n: gram(t).detach() for n, t in style_maps.items()}
             resized = F.interpolate(style_image, size=content_image.shape[-2:], mode="bilinear", align_corners=False)
             _, content_of_style = _losses(model, to_network(resized), content_layers, style_layers, content_targets, style_targets)
         content_seen = content_image if channels == content_image.shape[1] else to_network(content_image)

@@ -9,6 +9,7 @@ the dotted key and what it accepts; `what` says whose key it is ("recipe", "data
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from enum import StrEnum
@@ -73,6 +74,8 @@ def convert(value: Any, kind: Any, key: str, what: str = "recipe") -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not float(value).is_integer()):
             raise CnnlabError(f"{what} key {key} takes a number ({kind.__name__}), got {value!r}")
+        if not math.isfinite(value):  # YAML reads .nan and .inf; no key of ours means either
+            raise CnnlabError(f"{what} key {key} takes a finite number, got {value!r}")
         return kind(value)
     if kind is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):

@@ -59,6 +59,9 @@ class RunInfo:
         """Return the RunInfo of a run directory, or raise one line naming the file and what is wrong."""
         path = Path(run) / "data.json"
         if not path.is_file():
+            if (run / "recipe.yaml").is_file():  # killed before its data was read: it holds no weights at all
+                raise CnnlabError(f"{run} was stopped before training began (no data.json): train it again "
+                                  "with cnnlab train, into a new --out")
             raise CnnlabError(f"{run} has no data.json: give a run directory written by cnnlab train")
         try:
             data = json.loads(path.read_text())

@@ -76,8 +76,15 @@ class Run:
         # The run's own seed: digits and split-less folders hold out their test part by it.
         test = load(spec, data_dir, seed=self.info.seed, stream=self.info.stream, resize=self.info.resize).test
         if tuple(test.classes) != self.info.classes:
-            raise CnnlabError(f"{spec} has classes {list(test.classes)[:5]}..., the run was trained on {list(self.info.classes)[:5]}...")
+            raise CnnlabError(f"{spec} has {len(test.classes)} classes ({_names(test.classes)}), the run was trained on "
+                              f"{len(self.info.classes)} ({_names(self.info.classes)}): give the run's own data")
         return place(test, self.info.resize, self.info.pad, self.info.stream, self.recipe.runtime.workers)
+
+
+def _names(classes: tuple[str, ...] | list[str]) -> str:
+    """Return class names for a message: all of a short list, else the first and last few."""
+    names = list(classes)
+    return ", ".join(names) if len(names) <= 12 else ", ".join(names[:5]) + ", ..., " + ", ".join(names[-3:])
 
 
 def choose_checkpoint(run: Path, info: RunInfo, weights: Weights | str) -> str:

@@ -19,8 +19,10 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 
-# What `cnnlab train` (and its paradigms) write into a run directory: never replaced by another command.
-RUN_FILES = frozenset({"summary.json", "metrics.csv", "data.json", "recipe.yaml", "teachers.json", "checkpoints"})
+# What `cnnlab train` (and its paradigms, eval and report) write into a run directory: never replaced by another
+# command; eval and report write their own (OWN_FILES) into the run they score.
+RUN_FILES = frozenset({"summary.json", "metrics.csv", "data.json", "recipe.yaml", "teachers.json", "checkpoints",
+                       "diagnostics.jsonl", "eval.json", "confusion.png", "report.html"})
 # Suffixes that say a path names a file; `--out` names a folder.
 FILE_SUFFIXES = frozenset({".json", ".png", ".jpg", ".jpeg", ".html", ".htm", ".csv", ".yaml", ".yml", ".txt",
                            ".safetensors", ".pt", ".pth", ".md", ".svg", ".pdf"})
@@ -43,19 +45,32 @@ def protected(path: Path) -> Path | None:
     return None
 
 
-def refuse_run_file(path: Path, shown: str) -> None:
-    """Raise a one-line error when writing `path` would replace a run's own file."""
+def refuse_run_file(path: Path, shown: str, own: frozenset[str] = frozenset()) -> None:
+    """Raise a one-line error when writing `path` would replace a run's own file (`own`: names this command may write)."""
     run = protected(path)
-    if run is not None:
-        raise CnnlabError(f"--out {shown} would replace {path.name}, a file of the run {run}: choose another --out")
+    if run is None or (path.name in own and Path(os.path.abspath(path)).parent == Path(os.path.abspath(run))):
+        return
+    first = Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(run))).parts[0]
+    what = f"inside {first}/" if (run / first).is_dir() else f"replace {first}"
+    raise CnnlabError(f"--out {shown} would write {what} of the run {run}, one of the run's own files: choose another --out")
+
+
+def refuse_run_dir(folder: Path) -> None:
+    """Raise one line when a folder meant for several runs is, or lies inside, a run directory."""
+    path = Path(os.path.abspath(folder))
+    for candidate in (path, *path.parents):
+        if is_run_dir(candidate):
+            raise CnnlabError(f"--out {folder} is inside the run {candidate}: its runs go in a folder of their own, "
+                              "choose another --out")
 
 
 class Output:
     """A folder a command writes fixed file names into; `shown` is how the user wrote it."""
 
-    def __init__(self, folder: str | Path, shown: str | None = None) -> None:
+    def __init__(self, folder: str | Path, shown: str | None = None, own: frozenset[str] = frozenset()) -> None:
         self.folder = Path(folder)
         self.shown = shown if shown is not None else str(folder)
+        self.own = own  # a run's files this command writes into that run itself (eval.json of `cnnlab eval RUN`)
         if self.folder.exists() and not self.folder.is_dir():
             raise CnnlabError(f"--out {self.shown} is an existing file: --out names the folder to write into")
         if self.folder.suffix.lower() in FILE_SUFFIXES and not self.folder.is_dir():
@@ -66,12 +81,21 @@ class Output:
     def path(self, name: str) -> Path:
         """Return where `name` goes, refusing a name that is one of a run's own files."""
         target = self.folder / name
-        refuse_run_file(target, str(Path(self.shown) / name))
+        refuse_run_file(target, str(Path(self.shown) / name), self.own)
         return target
+
+    def check(self, names: list[str]) -> None:
+        """Refuse, before anything is written, any of the names the command will write that it may not."""
+        for name in names:
+            self.path(name)
 
     def write(self, name: str, writer: Callable[[Path], Any]) -> Path:
         """Call writer(temporary path) and rename the result to folder/name; return that path."""
         target = self.path(name)
+        with cleaned(target.parent):
+            return self._write(target, name, writer)
+
+    def _write(self, target: Path, name: str, writer: Callable[[Path], Any]) -> Path:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)

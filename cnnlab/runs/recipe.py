@@ -128,6 +128,9 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _check([
             (self.lr > 0, "optim.lr must be > 0"),
+            (self.weight_decay >= 0, "optim.weight_decay must be >= 0 (0 is none)"),
+            (0.0 <= self.momentum < 1.0, "optim.momentum must lie in [0, 1)"),
+            (self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip must be > 0 (or null for none)"),
             (self.ema_decay is None or 0.0 < self.ema_decay < 1.0, "optim.ema_decay must lie in (0, 1) (or null for none)"),
         ])
 
@@ -153,6 +156,7 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _check([
             (self.cycles >= 1, "schedule.cycles must be >= 1"),
+            (self.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
             (0.0 < self.onecycle_peak_at < 1.0, "schedule.onecycle_peak_at must lie in (0, 1)"),
             (0.0 <= self.onecycle_start <= 1.0, "schedule.onecycle_start must lie in [0, 1]"),
             (self.early_stopping_patience is None or self.early_stopping_patience >= 1,

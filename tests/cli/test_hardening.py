@@ -41,6 +41,7 @@ def _one_line(err: str) -> bool:
     ["augment", "--data", "digits", "--policy", "flip", "--out", "{run}/data.json"],
     ["augment", "--data", "digits", "--policy", "flip", "--out", "{run}/checkpoints/last"],
     ["visualize", "filters", "{run}", "--out", "{run}/recipe.yaml"],
+    ["visualize", "features", "{run}", "--out", "{run}/x.json"],
     ["style", "{image}", "{image}", "--steps", "1", "--size", "16", "--out", "{run}/summary.json"],
 ])
 def test_no_output_path_replaces_a_runs_own_files(capsys, trained: Path, tmp_path: Path, argv: list[str]) -> None:
@@ -87,6 +88,9 @@ def test_a_failing_command_leaves_no_empty_out_folder(capsys, tmp_path: Path) ->
                        "--out", str(tmp_path / "exp"), "no.such.key=1")
     assert code == 2 and _one_line(err) and "unknown recipe key no" in err
     assert not (tmp_path / "exp").exists()
+    code, _, err = run(capsys, "experiment", "shuffled-pixels", "--data", "digits", "--steps", "1", "--train-images", "100000",
+                       "--out", str(tmp_path / "abl" / "inner"))
+    assert code == 2 and _one_line(err) and "data.train_images=100000" in err and not (tmp_path / "abl").exists()
     code, _, err = run(capsys, "train", "no_such_model", "--out", str(tmp_path / "t" / "run"))
     assert code == 2 and not (tmp_path / "t").exists()
 
@@ -100,7 +104,7 @@ def test_experiment_takes_the_overrides_its_errors_advise(capsys) -> None:
 
 
 def test_method_options_are_typed_per_method(capsys, trained: Path) -> None:
-    for option, method, words in (("noise=nan", "smoothgrad", "smoothgrad option noise=nan is not a finite number"),
+    for option, method, words in (("noise=nan", "smoothgrad", "smoothgrad option key noise takes a finite number"),
                                   ("steps=abc", "integrated_gradients", "steps takes a number (int), got 'abc'"),
                                   ("samples=xyz", "lime", "samples takes a number (int), got 'xyz'"),
                                   ("p=1.5", "rise", "rise option p=1.5 must be <= 1"),
@@ -176,3 +180,69 @@ def test_old_report_out_file_still_works_with_a_notice(capsys, trained: Path, tm
     assert code == 0 and (tmp_path / "page.html").stat().st_size > 10_000
     assert "notice: --out" in err and "names a folder" in err
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_a_run_set_or_a_failed_page_never_lands_in_a_run(capsys, trained: Path, tmp_path: Path) -> None:
+    before = _snapshot(trained)
+    code, _, err = run(capsys, "eval", str(trained), str(trained), "--out", str(trained))
+    assert code == 2 and _one_line(err) and "one of the run's own files" in err
+    code, _, err = run(capsys, "noisy-student", "small_cnn", "--data", "digits", "--labelled-fraction", "0.1",
+                       "--out", str(trained / "rounds"))
+    assert code == 2 and _one_line(err) and "is inside the run" in err
+    code, _, err = run(capsys, "report", str(tmp_path / "nosuch"), "--out", str(tmp_path / "r"))
+    assert code == 2 and not (tmp_path / "r").exists()
+    code, _, err = run(capsys, "explain", str(trained), "--method", "saliency", "--images", str(tmp_path / "summary.png"),
+                       "--out", str(trained))
+    assert code == 2 and _one_line(err)
+    assert _snapshot(trained) == before  # not even a summary.safetensors was written before the refusal
+
+
+def test_an_old_spelling_beside_its_new_one_is_refused(capsys, trained: Path) -> None:
+    code, _, err = run(capsys, "faithfulness", str(trained), "--methods", "saliency", "--method", "gradcam")
+    assert code == 2 and "--methods and --method say the same thing: give only --method" in err
+    code, _, err = run(capsys, "distill", "small_cnn", "--teacher", str(trained), "--student", "lenet5_tiny")
+    assert code == 2 and "--student and cnnlab distill MODEL say the same thing" in err
+    code, _, err = run(capsys, "augment", "digits", "--data", "digits@0-4", "--policy", "flip")
+    assert code == 2 and "give only --data" in err
+
+
+def test_options_that_would_be_ignored_are_refused(capsys, trained: Path, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "train", "--resume", str(trained), "--out", str(tmp_path / "other"))
+    assert code == 2 and _one_line(err) and "leave --out out" in err and not (tmp_path / "other").exists()
+    code, _, err = run(capsys, "attack", str(trained), "--method", "fgsm", "--steps", "5")
+    assert code == 2 and _one_line(err) and "--steps is PGD's" in err
+    code, _, err = run(capsys, "rf", "small_cnn", "--input", "1x8x8", "--layer", "nope")
+    assert code == 2 and _one_line(err) and "add --erf" in err
+    code, _, err = run(capsys, "rf", "small_cnn", "--input", "1x50000x50000", "--erf")
+    assert code == 2 and _one_line(err) and "needs about" in err
+    code, _, err = run(capsys, "explain", str(trained), "--option", "upsample=")
+    assert code == 2 and _one_line(err) and "has no value" in err
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "t"), "--data-dir", str(trained / "summary.json"))
+    assert code == 2 and _one_line(err) and "is a file: give the folder" in err
+
+
+@pytest.mark.parametrize("override, words", [("optim.weight_decay=-0.1", "optim.weight_decay must be >= 0"),
+                                             ("optim.weight_decay=.nan", "takes a finite number"),
+                                             ("optim.momentum=-5", "optim.momentum must lie in [0, 1)"),
+                                             ("schedule.warmup_epochs=-3", "schedule.warmup_epochs must be >= 0")])
+def test_recipe_keys_refuse_what_their_domain_does_not_hold(capsys, tmp_path: Path, override: str, words: str) -> None:
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "t"), override)
+    assert code == 2 and _one_line(err) and words in err and not (tmp_path / "t").exists()
+    code, _, err = run(capsys, "augment", "--data", "digits", "--policy", "rotate:degrees=.inf", "--out", str(tmp_path / "a"))
+    assert code == 2 and "takes a finite number" in err and not (tmp_path / "a").exists()
+
+
+def test_style_layers_without_maps_and_killed_sources_are_named(capsys, trained: Path, tmp_path: Path) -> None:
+    from cnnlab.runs.load import load_run
+
+    Image.effect_noise((32, 32), 60).convert("RGB").save(tmp_path / "noise.png")
+    linear = next(name for name, module in load_run(trained).model.named_modules() if module.__class__.__name__ == "Linear")
+    code, _, err = run(capsys, "style", str(tmp_path / "noise.png"), str(tmp_path / "noise.png"), "--features", str(trained),
+                       "--style-layers", linear, "--steps", "1", "--size", "16", "--out", str(tmp_path / "s"))
+    assert code == 2 and _one_line(err) and "not (N, C, H, W) maps" in err
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "recipe.yaml").write_text((trained / "recipe.yaml").read_text())  # what a kill in the first second leaves
+    for argv in (["eval", str(killed)], ["distill", "small_cnn", "--teacher", str(killed)], ["report", str(killed)]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and _one_line(err) and "was stopped before training began" in err, argv

@@ -185,7 +185,8 @@ def test_old_spellings_still_work_with_a_notice(capsys) -> None:
     from cnnlab.cli.options import settle
 
     for argv, dest, value, words in cases:
-        args = settle(parse(build_parser(), argv))
+        parser = build_parser()
+        args = settle(parse(parser, argv), COMMANDS[argv[0]])
         err = capsys.readouterr().err
         assert getattr(args, dest) == value, argv
         assert words in err and "notice" in err and len(err.strip().splitlines()) == 1, err
