@@ -280,7 +280,7 @@ class Device(Domain):
 
 @dataclass(frozen=True)
 class Sizes(Domain):
-    """Positive sizes joined by x, e.g. 3x224x224 (`parts` of them, or 1 to 3 when 0)."""
+    """Positive sizes joined by x, e.g. 3x224x224 (`parts`: how many may be given; empty: any number)."""
 
     example: str = "3x224x224"
     parts: tuple[int, ...] = (1, 2, 3)
@@ -295,7 +295,7 @@ class Sizes(Domain):
             raise Fail(f"{text!r} is malformed: write integers joined by x, e.g. {self.example}") from None
         if any(v < 1 for v in values):
             raise Fail(f"{text!r} must hold positive sizes, e.g. {self.example}")
-        if len(values) not in self.parts:
+        if self.parts and len(values) not in self.parts:
             raise Fail(f"{text!r} has {len(values)} sizes, not {' or '.join(map(str, self.parts))}: e.g. {self.example}")
         return values
 

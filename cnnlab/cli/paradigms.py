@@ -12,6 +12,15 @@ MODEL = {"metavar": "MODEL"}
 RUN = {"metavar": "RUN"}
 
 
+def _run_options(parser: argparse.ArgumentParser, out_help: str, each: str = "", seeded: str = "") -> None:
+    """Add what every command that trains runs shares: epochs, seed, --out, device and recipe overrides."""
+    add(parser, "epochs", help=f"epochs {each}(shortcut for epochs=N)")
+    add(parser, "seed", help=f"shortcut for seed=N{seeded} (0 is a seed)")
+    add(parser, "out_run", help=out_help)
+    add(parser, "device")
+    add(parser, "overrides", help=f"recipe overrides key=value {each}".rstrip())
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the distill, noisy-student and finetune commands."""
     distill = commands.add_parser("distill", help="knowledge distillation: train a student model on teacher runs' soft targets")
@@ -24,11 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add(distill, "recipe", help="recipe name or YAML path (default: the first teacher's recipe.yaml)")
     option(distill, Spec("--temperature", Number(0, open_low=True), "shortcut for paradigm.distill.temperature"))
     option(distill, Spec("--alpha", Number(0, 1), "shortcut for paradigm.distill.alpha (weight of the soft term)"))
-    add(distill, "epochs")
-    add(distill, "seed", help="shortcut for seed=N (0 is a seed)")
-    add(distill, "out_run", help="run directory (default runs/DATA-STUDENT, never overwritten)")
-    add(distill, "device")
-    add(distill, "overrides")
+    _run_options(distill, "run directory (default runs/DATA-STUDENT, never overwritten)")
     distill.set_defaults(func=run_distill)
 
     noisy = commands.add_parser("noisy-student", help="Noisy Student: a teacher on the labelled part, then rounds of noised students")
@@ -42,14 +47,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     option(noisy, Spec("--teacher-model", Text(), "zoo name of the first teacher", "lenet5", extra=MODEL))
     add(noisy, "recipe", help="recipe of every round; its augment is the students' input noise")
     option(noisy, Spec("--teacher-epochs", Integer(1, 1_000_000), "epochs of the first teacher only"))
-    add(noisy, "epochs", help="epochs of every round (shortcut for epochs=N)")
     option(noisy, Spec("--hard", None, "hard pseudo-labels (arg-max) instead of the teacher's probabilities"))
     option(noisy, Spec("--threshold", Number(0, 1, open_high=True), "drop unlabelled images the teacher is less sure of"))
     option(noisy, Spec("--no-balance", None, "keep the pseudo-labels' own class counts"))
-    add(noisy, "seed", help="shortcut for seed=N (the labelled draw too; 0 is a seed)")
-    add(noisy, "out_run", help="folder of the rounds' run directories (default runs/noisy-student-DATA)")
-    add(noisy, "device")
-    add(noisy, "overrides", help="recipe overrides key=value for every round")
+    _run_options(noisy, "folder of the rounds' run directories (default runs/noisy-student-DATA)", "of every round ",
+                 " (the labelled draw too)")
     noisy.set_defaults(func=run_noisy_student)
 
     tune = commands.add_parser("finetune", help="transfer learning: start from a run's (or a weights file's) weights, new head")
@@ -65,11 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     option(tune, Spec("--unfreeze-every", Integer(1, 1_000_000), "thaw one more stage every N epochs"))
     option(tune, Spec("--lr-decay", Number(0, 1, open_low=True), "discriminative rates: each stage below the head x this"))
     option(tune, Spec("--layers", Integer(1, 10_000), "transfer only the first N stages (Yosinski et al. 2014)"))
-    add(tune, "epochs")
-    add(tune, "seed", help="shortcut for seed=N (0 is a seed)")
-    add(tune, "out_run", help="run directory (default runs/DATA-MODEL, never overwritten)")
-    add(tune, "device")
-    add(tune, "overrides")
+    _run_options(tune, "run directory (default runs/DATA-MODEL, never overwritten)")
     tune.set_defaults(func=run_finetune)
 
 
