@@ -1,6 +1,7 @@
 """The GPU speed benchmarks run end to end from a clean checkout (here on the CPU, on digits)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+POSITIVE = ("seconds", "ratio", "per_second", "gmacs", "target", "images", "steps", "batch", "runs")
+
+
+def figures_are_finite_and_positive(value: object, key: str = "") -> int:
+    """Assert every number of a benchmark's JSON is finite, and every time, rate, ratio or count is > 0; return how many."""
+    if isinstance(value, dict):
+        return sum(figures_are_finite_and_positive(v, str(k)) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(figures_are_finite_and_positive(v, key) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    assert math.isfinite(value), (key, value)
+    if any(word in key for word in POSITIVE) and "error" not in key:
+        assert value > 0, (key, value)
+    return 1
 
 
 @pytest.mark.parametrize("script, extra", [
@@ -20,6 +36,7 @@ def test_speed_benchmark_prints_its_json(script: str, extra: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
+    assert figures_are_finite_and_positive(result) > 3
     assert {"mean_acc", "std_acc", "mean_seconds", "runs", "device", "torch", "load_seconds"} <= set(result)
     assert result["runs"] == 2 and result["device"] == "cpu" and 0.0 <= result["mean_acc"] <= 1.0
     assert result["mean_seconds"] > 0 and len(result["accuracies"]) == 2
@@ -33,6 +50,7 @@ def test_throughput_benchmark_prints_ratios() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
+    assert figures_are_finite_and_positive(result) > 3
     row = result["results"][0]
     assert result["timm"] and row["model"] == "resnet18" and row["train_ratio"] > 0 and row["infer_ratio"] > 0
     assert row["gmacs_per_image"] == pytest.approx(1.814 * (32 / 224) ** 2, rel=0.1)  # ResNet-18's 1.81 GMACs, scaled
@@ -46,6 +64,7 @@ def test_explain_throughput_prints_ratios_against_the_peers() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
+    assert figures_are_finite_and_positive(result) > 3
     assert result["benchmark"] == "explain_throughput" and result["device"] == "cpu" and result["cpu"]
     peers = {(r["method"], r["peer"]) for r in result["results"]}
     assert ("saliency", "captum.attr.Saliency") in peers and ("scorecam", "pytorch_grad_cam.ScoreCAM") in peers
@@ -60,6 +79,7 @@ def test_augment_throughput_prints_every_contender() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
+    assert figures_are_finite_and_positive(result) > 3
     rows = {row["op"]: row for row in result["ops"]}
     assert set(rows["rotate"]["images_per_second"]) == {"ours", "torchvision", "kornia"}
     assert rows["gaussian_blur"]["ratio_kornia"] > 0 and rows["pca_lighting"]["met"] is None
@@ -75,5 +95,6 @@ def test_augment_study_runs_its_three_arms() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
+    assert figures_are_finite_and_positive(result) > 3
     assert list(result["arms"]) == ["none", "flip+crop", "flip+crop+ra+cutout"] and result["train_images"] == 100
     assert all(len(arm["runs"]) == 2 and 0 <= arm["mean_top1"] <= 1 for arm in result["arms"].values())

@@ -122,4 +122,9 @@ def create_model(
     try:
         return info.builder(**kwargs)
     except TypeError as error:
-        raise CnnlabError(f"{name} does not take these options ({error})") from None
+        # Only a keyword the user gave that some signature on the way refuses is their mistake; any other
+        # TypeError raised while building is a bug in the builder, and keeps its traceback.
+        words = str(error)
+        if any(f"'{key}'" in words for key in kwargs) and ("unexpected keyword" in words or "multiple values" in words):
+            raise CnnlabError(f"{name} does not take these options ({error})") from None
+        raise

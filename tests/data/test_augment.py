@@ -9,7 +9,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.recipe import load_recipe
 
 
-def augment_batch(x: torch.Tensor, ops: tuple, g: torch.Generator) -> torch.Tensor:
+def apply_ops(x: torch.Tensor, ops: tuple, g: torch.Generator) -> torch.Tensor:
+    """Apply ops by hand, one call each (the by-hand tests below test the ops, not the pipeline)."""
     for op in ops:
         x = op(x, g)
     return x
@@ -18,25 +19,37 @@ def augment_batch(x: torch.Tensor, ops: tuple, g: torch.Generator) -> torch.Tens
 def test_flip_translate_cutout_by_hand() -> None:
     x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
     g = torch.Generator().manual_seed(0)
-    flipped = augment_batch(x, (Flip(),), g)
+    flipped = apply_ops(x, (Flip(),), g)
     is_flipped = (flipped == x.flip(3)).flatten(1).all(1)
     assert ((flipped == x).flatten(1).all(1) | is_flipped).all() and 10 < is_flipped.sum() < 54
-    assert torch.equal(augment_batch(x, (Flip(p=1.0),), g), x.flip(3)) and torch.equal(augment_batch(x, (Flip(p=0.0),), g), x)
-    shifted = augment_batch(x, (Translate(1),), g)
+    assert torch.equal(apply_ops(x, (Flip(p=1.0),), g), x.flip(3)) and torch.equal(apply_ops(x, (Flip(p=0.0),), g), x)
+    shifted = apply_ops(x, (Translate(1),), g)
     # Every crop is the input shifted by at most one pixel with zeros coming in.
     assert all(any(torch.equal(s[0], torch.roll(nn.functional.pad(x[0, 0], (1, 1, 1, 1)), (dy, dx), (0, 1))[1:5, 1:5])
                    for dy in (-1, 0, 1) for dx in (-1, 0, 1)) for s in shifted)
-    cut = augment_batch(torch.ones(8, 1, 9, 9), (Cutout(3),), g)
+    cut = apply_ops(torch.ones(8, 1, 9, 9), (Cutout(3),), g)
     assert ((cut == 0).flatten(1).sum(1) <= 9).all() and (cut == 0).any()
 
 
 def test_ops_apply_in_order_and_draw_one_stream() -> None:
-    x = torch.randn(16, 3, 8, 8)
+    """The library's per-step call (the engine's) equals the ops unrolled by hand on one generator, then normalisation."""
+    from cnnlab.data.augment import augment_batch
+    from cnnlab.data.normalise import Normalisation
+
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(16) % 10
+    norm = Normalisation((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
     ops = (Flip(), Translate(2), Cutout(3))
-    a = augment_batch(x, ops, torch.Generator().manual_seed(5))
+    augmentation = Augmentation.build(ops, DataFacts(3, 8, 8, norm.mean), num_classes=10)
+    got, targets = augment_batch(augmentation, images, labels, norm, torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
-    b = Cutout(3)(Translate(2)(Flip()(x, g), g), g)
-    assert torch.equal(a, b)
+    fill = torch.tensor(norm.mean).view(1, -1, 1, 1)
+    pixels = Cutout(3)(Translate(2)(Flip()(images.float() / 255, g, fill), g, fill), g, fill)
+    mean, std = torch.tensor(norm.mean).view(1, -1, 1, 1), torch.tensor(norm.std).view(1, -1, 1, 1)
+    torch.testing.assert_close(got, (pixels - mean) / std, rtol=0, atol=1e-6)
+    assert torch.equal(targets, labels)  # no mixing op: the labels pass through
+    other, _ = augment_batch(augmentation, images, labels, norm, torch.Generator().manual_seed(6))
+    assert not torch.equal(got, other)  # the draws come from the generator given
 
 
 @pytest.mark.parametrize("make, message", [

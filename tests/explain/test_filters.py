@@ -44,6 +44,27 @@ def test_feature_grid_orders_channels_by_strength() -> None:
 
 
 def test_through_kernels_shows_every_response() -> None:
-    grid, names = through_kernels(torch.rand(3, 16, 16))
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    grid, names = through_kernels(image)
     assert names[0] == "image" and "gabor3" in names and len(names) == 12
     assert grid.min() >= 0 and grid.max() <= 1
+
+    def unit(t: torch.Tensor) -> torch.Tensor:
+        return (t - t.min()) / (t.max() - t.min())
+
+    # Tile k sits at row k // 8, column k % 8 of 18-pixel cells (16 + 1 of padding), each scaled alone.
+    def cell(k: int) -> torch.Tensor:
+        top, left = 1 + (k // 8) * 17, 1 + (k % 8) * 17
+        return grid[0, top:top + 16, left:left + 16]
+
+    grey = image.mean(0)
+    torch.testing.assert_close(cell(0), unit(grey))
+    # Sobel by hand: x-derivative [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] with zero padding ('same'), cross-correlated.
+    padded = nn.functional.pad(grey, (1, 1, 1, 1))
+    gx = torch.zeros(16, 16)
+    for dy, row in enumerate(([-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0])):
+        for dx, weight in enumerate(row):
+            gx += weight * padded[dy:dy + 16, dx:dx + 16]
+    torch.testing.assert_close(cell(names.index("sobel0")), unit(gx), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cell(names.index("box")), unit(nn.functional.avg_pool2d(padded[None, None], 3, 1)[0, 0]),
+                               rtol=1e-5, atol=1e-5)

@@ -1,7 +1,7 @@
 """The summary against torchvision's parameter counts, FlopCounterMode and the course's VGG-16 table."""
 
 import json
-import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,12 +86,23 @@ def test_macs_agree_with_flop_counter_mode(name: str, params: int) -> None:
     assert 2 * s.total_macs == counter.get_total_flops()  # FlopCounterMode counts 2 per MAC
 
 
-def test_large_models_summarise_fast_without_weights() -> None:
-    for name in ("resnet152", "vgg19"):
-        started = time.perf_counter()
-        s = summary(f"torchvision.models:{name}", (3, 224, 224))
-        assert time.perf_counter() - started < 2.0
+def _resident_bytes() -> int:
+    """Return this process's resident memory now (Linux), the high-water mark being no measure of one call."""
+    import os
+
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc/self/statm")
+def test_large_models_summarise_without_weights() -> None:
+    """What the old 2-second bound stood for: no weights are allocated (VGG-19's are 575 MB); timing is benchmarks' job,
+    and tests/inspect/test_shapes.py checks that no dynamo or sympy import comes with a summary."""
+    summary("torchvision.models:resnet152", (3, 224, 224))  # first call: imports and caches settle
+    before = _resident_bytes()
+    s = summary("torchvision.models:vgg19", (3, 224, 224))
     assert s.total_params == 143_667_240
+    assert _resident_bytes() - before < 143_667_240 * 4 // 4  # a quarter of the weights' bytes: none were made
 
 
 class FunctionalNet(nn.Module):

@@ -81,14 +81,22 @@ def test_summary_on_meta_at_default_input(name: str) -> None:
     assert 2 * result.total_macs == counter.get_total_flops()
 
 
+# The course's architectures (one representative each, plus the experiments' networks): what the zoo must hold.
+COURSE = {"lenet5", "lenet5_1998", "alexnet", "alexnet_2012", "zfnet", "vgg16", "nin", "all_cnn_c", "googlenet",
+          "inception_v3", "resnet18", "resnet20", "preact_resnet18", "wrn28_10", "resnext50_32x4d", "densenet121",
+          "densenet_bc_100_k12", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "se_resnet50", "efficientnet_b0",
+          "xception", "convnext_tiny", "highway_net", "unet", "course_cifar100",
+          # the experiments': degradation, distillation, noisy student, snapshots, ablation, shuffled pixels
+          "plain20", "plain56", "lenet5_tiny", "lenet5_dropout", "lenet5_bn", "course_cifar100_nobn",
+          "course_cifar100_dropout", "mlp", "small_cnn", "unet_small", "pointwise"}
+
+
 def test_the_zoo_has_every_model_of_the_course() -> None:
-    # 66 architectures of the course (with plain20 and plain56 of the degradation experiment,
-    # lenet5_tiny, the distillation student, lenet5_dropout, the noisy student, lenet5_bn, the
-    # snapshot ensembles' network, and the ablation's course_cifar100_nobn and
-    # course_cifar100_dropout), speednet, the demo's small CNN, the small
-    # U-Net, the 1x1 baseline and the MLP of the shuffled-pixels experiment.
-    assert len(ALL) == 70 and len(CLASSIFIERS) == 67 and len(WITH_TORCHVISION) == 36
-    assert {"small_cnn", "unet_small", "pointwise"} <= set(ALL) and not model_info("unet_small").classifier
+    assert COURSE <= set(ALL), sorted(COURSE - set(ALL))
+    # Only the dense-prediction nets are not classifiers, and they are the ones segmentation trains.
+    assert {n for n in ALL if not model_info(n).classifier} == {n for n in ALL if n.startswith("unet") or n == "pointwise"}
+    # Every zoo name torchvision also has is marked, so none escapes the equivalence tests below.
+    assert set(WITH_TORCHVISION) == set(ALL) & set(torchvision.models.list_models())
 
 
 @pytest.mark.parametrize("name", WITH_TORCHVISION)
@@ -112,3 +120,20 @@ def test_params_and_macs_equal_torchvision(name: str) -> None:
     weights = torchvision.models.get_model_weights(info.torchvision)
     ops = next(iter(weights)).meta["_ops"]
     assert round(ours.total_macs / 1e9, 3) == pytest.approx(ops, abs=1e-3)
+
+
+def test_a_type_error_inside_a_builder_is_not_called_a_bad_option() -> None:
+    """Only a keyword the user gave that a signature refuses is their mistake; a builder's own bug keeps its traceback."""
+    from cnnlab.models import registry
+
+    @register_model(family="probe", paper="none", year=2026, name="_type_error_probe")
+    def broken(num_classes: int = 10, in_chans: int = 3) -> torch.nn.Module:
+        return torch.nn.Linear(in_chans, "ten")  # a bug: a string where an int belongs
+
+    try:
+        with pytest.raises(TypeError, match="empty\\(\\)|must be|not str"):
+            create_model("_type_error_probe")
+        with pytest.raises(CnnlabError, match="_type_error_probe does not take these options"):
+            create_model("_type_error_probe", colour="blue")
+    finally:
+        registry._REGISTRY.pop("_type_error_probe")
