@@ -1,10 +1,11 @@
 """cnnlab: design, inspect, train, evaluate and look inside convolutional networks.
 
-The package is a house of floors; imports flow one way, bottom up, and a lower floor never
-imports a higher one (tests/test_house.py reads the imports to keep it so):
+The package is a house of floors; imports flow one way, bottom up, a lower floor never imports a
+higher one, and the two wings of one floor never import each other (tests/test_house.py reads the
+imports to keep it so):
 
-    errors <- arithmetic <- nn <- models <- data <- inspect <- runs <- attacks <- train
-    <- experiments <- explain <- report <- cli
+    errors <- devices <- arithmetic <- nn <- models <- data <- inspect <- runs <- attacks
+    <- {train | explain} <- experiments <- report <- cli
 
 `import cnnlab` stays cheap: subpackages import torch only when they are imported themselves,
 and `cnnlab.create_model` / `cnnlab.list_models` load the zoo on first use (as timm's do).
@@ -16,7 +17,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-FLOORS = ("errors", "devices", "arithmetic", "nn", "models", "data", "inspect", "runs", "attacks", "train", "experiments", "explain", "report", "cli")
+# The house, bottom up: each level a set of sibling packages. A module imports only from lower levels and its
+# own package; siblings on one level (train and explain, the two wings) never import each other.
+FLOORS = (("errors",), ("devices",), ("arithmetic",), ("nn",), ("models",), ("data",), ("inspect",), ("runs",),
+          ("attacks",), ("train", "explain"), ("experiments",), ("report",), ("cli",))
 _LAZY = {"create_model": "cnnlab.models.registry", "list_models": "cnnlab.models.registry",
          "model_info": "cnnlab.models.registry", "load_run": "cnnlab.runs.load"}
 
