@@ -76,9 +76,9 @@ def parse(parser: Parser, words: list[str]) -> argparse.Namespace:
         if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *(Override()(e) for e in extra)]
         elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except argparse.ArgumentTypeError as error:
-        parser.error(f"argument overrides: {error}")
+        _command_parser(parser, args.command).error(f"argument overrides: {error}")
     return args
 
 

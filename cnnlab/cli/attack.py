@@ -41,11 +41,6 @@ def run_attack(args: argparse.Namespace) -> int:
     from cnnlab.runs.outputs import Output
     from cnnlab.train.distributed import init_distributed
 
-    if args.method == "fgsm":
-        given = [flag for flag in ("--steps", "--step-size", "--no-random-start")
-                 if any(w == flag or w.startswith(f"{flag}=") for w in args.argv)]
-        if given:
-            raise CnnlabError(f"{given[0]} is PGD's: FGSM takes one step of eps; leave it out or use --method pgd")
     _, device = init_distributed(args.device)
     run = load_run(Path(args.run), args.checkpoint, device)
     test = run.test_split(args.data_dir)

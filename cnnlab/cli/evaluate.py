@@ -54,8 +54,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from cnnlab.train.evaluation import evaluate_run, plot_confusion
 
     _, device = init_distributed(args.device)
-    if not args.tta_table and (args.crop is not None or args.scales is not None):
-        raise CnnlabError("--crop and --scales are the table's: add --tta-table (a run's own views are its recipe's)")
     if args.tta_table and args.snapshots:
         raise CnnlabError("--tta-table compares runs, not snapshots: leave --snapshots out")
     if args.tta_table:
@@ -65,7 +63,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
     result = evaluate_run(args.runs[0], args.data, args.data_dir, args.checkpoint, device)
-    run = Output(args.runs[0], own=frozenset({"eval.json", "confusion.png"}))  # its own scores, beside its summary
+    run = Output(args.runs[0], own=frozenset({"eval.json", "confusion.png"}), own_run=args.runs[0])  # beside its summary
     run.json("eval.json", result)
     run.write("confusion.png", lambda path: plot_confusion(result, path))
     if emit(result, args.format):

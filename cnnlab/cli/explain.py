@@ -182,6 +182,12 @@ def prepare(args: argparse.Namespace, folder: str) -> tuple[list[str], dict[str,
     from cnnlab.runs.outputs import Output
 
     methods = list(args.method)
+    from cnnlab.explain.options import CAMS
+
+    if args.layer is not None and not set(methods) & set(CAMS):
+        from cnnlab.errors import CnnlabError
+
+        raise CnnlabError(f"--layer is for the CAM methods ({', '.join(CAMS)}); {', '.join(methods)} would ignore it: leave it out")
     options = parse_options(args.option)
     check_pairs(methods, options)  # before any model is loaded: a bad value costs nothing
     if args.out is not None:

@@ -90,8 +90,6 @@ def run_rf(args: argparse.Namespace) -> int:
     from cnnlab.inspect.summary import build_model
 
     input_size = args.input
-    if args.layer is not None and not args.erf:
-        raise CnnlabError("--layer chooses the unit the effective receptive field follows: add --erf, or leave --layer out")
     if args.erf:
         from cnnlab.cli.options import Fail, check_allocation
 

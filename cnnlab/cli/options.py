@@ -574,6 +574,7 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
         setattr(args, base, value)
     if hasattr(args, "_spellings"):
         delattr(args, "_spellings")
+    refuse_ignored(args)
     model = getattr(args, "model", None)
     if isinstance(model, str) and "=" in model and hasattr(args, "overrides"):
         # `cnnlab train epochs=3`: the optional model took the first override
@@ -585,6 +586,56 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
             raise CnnlabError(str(error)) from None
         args.model, args.overrides = None, [model, *args.overrides]
     return args
+
+
+# Options that only some forms of a command read: (command, flag) -> (dest, the values of dest that read it, why).
+# Given with any other value, the option would be ignored, so it is refused instead.
+ONLY: dict[tuple[str, str], tuple[str, tuple[Any, ...], str]] = {
+    ("arith", "--output-padding"): ("op", ("tconv",), "a transposed convolution's"),
+    ("arith", "--ceil-mode"): ("op", ("pool",), "pooling's"),
+    **{("arith", flag): ("op", ("conv", "tconv"), "a convolution's")
+       for flag in ("--in-channels", "--out-channels", "--groups", "--no-bias")},
+    ("rf", "--samples"): ("erf", (True,), "the effective receptive field's (--erf)"),
+    ("rf", "--layer"): ("erf", (True,), "the effective receptive field's (--erf)"),
+    **{("augment", flag): ("list", (False,), "a grid's, not --list's")
+       for flag in ("--n", "--draws", "--seed", "--policy", "--data", "--out", "--data-dir")},
+    ("explain", "--count"): ("images", (None,), "the run's test images', not --images'"),
+    **{("visualize", flag): ("what", whats, f"{' and '.join(whats)}'s") for flag, whats in (
+        ("--channels", ("exemplars", "dream")), ("--top", ("features", "exemplars")), ("--image", ("features", "dream")),
+        ("--data", ("exemplars", "embedding", "dream")), ("--count", ("exemplars", "embedding")),
+        ("--method", ("embedding",)), ("--parameterisation", ("dream",)), ("--steps", ("dream",)),
+        ("--per-channel", ("dream",)), ("--diversity", ("dream",)), ("--octaves", ("dream",)), ("--size", ("dream",)),
+        ("--layer", ("filters", "features", "exemplars", "dream")), ("--data-dir", ("features", "exemplars", "embedding", "dream")))},
+    **{("attack", flag): ("method", ("pgd",), "PGD's (FGSM takes one step of eps)")
+       for flag in ("--steps", "--step-size", "--no-random-start")},
+    **{("eval", flag): ("tta_table", (True,), "the --tta-table's") for flag in ("--crop", "--scales")},
+}
+
+
+def combine(shortcuts: list[str], overrides: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Return shortcut flags' overrides then the user's, refusing a key set both ways (one would be dropped)."""
+    from cnnlab.errors import CnnlabError
+
+    flagged = {item.partition("=")[0]: item for item in shortcuts}
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in flagged:
+            raise CnnlabError(f"{key} is given twice, as a shortcut flag ({flagged[key]}) and as {item}: give it once")
+    return (*shortcuts, *overrides)
+
+
+def given(args: argparse.Namespace, flag: str) -> bool:
+    """Return whether the user wrote `flag` (as `--flag value` or `--flag=value`)."""
+    return any(word == flag or word.startswith(f"{flag}=") for word in getattr(args, "argv", ()))
+
+
+def refuse_ignored(args: argparse.Namespace) -> None:
+    """Raise one line for an option this form of the command would ignore (ONLY)."""
+    from cnnlab.errors import CnnlabError
+
+    for (command, flag), (dest, values, whose) in ONLY.items():
+        if command == getattr(args, "command", None) and given(args, flag) and getattr(args, dest, None) not in values:
+            raise CnnlabError(f"{flag} is {whose}: this command would ignore it, so leave it out")
 
 
 class Deprecated(argparse.Action):

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.cli.options import Integer, Number, Spec, Text, add, option
+from cnnlab.cli.options import Integer, Number, Spec, Text, add, combine, option
 
 MODEL = {"metavar": "MODEL"}
 RUN = {"metavar": "RUN"}
@@ -75,7 +75,7 @@ def run_distill(args: argparse.Namespace) -> int:
     """Train the student with the teachers named in its recipe's paradigm.distill section."""
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.info import RunInfo
-    from cnnlab.runs.outputs import cleaned
+    from cnnlab.runs.outputs import cleaned, refuse_run_dir
     from cnnlab.train.run import train_run
 
     teachers = [str(Path(t).resolve()) for t in args.teacher]  # the recipe must still find them from elsewhere
@@ -85,12 +85,14 @@ def run_distill(args: argparse.Namespace) -> int:
         ("epochs", args.epochs), ("seed", args.seed)) if value is not None]
     if args.model is None:
         raise CnnlabError("name the student model, e.g. cnnlab distill lenet5_tiny --teacher RUN")
+    if args.out is not None:
+        refuse_run_dir(Path(args.out).parent)  # a run inside another run's folder
     with cleaned(args.out):
         result = train_run(model=args.model, data=args.data or first.spec, out=args.out, data_dir=args.data_dir,
                            recipe_name=args.recipe or str(Path(teachers[0]) / "recipe.yaml"),
                            # The teacher's own paradigms (its snapshots, its averaging) are not the student's.
                            overrides=("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null",
-                                      f"paradigm.distill.teachers={json.dumps(teachers)}", *shortcuts, *args.overrides),
+                                      f"paradigm.distill.teachers={json.dumps(teachers)}", *combine(shortcuts, args.overrides)),
                            device=args.device)
     return 0 if result else 1
 
@@ -108,7 +110,7 @@ def run_noisy_student(args: argparse.Namespace) -> int:
     refuse_run_dir(out)
     with cleaned(out):
         table = noisy_student(args.data, args.teacher_model, args.model, out, args.labelled_fraction, args.rounds,
-                              args.recipe, (*shortcuts, *args.overrides),
+                              args.recipe, combine(shortcuts, args.overrides),
                               (f"epochs={args.teacher_epochs}",) if args.teacher_epochs else (),
                               args.data_dir, args.device)
     for row in table["rounds"]:
@@ -121,7 +123,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     """Train a run that starts from the source's weights, with the paradigm.finetune section the flags give."""
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.info import RunInfo
-    from cnnlab.runs.outputs import cleaned
+    from cnnlab.runs.outputs import cleaned, refuse_run_dir
     from cnnlab.train.run import train_run
 
     source = Path(args.source).expanduser().resolve()
@@ -142,8 +144,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     inherited = ("paradigm.snapshot.enabled=false", "paradigm.swa.start_epoch=null", "paradigm.distill.teachers=[]",
                  "paradigm.noisy_student.teacher=null", "data.train_images=null",
                  "data.labelled_fraction=null") if source.is_dir() and args.recipe is None else ()
+    if args.out is not None:
+        refuse_run_dir(Path(args.out).parent)  # a run inside another run's folder
     with cleaned(args.out):
         result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=recipe,
-                           overrides=(*inherited, f"paradigm.finetune.source={json.dumps(str(source))}", *shortcuts,
-                                      *args.overrides), device=args.device)
+                           overrides=(*inherited, f"paradigm.finetune.source={json.dumps(str(source))}",
+                                      *combine(shortcuts, args.overrides)), device=args.device)
     return 0 if result else 1

@@ -56,7 +56,7 @@ def run_report(args: argparse.Namespace) -> int:
     folder, legacy = legacy_file(args.out, ".html")
     if legacy is not None:
         notice("report", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
-    out = Output(folder or args.run, own=frozenset({"report.html"}))  # a run's own report, into that run only
+    out = Output(folder or args.run, own=frozenset({"report.html"}), own_run=args.run)  # a run's own report, into it only
     methods = explain_methods(args.method)
     path = out.write(legacy or "report.html", lambda target: write_run_report(args.run, methods, str(target), args.data_dir,
                                                                                args.device))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from cnnlab.cli.options import Integer, Number, Spec, Text, add, option
+from cnnlab.cli.options import Integer, Number, Spec, Text, add, combine, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -35,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
 
         return launch(args.argv, args.devices, args.device)  # torchrun runs this same command once per device
     from cnnlab.errors import CnnlabError
-    from cnnlab.runs.outputs import cleaned
+    from cnnlab.runs.outputs import cleaned, refuse_run_dir
     from cnnlab.train.run import train_run
 
+    if args.out is not None:
+        refuse_run_dir(Path(args.out).parent)  # a run inside another run's folder (its checkpoints/ too)
     if args.resume is not None and args.out is not None:
         raise CnnlabError(f"--resume continues {args.resume} in place: leave --out out (or train afresh into --out)")
 
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     model, overrides = args.model, list(args.overrides)  # `settle` moved a model word like epochs=3 to the overrides
     with cleaned(args.out):
         result = train_run(model=model, data=args.data, out=args.out, data_dir=args.data_dir, recipe_name=args.recipe,
-                           overrides=(*shortcuts, *overrides), resume=args.resume, device=args.device)
+                           overrides=combine(shortcuts, overrides), resume=args.resume, device=args.device)
     if "run" in result:  # rank 0 (the only rank that scores) of a finished run
         from cnnlab.runs.recipe import load_recipe
 

@@ -204,16 +204,20 @@ def _chosen_classes(base: str, classes: tuple[str, ...], modifier: str) -> tuple
         first, dash, last = part.partition("-")
         if dash and first in classes and last in classes and part not in classes:
             start, stop = classes.index(first), classes.index(last)
+            if stop < start:
+                raise CnnlabError(f"{base}@{modifier}: the range {part} runs backwards: write {last}-{first}")
             names.extend(classes[start : stop + 1])
         else:
             names.append(part)
     unknown = [n for n in names if n not in classes]
     groups = ", ".join(CLASS_GROUPS.get(base, {}))
     if unknown or len(set(names)) != len(names) or not names:
-        raise CnnlabError(f"{base}@{modifier}: {', '.join(unknown) or 'repeated or empty classes'} "
-                          f"{'is not a class' if unknown else ''} of {base} (classes: {', '.join(classes[:12])}"
+        problem = f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a class" if unknown else "repeated or empty classes"
+        raise CnnlabError(f"{base}@{modifier}: {problem} of {base} (classes: {', '.join(classes[:12])}"
                           f"{'...' if len(classes) > 12 else ''}{'; groups: ' + groups if groups else ''}): "
                           "name classes as a,b,c or first-last")
+    if len(names) < 2:  # one class: every prediction right, a figure that says nothing
+        raise CnnlabError(f"{base}@{modifier} keeps one class ({names[0]}): a classifier needs two or more; name more classes")
     return tuple(names)
 
 

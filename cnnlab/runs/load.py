@@ -165,8 +165,8 @@ def check_summary_weights(run: Path, checkpoint: str, ema: bool, model: nn.Modul
         return
     if bool(recorded.get("ema")) == ema and recorded["digest"] != weights_digest(model):
         raise CnnlabError(f"{run}/checkpoints/{checkpoint} holds other weights than its summary.json describes "
-                          f"(digest {weights_digest(model)}, summary {recorded['digest']}): it was resumed or changed "
-                          f"after it finished; finish it with cnnlab train --resume {run}")
+                          f"(digest {weights_digest(model)}, summary {recorded['digest']}): it was changed after it "
+                          f"finished; if it was resumed, finish it with cnnlab train --resume {run}, else restore or retrain it")
 
 
 def load_run(path: str | Path, weights: Weights | str | None = None, device: str | torch.device = "cpu", *,

@@ -34,8 +34,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def protected(path: Path) -> Path | None:
-    """Return the run directory whose own file `path` is (or lies inside), else None."""
-    path = Path(os.path.abspath(path))
+    """Return the run directory whose own file `path` is (or lies inside), else None; links are followed."""
+    path = Path(os.path.realpath(path))
     for run in path.parents:
         if is_run_dir(run):
             relative = path.relative_to(run).parts
@@ -45,43 +45,48 @@ def protected(path: Path) -> Path | None:
     return None
 
 
-def refuse_run_file(path: Path, shown: str, own: frozenset[str] = frozenset()) -> None:
-    """Raise a one-line error when writing `path` would replace a run's own file (`own`: names this command may write)."""
+def refuse_run_file(path: Path, shown: str, own: frozenset[str] = frozenset(), own_run: Path | None = None) -> None:
+    """Raise a one-line error when writing `path` would replace a run's own file.
+
+    `own` names the files a command writes into `own_run`, the one run it works on (eval.json of `cnnlab eval RUN`).
+    """
     run = protected(path)
-    if run is None or (path.name in own and Path(os.path.abspath(path)).parent == Path(os.path.abspath(run))):
+    real = Path(os.path.realpath(path))
+    if run is None or (own_run is not None and path.name in own and real.parent == run == Path(os.path.realpath(own_run))):
         return
-    first = Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(run))).parts[0]
-    what = f"inside {first}/" if (run / first).is_dir() else f"replace {first}"
-    raise CnnlabError(f"--out {shown} would write {what} of the run {run}, one of the run's own files: choose another --out")
+    first = real.relative_to(run).parts[0]
+    what = f"write inside {first}/" if (run / first).is_dir() else f"replace {first}"
+    raise CnnlabError(f"--out {shown} would {what} of the run {run}, one of the run's own files: choose another --out")
 
 
 def refuse_run_dir(folder: Path) -> None:
-    """Raise one line when a folder meant for several runs is, or lies inside, a run directory."""
-    path = Path(os.path.abspath(folder))
+    """Raise one line when a folder meant for runs is, or lies inside, a run directory (links followed)."""
+    path = Path(os.path.realpath(folder))
     for candidate in (path, *path.parents):
         if is_run_dir(candidate):
-            raise CnnlabError(f"--out {folder} is inside the run {candidate}: its runs go in a folder of their own, "
+            raise CnnlabError(f"--out {folder} is inside the run {candidate}: a run goes in a folder of its own, "
                               "choose another --out")
 
 
 class Output:
     """A folder a command writes fixed file names into; `shown` is how the user wrote it."""
 
-    def __init__(self, folder: str | Path, shown: str | None = None, own: frozenset[str] = frozenset()) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, shown: str | None = None, own: frozenset[str] = frozenset(),
+                 own_run: str | Path | None = None) -> None:
+        self.folder = Path(os.path.normpath(folder))  # `a/../b` makes no folder a
         self.shown = shown if shown is not None else str(folder)
-        self.own = own  # a run's files this command writes into that run itself (eval.json of `cnnlab eval RUN`)
+        self.own, self.own_run = own, own_run  # a run's files this command writes into that one run (eval.json)
         if self.folder.exists() and not self.folder.is_dir():
             raise CnnlabError(f"--out {self.shown} is an existing file: --out names the folder to write into")
         if self.folder.suffix.lower() in FILE_SUFFIXES and not self.folder.is_dir():
             raise CnnlabError(f"--out {self.shown} names a file: --out takes the folder to write into "
                               f"(e.g. --out {self.folder.with_suffix('')})")
-        refuse_run_file(self.folder, self.shown)
+        refuse_run_file(self.folder, self.shown, own, own_run)
 
     def path(self, name: str) -> Path:
         """Return where `name` goes, refusing a name that is one of a run's own files."""
         target = self.folder / name
-        refuse_run_file(target, str(Path(self.shown) / name), self.own)
+        refuse_run_file(target, str(Path(self.shown) / name), self.own, self.own_run)
         return target
 
     def check(self, names: list[str]) -> None:

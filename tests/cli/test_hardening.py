@@ -212,7 +212,7 @@ def test_options_that_would_be_ignored_are_refused(capsys, trained: Path, tmp_pa
     code, _, err = run(capsys, "attack", str(trained), "--method", "fgsm", "--steps", "5")
     assert code == 2 and _one_line(err) and "--steps is PGD's" in err
     code, _, err = run(capsys, "rf", "small_cnn", "--input", "1x8x8", "--layer", "nope")
-    assert code == 2 and _one_line(err) and "add --erf" in err
+    assert code == 2 and _one_line(err) and "--layer is the effective receptive field's (--erf)" in err
     code, _, err = run(capsys, "rf", "small_cnn", "--input", "1x50000x50000", "--erf")
     assert code == 2 and _one_line(err) and "needs about" in err
     code, _, err = run(capsys, "explain", str(trained), "--option", "upsample=")
@@ -246,3 +246,50 @@ def test_style_layers_without_maps_and_killed_sources_are_named(capsys, trained:
     for argv in (["eval", str(killed)], ["distill", "small_cnn", "--teacher", str(killed)], ["report", str(killed)]):
         code, _, err = run(capsys, *argv)
         assert code == 2 and _one_line(err) and "was stopped before training began" in err, argv
+
+
+def test_links_and_other_runs_do_not_open_a_way_in(capsys, trained: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert main(["train", "--out", str(other), "--epochs", "1", "--seed", "1"]) == 0
+    capsys.readouterr()
+    (tmp_path / "link_ck").symlink_to(trained / "checkpoints")
+    before, before_other = _snapshot(trained), _snapshot(other)
+    for argv in (["augment", "--data", "digits", "--policy", "flip", "--n", "2", "--out", str(tmp_path / "link_ck" / "best")],
+                 ["report", str(trained), "--method", "none", "--out", str(other)],  # another run's own report
+                 ["train", "--out", str(trained / "checkpoints" / "x"), "--epochs", "1"],
+                 ["train", "--out", str(trained / "sub"), "--epochs", "1"],
+                 ["noisy-student", "small_cnn", "--data", "digits", "--labelled-fraction", "0.5",
+                  "--out", str(tmp_path / "link_ck" / "ns")]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and _one_line(err), (argv, err)
+    assert _snapshot(trained) == before and _snapshot(other) == before_other
+    code, _, err = run(capsys, "explain", str(trained), "--method", "saliency", "--count", "1",
+                       "--out", str(tmp_path / "nowhere" / ".." / "ex"))
+    assert code == 0 and not (tmp_path / "nowhere").exists() and (tmp_path / "ex").is_dir()
+
+
+def test_a_flag_and_an_override_of_one_key_are_refused(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "t"), "--epochs", "1", "epochs=2")
+    assert code == 2 and _one_line(err) and "epochs is given twice" in err and not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["arith", "conv", "--input", "32", "--output-padding", "1"], "--output-padding is a transposed convolution's"),
+    (["arith", "pool", "--input", "32", "--in-channels", "4"], "--in-channels is a convolution's"),
+    (["rf", "small_cnn", "--input", "1x8x8", "--samples", "5"], "--samples is the effective receptive field's"),
+    (["augment", "--list", "--n", "3"], "--n is a grid's, not --list's"),
+    (["visualize", "filters", "{run}", "--channels", "99"], "--channels is exemplars and dream's"),
+    (["eval", "{run}", "--crop", "6"], "--crop is the --tta-table's"),
+    (["explain", "{run}", "--images", "x.png", "--count", "3"], "--count is the run's test images'"),
+    (["explain", "{run}", "--method", "saliency", "--layer", "nosuch"], "--layer is for the CAM methods"),
+])
+def test_an_option_the_command_would_ignore_is_refused(capsys, trained: Path, argv: list[str], words: str) -> None:
+    code, _, err = run(capsys, *[w.format(run=trained) for w in argv])
+    assert code == 2 and _one_line(err) and words in err, err
+
+
+def test_class_specs_name_their_problem(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "train", "--data", "digits@5-5", "--out", str(tmp_path / "a"))
+    assert code == 2 and "keeps one class (5): a classifier needs two or more" in err
+    code, _, err = run(capsys, "train", "--data", "digits@9-5", "--out", str(tmp_path / "b"))
+    assert code == 2 and "the range 9-5 runs backwards: write 5-9" in err
