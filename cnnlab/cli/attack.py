@@ -44,7 +44,7 @@ def run_attack(args: argparse.Namespace) -> int:
     _, device = init_distributed(args.device)
     run = load_run(Path(args.run), args.checkpoint, device)
     test = run.test_split(args.data_dir)
-    if not hasattr(test, "images") or test.labels.ndim != 1:
+    if test.resident() is None or test.labels.ndim != 1:
         raise CnnlabError(f"{args.run} needs a classification test split held in memory to attack")
     images = test.images[: args.count].to(device).float() / 255.0
     labels = test.labels[: args.count].to(device)

@@ -94,7 +94,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
             names = [Path(n).stem for n in args.images]
         else:
             test = run.test_split(args.data_dir)
-            if not hasattr(test, "images"):
+            if test.resident() is None:
                 raise CnnlabError(f"{path}'s test split is streamed from files: name the images to explain with --images")
             images = test.images[: args.count]
             names = [f"test{i:04d}" for i in range(len(images))]

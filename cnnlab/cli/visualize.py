@@ -97,9 +97,10 @@ def run_visualize(args: argparse.Namespace) -> int:
             picture = run.read_images([args.image])
         else:
             test = run.test_split(args.data_dir)
-            if not hasattr(test, "images"):
+            held = test.resident()
+            if held is None:
                 raise CnnlabError("the run's test split is streamed: name an image with --image")
-            picture = test.images[:1]
+            picture = held[:1]
         layer = args.layer or default_layer(model)
         x = run.normalisation(picture)  # uint8 (1, C, H, W), as training normalised it
         grid, order = feature_grid(model, x, layer, top=args.top or 16)

@@ -31,7 +31,7 @@ def spatial_layer(run, layer: str) -> str:  # noqa: ANN001
 def _test_images(run, args: argparse.Namespace, default_count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
     """Return the (first --count, else `default_count`, else all) uint8 images and labels of the run's test split or of --data."""
     test = run.test_split(args.data_dir, args.data)
-    if not hasattr(test, "images"):
+    if test.resident() is None:
         raise CnnlabError("the run's test split is streamed: exemplars and embeddings need an in-memory data set (--data)")
     count = args.count or default_count or len(test.images)  # --count is >= 1 when given (cli.options)
     return test.images[:count], test.labels[:count]
@@ -114,7 +114,8 @@ def dream(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  # no
     colour = None
     if args.parameterisation == "decorrelated" and channels == 3:
         test = run.test_split(args.data_dir, args.data)
-        colour = colour_matrix(test.images[:1000].float() / 255) if hasattr(test, "images") else None
+        held = test.resident()
+        colour = colour_matrix(held[:1000].float() / 255) if held is not None else None
     made = maximise(model, name, chosen, image_size=(channels, height, width), parameterisation=args.parameterisation,
                     steps=args.steps or 512, per_channel=args.per_channel, diversity=args.diversity, colour=colour)
     scores = ", ".join(f"{c}: {s:.2f}" for c, s in zip(made.channels, made.scores.tolist(), strict=True))

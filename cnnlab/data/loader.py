@@ -116,6 +116,10 @@ class StreamedImages:
         for images, _ in self.batches(sample_indices(len(self), count, seed).split(256), torch.device("cpu")):
             yield images
 
+    def resident(self) -> None:
+        """Return None: these images are read from their source batch by batch, never held whole."""
+        return None
+
 
 def scan_image_tree(root: Path, prefixes: tuple[str, ...] = ("",)) -> dict[str, tuple[tuple[Path, ...], torch.Tensor, tuple[str, ...]]]:
     """Return {part: (image files, labels, class names)} of root/[part/]class/file, without decoding them."""

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import torch
 
+from cnnlab.data.collection import Images
 from cnnlab.data.images import prepare_images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.sources import ImageSet
@@ -26,7 +27,7 @@ def resident_budget(device: torch.device) -> int:
     return RESIDENT_BUDGET_CPU
 
 
-def too_big(data: ImageSet | StreamedImages, size: int | None, pad: int, device: torch.device) -> bool:
+def too_big(data: Images, size: int | None, pad: int, device: torch.device) -> bool:
     """Return whether `data`, resized and padded, exceeds what may stay resident on `device`."""
     if isinstance(data, StreamedImages):
         return True
@@ -47,7 +48,7 @@ def available_bytes(device: torch.device) -> int:
         return RESIDENT_BUDGET_CPU
 
 
-def check_fits(data: ImageSet | StreamedImages, size: int | None, pad: int, batch_size: int, device: torch.device) -> None:
+def check_fits(data: Images, size: int | None, pad: int, batch_size: int, device: torch.device) -> None:
     """Raise one line, before anything is allocated, when one float32 batch of the prepared images cannot fit."""
     if isinstance(data, StreamedImages) and data.size is None and not isinstance(data.source, torch.Tensor):
         return  # files of unknown size: the streamed path refuses them without input_size anyway
@@ -62,8 +63,8 @@ def check_fits(data: ImageSet | StreamedImages, size: int | None, pad: int, batc
         )
 
 
-def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: bool,
-          workers: int = 4) -> ImageSet | StreamedImages:
+def place(data: Images, size: int | None, pad: int, stream: bool,
+          workers: int = 4) -> Images:
     """Return `data` resized and padded once and held whole, or set up to be streamed by workers."""
     if isinstance(data, StreamedImages):  # files on disk: always streamed
         return replace(data, size=size, pad=pad, workers=workers, unreadable=set())
@@ -74,7 +75,7 @@ def place(data: ImageSet | StreamedImages, size: int | None, pad: int, stream: b
     return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped, data.soft)
 
 
-def model_input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
+def model_input_size(data: Images) -> tuple[int, ...]:
     """Return (C, H, W) of the images the model will see, once placed."""
     if isinstance(data, ImageSet):
         return tuple(data.images.shape[1:])
@@ -87,7 +88,7 @@ def model_input_size(data: ImageSet | StreamedImages) -> tuple[int, ...]:
     return (data.channels, height + 2 * data.pad, width + 2 * data.pad)
 
 
-def read_size(data: ImageSet | StreamedImages, resize: int | None) -> tuple[int, ...]:
+def read_size(data: Images, resize: int | None) -> tuple[int, ...]:
     """Return (C, H, W) of the images as read (files of mixed sizes: as resized), before padding."""
     if isinstance(data, ImageSet):
         return tuple(data.images.shape[1:])

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.data import cifar, segmentation
+from cnnlab.data.collection import Images
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import prepare_images, read_idx, read_image_tree
 from cnnlab.data.loader import StreamedImages, sample_indices, scan_image_tree
@@ -112,13 +113,17 @@ class ImageSet:
         for index in sample_indices(len(self), count, seed).split(4096):
             yield self.images[index]
 
+    def resident(self) -> torch.Tensor:
+        """Return the uint8 images (N, C, H, W): this set holds them in memory."""
+        return self.images
+
 
 @dataclass(frozen=True)
 class DataSplits:
     """A training set and a separate test set with the same classes."""
 
-    train: ImageSet | StreamedImages
-    test: ImageSet | StreamedImages
+    train: Images
+    test: Images
 
     @property
     def skipped(self) -> int:
@@ -152,7 +157,7 @@ def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSe
     return data.subset(order[held:], skipped=data.skipped), data.subset(order[:held])
 
 
-def shuffle_labels(data: ImageSet | StreamedImages, seed: int) -> ImageSet | StreamedImages:
+def shuffle_labels(data: Images, seed: int) -> Images:
     """Return `data` with its labels permuted by a seeded draw (images unchanged), for random-label runs."""
     if not isinstance(data, ImageSet) or data.labels.ndim != 1:
         raise CnnlabError("data.random_labels needs class labels held in memory: drop runtime.stream, or the option")
@@ -160,7 +165,7 @@ def shuffle_labels(data: ImageSet | StreamedImages, seed: int) -> ImageSet | Str
     return ImageSet(data.images, data.labels[order], data.classes, data.skipped)
 
 
-def labelled_split(data: ImageSet | StreamedImages, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def labelled_split(data: Images, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (labelled, unlabelled) indices: a seeded draw of `fraction` of each class's images (at least one each)."""
     if data.labels.ndim != 1:
         raise CnnlabError("data.labelled_fraction splits images by class: it needs one class per image, not per pixel")
@@ -221,7 +226,7 @@ def _chosen_classes(base: str, classes: tuple[str, ...], modifier: str) -> tuple
     return tuple(names)
 
 
-def restrict_classes(data: ImageSet | StreamedImages, names: tuple[str, ...]) -> ImageSet | StreamedImages:
+def restrict_classes(data: Images, names: tuple[str, ...]) -> Images:
     """Return the images of the classes `names`, relabelled 0..len(names)-1 in that order."""
     if data.labels.ndim != 1:
         raise CnnlabError("SPEC@CLASSES keeps whole images of some classes: it needs one class per image")
@@ -236,7 +241,7 @@ def restrict_classes(data: ImageSet | StreamedImages, names: tuple[str, ...]) ->
     return replace(kept, labels=mapped[index], classes=names)
 
 
-def permute_pixels(data: ImageSet | StreamedImages) -> ImageSet:
+def permute_pixels(data: Images) -> ImageSet:
     """Return the images with one fixed permutation of their pixel positions (the same for every image and channel)."""
     if not isinstance(data, ImageSet):
         raise CnnlabError("SPEC@permuted reorders pixels of images held in memory: drop runtime.stream")

@@ -121,7 +121,7 @@ def report_context(path: str | Path, methods: Sequence[str] = DEFAULT_METHODS, d
     run = load_run(facts.path, device=device)
     test = run.test_split(data_dir)
     scores = score_run(run, test)
-    images = test.images if hasattr(test, "images") else None  # a streamed split: tables without pictures
+    images = test.resident()  # None for a streamed split: tables without pictures
     return {
         "facts": facts, "figures": facts.figures(), "recipe_yaml": run.recipe.to_yaml(),
         "scores": scores, "layers": _layer_table(run),

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.data.collection import Images
 from cnnlab.data.images import prepare_images, read_image, resize_images
-from cnnlab.data.loader import StreamedImages
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.placement import place
-from cnnlab.data.sources import ImageSet, load
+from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import create_model
 from cnnlab.runs.checkpoint import load_checkpoint, recover
@@ -70,7 +70,7 @@ class Run:
             loaded.append(image[None] if self.info.resize else resize_images(image[None], height, width))
         return self.prepare(torch.cat(loaded))
 
-    def test_split(self, data_dir: str | Path | None = None, spec: str | None = None) -> ImageSet | StreamedImages:
+    def test_split(self, data_dir: str | Path | None = None, spec: str | None = None) -> Images:
         """Return the run's held-out test part (or `spec`'s), read and placed as training placed it."""
         spec = spec or self.info.spec
         # The run's own seed: digits and split-less folders hold out their test part by it.

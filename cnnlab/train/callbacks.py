@@ -38,10 +38,8 @@ class WhiteningInit(Callback):
         if ctx.state.step > 0:
             return
         data = ctx.train_data
-        if hasattr(data, "images"):  # resident on the device
-            images = data.images[: self.images]
-        else:
-            images = torch.cat(list(data.sample_batches(count=self.images)))
+        held = data.resident()
+        images = held[: self.images] if held is not None else torch.cat(list(data.sample_batches(count=self.images)))
         if len(images) == 0:
             raise CnnlabError("no readable training images to initialise the whitening layer from: check the data")
         whitening_init(layer, ctx.norm(images.to(ctx.device)))

@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnlab.attacks import fgsm, pgd
 from cnnlab.data.augment import Augmentation, augment_batch
-from cnnlab.data.loader import StreamedImages
+from cnnlab.data.collection import Images
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.sources import ImageSet
 from cnnlab.data.tta import Views
@@ -37,7 +37,7 @@ from cnnlab.train.paradigms.finetune import Freezing, lr_scales
 from cnnlab.train.state import Callback, Context, EpochMetrics, TrainState
 from cnnlab.train.tasks import Classification, Task
 
-Data = ImageSet | StreamedImages
+Data = Images
 
 
 @dataclass

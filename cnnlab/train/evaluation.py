@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.loader import StreamedImages
+from cnnlab.data.collection import Images
 from cnnlab.data.normalise import Normalisation
-from cnnlab.data.sources import ImageSet
 from cnnlab.data.tta import TTA, Views, centre_crop
 from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
@@ -26,7 +25,7 @@ from cnnlab.runs.load import Run, load_run
 from cnnlab.train.tasks import Tally, Task, task_for
 
 
-def scored_batches(data: ImageSet | StreamedImages, batch_size: int,
+def scored_batches(data: Images, batch_size: int,
                    device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (uint8 images, targets) of every scored batch on `device`, in order; empty streamed batches are left out."""
     for images, y in data.batches(torch.arange(len(data)).split(batch_size), device):
@@ -61,7 +60,7 @@ def check_views(model: nn.Module, input_size: tuple[int, ...], views: Views) -> 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: ImageSet | StreamedImages, norm: Normalisation, task: Task,
+    model: nn.Module, data: Images, norm: Normalisation, task: Task,
     tta: TTA | str | Views = TTA.NONE, batch_size: int = 512,
 ) -> Tally:
     """Return the task's tally of `model` on `data` (logits averaged over the `tta` views); mode restored."""
@@ -75,7 +74,7 @@ def evaluate(
     return tally
 
 
-def score_run(run: Run, test: ImageSet | StreamedImages) -> dict[str, Any]:
+def score_run(run: Run, test: Images) -> dict[str, Any]:
     """Return the run's test figures (eval.json): its chosen weights, its TTA, the task's metrics."""
     task = task_for(run.info.task, len(run.classes), run.recipe.loss)
     evaluation = run.recipe.evaluation

@@ -18,10 +18,11 @@ import torch
 from rich.console import Console
 
 from cnnlab import __version__
+from cnnlab.data.collection import Images
 from cnnlab.data.loader import StreamedImages, sample_indices
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.placement import check_fits, model_input_size, place, read_size, too_big
-from cnnlab.data.sources import DataSplits, ImageSet, labelled_split, load, shuffle_labels, split
+from cnnlab.data.sources import DataSplits, labelled_split, load, shuffle_labels, split
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
 from cnnlab.models.registry import create_model, model_info
@@ -127,15 +128,15 @@ class Parts:
     """The data of one run, placed: train, validation (or None), test, and how they are read."""
 
     splits: DataSplits
-    train: ImageSet | StreamedImages
-    val: ImageSet | StreamedImages | None
-    test: ImageSet | StreamedImages
+    train: Images
+    val: Images | None
+    test: Images
     stream: bool
     pseudo: dict[str, torch.Tensor] | None = None  # Noisy Student's pseudo-labels, kept in the run directory
 
 
-def _labelled(train: ImageSet | StreamedImages, recipe: Recipe,
-              resume: Path | None) -> tuple[ImageSet | StreamedImages, dict[str, torch.Tensor] | None]:
+def _labelled(train: Images, recipe: Recipe,
+              resume: Path | None) -> tuple[Images, dict[str, torch.Tensor] | None]:
     """Return the training part with labels (and, for Noisy Student, its teacher's pseudo-labels of the rest)."""
     config = recipe.paradigm.noisy_student
     if config.teacher is not None:
@@ -169,7 +170,7 @@ def _data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed, de
     return Parts(splits, train, val, test, stream, pseudo)
 
 
-def _subset(train: ImageSet | StreamedImages, count: int, seed: int) -> ImageSet | StreamedImages:
+def _subset(train: Images, count: int, seed: int) -> Images:
     """Return a seeded draw of `count` training images, or one line when there are fewer."""
     if count > len(train):
         raise CnnlabError(f"data.train_images={count} but the training split holds {len(train)} images: "

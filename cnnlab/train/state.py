@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cnnlab.data.loader import StreamedImages
+from cnnlab.data.collection import Images
 from cnnlab.data.normalise import Normalisation
-from cnnlab.data.sources import ImageSet
 
 
 @dataclass
@@ -67,7 +66,7 @@ class Context:
     state: TrainState
     model: nn.Module  # the weights being trained (never a DDP or compiled wrapper)
     optimizer: torch.optim.Optimizer
-    train_data: ImageSet | StreamedImages  # as the steps read it (resident: on the device)
+    train_data: Images  # as the steps read it (resident: on the device)
     norm: Normalisation
     device: torch.device
     run: Path | None  # the run directory, when there is one

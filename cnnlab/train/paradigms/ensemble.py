@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.data.collection import Images
 from cnnlab.data.loader import StreamedImages
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
@@ -59,7 +60,7 @@ def check_test_splits(runs: list[Run], data_dir: str | Path | None, spec: str | 
 
 
 @torch.no_grad()
-def score_ensemble(runs: list[Run], test: ImageSet | StreamedImages, batch_size: int = 512) -> dict[str, Any]:
+def score_ensemble(runs: list[Run], test: Images, batch_size: int = 512) -> dict[str, Any]:
     """Return the ensemble's test figures (as eval.json) with each member's top-1, top-5 and loss."""
     check_members(runs)
     device = next(runs[0].model.parameters()).device
