@@ -22,12 +22,14 @@ from cnnlab.models import (  # noqa: F401
     vgg,
     xception,
 )
-from cnnlab.models.base import AuxOutput, Classifier
+from cnnlab.models.base import AuxOutput, Classifier, FeatureInfo, feature_info
 from cnnlab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from cnnlab.models.transfer import load_torchvision_state_dict
 
 __all__ = [
     "AuxOutput",
+    "FeatureInfo",
+    "feature_info",
     "Classifier",
     "ModelInfo",
     "create_model",

@@ -30,6 +30,46 @@ class AuxOutput(NamedTuple):
     aux: tuple[torch.Tensor, ...]  # (B, num_classes) of each auxiliary head, input to output order
 
 
+class FeatureInfo(NamedTuple):
+    """One stage of a network, as detection and segmentation heads read it (timm's feature_info)."""
+
+    module: str  # dotted path of the stage
+    channels: int  # channels of its (B, C, H, W) map
+    reduction: int  # input side / map side: the stage's total stride
+
+
+def feature_info(model: nn.Module, stages: list[str], input_size: tuple[int, int, int]) -> list[FeatureInfo]:
+    """Return channels and reduction of each stage, traced on the meta device: no weights copied, none changed.
+
+    The model's parameters and buffers are swapped for meta tensors only inside the call
+    (torch.func.functional_call), so a BatchNorm in training mode updates nothing of the model's,
+    and the hooks that read the maps are removed before it returns.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    try:
+        for name in stages:
+
+            def record(_module: nn.Module, _inputs: object, out: torch.Tensor, name: str = name) -> None:
+                shapes.setdefault(name, tuple(out.shape))  # returns None: a hook's return value would replace `out`
+
+            handles.append(model.get_submodule(name).register_forward_hook(record))
+        tensors = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
+        with torch.no_grad():
+            # Two images: a BatchNorm in training mode needs more than one value per channel (Inception's aux head).
+            torch.func.functional_call(model, tensors, (torch.zeros(2, *input_size, device="meta"),))
+    finally:
+        for handle in handles:
+            handle.remove()
+    info = []
+    for name in stages:
+        shape = shapes.get(name)
+        if shape is None or len(shape) != 4:
+            raise ValueError(f"stage {name} gives {shape or 'no output'}, not a (B, C, H, W) map")
+        info.append(FeatureInfo(name, shape[1], round(input_size[1] / shape[2])))
+    return info
+
+
 class Classifier(nn.Module):
     """Base of zoo classifiers; subclasses set `classifier_path` and implement the two halves."""
 
@@ -53,6 +93,10 @@ class Classifier(nn.Module):
     def feature_layers(self) -> list[str]:
         """Return the dotted names of the stages, shallow to deep."""
         return list(self.stage_names)
+
+    def feature_info(self, input_size: tuple[int, int, int] = (3, 224, 224)) -> list[FeatureInfo]:
+        """Return each stage's module, channels and reduction at `input_size` (C, H, W), shallow to deep."""
+        return feature_info(self, self.feature_layers(), input_size)
 
     def get_classifier(self) -> nn.Module:
         """Return the final layer that produces the logits."""
