@@ -117,9 +117,10 @@ def test_cli_example_shows_what_it_says(line: str, workdir, monkeypatch, capfd) 
     argv = shlex.split(line)[1:]
     if NEEDS_REAL_DATA in argv:
         pytest.skip("trains on 60,000 real images: minutes on a CPU, run by hand")
-    if argv[0] == "train" and "--resume" not in argv and not any(a.startswith("paradigm.") for a in argv):
+    if argv[0] == "train" and "--resume" not in argv and not any(a.startswith(("paradigm.", "epochs=")) for a in argv):
         argv += ["--epochs", "2"]  # the README's 30 epochs are what `make run` shows; 2 prove it runs
-        # (paradigm lines keep theirs: snapshot cycles and the averaging's start are counted in epochs)
+        # (paradigm lines keep theirs: snapshot cycles and the averaging's start are counted in epochs; a line that
+        # sets epochs= keeps it too, since a flag beside the same override is refused)
     try:
         code = main(argv)
     except SystemExit as exit_:
