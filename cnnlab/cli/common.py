@@ -15,6 +15,7 @@ class Parser(argparse.ArgumentParser):
         from cnnlab.cli.options import Formatter
 
         kwargs.setdefault("formatter_class", Formatter)
+        kwargs.setdefault("allow_abbrev", False)  # a shortened flag would slip past the checks that read the words given
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:

@@ -350,8 +350,9 @@ class ImageSides(Domain):
 
 @dataclass(frozen=True)
 class IntRanges(Domain):
-    """Non-negative integers as a list of ranges: 0-15 or 0,3,7-9 (a range runs low to high)."""
+    """Non-negative integers as a list of ranges: 0-15 or 0,3,7-9 (a range runs low to high), at most `most` of them."""
 
+    most: int = 65_536
     metavar: str = "LIST"
 
     def __call__(self, text: str) -> tuple[int, ...]:
@@ -365,12 +366,14 @@ class IntRanges(Domain):
                 raise Fail(f"cannot read {text!r}: give a list like 0-15 or 0,3,7-9") from None
             if stop < start:
                 raise Fail(f"the range {part.strip()} runs backwards: write {stop}-{start}")
+            if stop - start + len(chosen) >= self.most:
+                raise Fail(f"{text!r} names more than {self.most:,} channels: give a shorter list")
             chosen.extend(range(start, stop + 1))
         return tuple(chosen)
 
     def outside(self) -> tuple[str, ...]:
-        """Return a backward range, a negative index, a word and the empty list."""
-        return ("5-2", "-1", "a", "", "1,,2")
+        """Return a backward range, a negative index, a word, the empty list and a range too long to hold."""
+        return ("5-2", "-1", "a", "", "1,,2", "0-99999999999")
 
     def edges(self) -> tuple[str, ...]:
         """Return the first index, and a one-index range."""
@@ -558,6 +561,14 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     """
     from cnnlab.errors import CnnlabError
 
+    model = getattr(args, "model", None)
+    if isinstance(model, str) and "=" in model and hasattr(args, "overrides"):
+        # `cnnlab train epochs=3`: the optional model took the first override (moved before any clash is judged)
+        try:
+            Override()(model)
+        except Fail as error:
+            raise CnnlabError(str(error)) from None
+        args.model, args.overrides = parser.get_default("model") if parser else None, [model, *args.overrides]
     words = getattr(args, "argv", [])
     for name, value in list(vars(args).items()):
         if not name.endswith(OLD):
@@ -575,16 +586,6 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     if hasattr(args, "_spellings"):
         delattr(args, "_spellings")
     refuse_ignored(args)
-    model = getattr(args, "model", None)
-    if isinstance(model, str) and "=" in model and hasattr(args, "overrides"):
-        # `cnnlab train epochs=3`: the optional model took the first override
-        try:
-            Override()(model)
-        except Fail as error:
-            from cnnlab.errors import CnnlabError
-
-            raise CnnlabError(str(error)) from None
-        args.model, args.overrides = None, [model, *args.overrides]
     return args
 
 

@@ -24,6 +24,18 @@ def _bound(low: float | None = None, high: float | None = None, *, open_low: boo
     return field(default=None, metadata={"low": low, "high": high, "open_low": open_low, "choices": choices})
 
 
+def _number_or_word(value: Any, where: str, words: tuple[str, ...]) -> float | str:
+    """Return a number (YAML reads 1e-3 as a string) or one of `words`; refuse booleans, lists and mappings."""
+    if isinstance(value, str) and value not in words:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise CnnlabError(f"{where}={value!r} is not one of {', '.join(words)} or a number")
+    return float(value) if isinstance(value, int) else value
+
+
 class Options:
     """Checks every set field against its bounds, as the recipe sections check theirs."""
 
@@ -33,6 +45,9 @@ class Options:
             if value is None:
                 continue
             where = f"option {item.name}"
+            if "float" in str(item.type) and meta.get("choices"):  # a number or one of the words
+                value = _number_or_word(value, where, meta["choices"])
+                object.__setattr__(self, item.name, value)
             if isinstance(value, float) and not math.isfinite(value):
                 raise CnnlabError(f"{where}={value} is not a finite number")
             if meta.get("choices") and isinstance(value, str) and value not in meta["choices"]:
@@ -70,6 +85,8 @@ class IntegratedGradientsOptions(Options):
     rule: str | None = _bound(choices=("gauss_legendre", "left", "right", "middle", "trapezoid"))
     baseline: str | float | None = _bound(choices=BASELINES)
     sigma: float | None = _bound(0, open_low=True)  # the blur baseline's Gaussian sigma in pixels
+    low: float | None = None  # the noise baseline's range
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,9 @@ class DeepLiftOptions(Options):
     """DeepLIFT (Shrikumar et al. 2017): the reference input."""
 
     baseline: str | float | None = _bound(choices=BASELINES)
+    sigma: float | None = _bound(0, open_low=True)  # the blur baseline's Gaussian sigma in pixels
+    low: float | None = None  # the noise baseline's range
+    high: float | None = None
 
 
 CAMS = ("cam", "gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam", "guided_gradcam")

@@ -28,6 +28,16 @@ FILE_SUFFIXES = frozenset({".json", ".png", ".jpg", ".jpeg", ".html", ".htm", ".
                            ".safetensors", ".pt", ".pth", ".md", ".svg", ".pdf"})
 
 
+def _umask() -> int:
+    """Return the process's umask (read by setting it and setting it back, the only way the system offers)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def is_run_dir(path: Path) -> bool:
     """Return whether `path` is a run directory written by cnnlab train."""
     return (path / "data.json").is_file() and (path / "recipe.yaml").is_file()
@@ -73,7 +83,8 @@ class Output:
 
     def __init__(self, folder: str | Path, shown: str | None = None, own: frozenset[str] = frozenset(),
                  own_run: str | Path | None = None) -> None:
-        self.folder = Path(os.path.normpath(folder))  # `a/../b` makes no folder a
+        # `a/../b` must make no folder a, and `link/..` goes where the system would take it: resolve only then.
+        self.folder = Path(os.path.realpath(folder)) if ".." in Path(folder).parts else Path(folder)
         self.shown = shown if shown is not None else str(folder)
         self.own, self.own_run = own, own_run  # a run's files this command writes into that one run (eval.json)
         if self.folder.exists() and not self.folder.is_dir():
@@ -109,7 +120,7 @@ class Output:
             raise CnnlabError(f"cannot write into --out {self.shown} ({error.strerror or error}): choose a writable folder") from None
         try:
             writer(Path(temporary))
-            os.chmod(temporary, 0o644)  # temporary files are private; outputs are for reading
+            os.chmod(temporary, 0o666 & ~_UMASK)  # temporary files are private; outputs as the user's umask says
             os.replace(temporary, target)
         except OSError as error:
             Path(temporary).unlink(missing_ok=True)

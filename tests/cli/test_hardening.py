@@ -293,3 +293,22 @@ def test_class_specs_name_their_problem(capsys, tmp_path: Path) -> None:
     assert code == 2 and "keeps one class (5): a classifier needs two or more" in err
     code, _, err = run(capsys, "train", "--data", "digits@9-5", "--out", str(tmp_path / "b"))
     assert code == 2 and "the range 9-5 runs backwards: write 5-9" in err
+
+
+def test_cold_review_cases(capsys, trained: Path, tmp_path: Path) -> None:
+    """Shortened flags, huge channel ranges, an override in the model's place beside an old spelling."""
+    code, _, err = run(capsys, "augment", "--list", "--se", "3")
+    assert code == 2 and _one_line(err) and "unrecognized arguments: --se" in err
+    code, _, err = run(capsys, "visualize", "dream", str(trained), "--channels", "0-99999999999")
+    assert code == 2 and _one_line(err) and "more than 65,536 channels" in err
+    from cnnlab.cli import _command_parser, build_parser, parse
+    from cnnlab.cli.options import settle
+
+    parser = build_parser()
+    args = settle(parse(parser, ["distill", "--teacher", "t", "--student", "lenet5_tiny", "epochs=3"]),
+                  _command_parser(parser, "distill"))
+    assert args.model == "lenet5_tiny" and args.overrides == ["epochs=3"]
+    capsys.readouterr()
+    args = settle(parse(parser, ["noisy-student", "--data", "digits", "--labelled-fraction", "0.1", "epochs=3"]),
+                  _command_parser(parser, "noisy-student"))
+    assert args.model == "lenet5_dropout" and args.overrides == ["epochs=3"]  # the default student, not None
