@@ -41,6 +41,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from cnnlab.runs.outputs import Output
     from cnnlab.train.distributed import init_distributed
 
+    out = Output(args.out or Path(args.run) / "attack")  # a bad --out is refused before the attack runs
     _, device = init_distributed(args.device)
     run = load_run(Path(args.run), args.checkpoint, device)
     test = run.test_split(args.data_dir)
@@ -59,7 +60,6 @@ def run_attack(args: argparse.Namespace) -> int:
     else:
         adversarial = pgd(run.model, images, goal, eps, steps=args.steps, step_size=step, norm=args.norm,
                           random_start=not args.no_random_start, targeted=args.target is not None, seed=args.seed, **common)
-    out = Output(args.out or Path(args.run) / "attack")
     m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device).view(1, -1, 1, 1)
     with torch.no_grad():
