@@ -569,7 +569,6 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
         except Fail as error:
             raise CnnlabError(str(error)) from None
         args.model, args.overrides = parser.get_default("model") if parser else None, [model, *args.overrides]
-    words = getattr(args, "argv", [])
     for name, value in list(vars(args).items()):
         if not name.endswith(OLD):
             continue
@@ -577,7 +576,7 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
         base = name.removesuffix(OLD)
         old, new = next(((o, n) for o, b, n in getattr(args, "_spellings", ()) if b == base), ("", ""))
         if new.startswith("-"):
-            clash = any(w == new or w.startswith(f"{new}=") for w in words)
+            clash = given(args, new)
         else:  # the new spelling is a positional word: given when it is not its default
             clash = getattr(args, base, None) not in (None, parser.get_default(base) if parser else None)
         if clash:

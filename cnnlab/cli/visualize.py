@@ -76,13 +76,12 @@ def run_visualize(args: argparse.Namespace) -> int:
     run = load_run(subject)
     model = run.model
     if args.what in ("exemplars", "embedding", "dream"):
-        layer = visualize_run.spatial_layer(run, args.layer or default_layer(model)) if args.what != "embedding" else ""
         if args.what == "exemplars":
-            written = visualize_run.exemplars(run, args, layer, out)
+            written = visualize_run.exemplars(run, args, visualize_run.spatial_layer(run, args.layer or default_layer(model)), out)
         elif args.what == "embedding":
             written = visualize_run.embedding(run, args, out)
         else:
-            written = visualize_run.dream(run, args, layer, out)
+            written = visualize_run.dream(run, args, visualize_run.spatial_layer(run, args.layer or default_layer(model)), out)
         print(f"wrote {written}")
         return 0
     if args.what == "filters":

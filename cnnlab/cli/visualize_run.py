@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,8 +14,23 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.outputs import Output
 
 
-def spatial_layer(run, layer: str) -> str:  # noqa: ANN001
-    """Return `layer` when the run's model has it and it gives (N, C, H, W) maps; else a one-line error naming the choices."""
+@dataclass(frozen=True)
+class Maps:
+    """A layer that gives (N, C, H, W) maps: its name and how many channels they have."""
+
+    name: str
+    channels: int
+
+    def check(self, chosen: list[int]) -> list[int]:
+        """Return `chosen` when every channel exists, else one line naming the range."""
+        if chosen and max(chosen) >= self.channels:
+            raise CnnlabError(f"layer {self.name} has {self.channels} channels (0-{self.channels - 1}): "
+                              f"--channels {max(chosen)} is out of range")
+        return chosen
+
+
+def spatial_layer(run, layer: str) -> Maps:  # noqa: ANN001
+    """Return `layer`'s maps when the run's model has it and it gives (N, C, H, W) maps; else a one-line error."""
     from cnnlab.explain.hooks import capture, preserved, resolve_layer
 
     name, module = resolve_layer(run.model, layer)
@@ -25,7 +41,7 @@ def spatial_layer(run, layer: str) -> str:  # noqa: ANN001
         shape = "no output" if record.activation is None else f"{tuple(record.activation.shape)} outputs"
         raise CnnlabError(f"layer {name} gives {shape}, not (N, C, H, W) maps: choose a convolutional layer "
                           "(cnnlab summary lists them)")
-    return name
+    return Maps(name, int(record.activation.shape[1]))
 
 
 def _test_images(run, args: argparse.Namespace, default_count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
@@ -37,17 +53,15 @@ def _test_images(run, args: argparse.Namespace, default_count: int | None = None
     return test.images[:count], test.labels[:count]
 
 
-def exemplars(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  # noqa: ANN001
+def exemplars(run, args: argparse.Namespace, maps: Maps, out: Output) -> Path:  # noqa: ANN001
     """Write each channel's top images as receptive-field crops beside their deconvnet projections; return the PNG."""
     from cnnlab.explain.exemplars import batches_of, crop, deconv_projection, top_exemplars
     from cnnlab.explain.filters import _unit, save_grid, tile
 
+    layer = maps.name
+    channels = maps.check(list(args.channels)) if args.channels else None
     images, _ = _test_images(run, args)
     top = args.top or 9
-    channels = list(args.channels) if args.channels else None
-    width = _channel_count(run, layer)
-    if channels is not None and max(channels) >= width:
-        raise CnnlabError(f"layer {layer} has {width} channels (0-{width - 1}): --channels {max(channels)} is out of range")
     found = top_exemplars(run.model, batches_of(images, 256, run.normalisation), layer, channels, k=top)
     tiles = []
     for channel, best in found.items():
@@ -63,17 +77,6 @@ def exemplars(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  
     return written
 
 
-def _channel_count(run, layer: str) -> int:  # noqa: ANN001
-    """Return how many channels `layer`'s maps have."""
-    from cnnlab.explain.hooks import capture, preserved, resolve_layer
-
-    _, module = resolve_layer(run.model, layer)
-    probe = torch.zeros(1, *run.info.image_size, device=device_of(run.model))
-    with preserved(run.model), capture(module) as record, torch.no_grad():
-        run.model(probe)
-    return int(record.activation.shape[1])
-
-
 def embedding(run, args: argparse.Namespace, out: Output) -> Path:  # noqa: ANN001
     """Write the penultimate features of the test images, embedded in 2-D, as a scatter PNG; return it."""
     from cnnlab.explain.embedding import embed, penultimate, save_embedding
@@ -85,7 +88,7 @@ def embedding(run, args: argparse.Namespace, out: Output) -> Path:  # noqa: ANN0
     return out.write(f"embedding_{args.method}.png", lambda path: save_embedding(points, labels, run.classes, path, title))
 
 
-def dream(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  # noqa: ANN001
+def dream(run, args: argparse.Namespace, maps: Maps, out: Output) -> Path:  # noqa: ANN001
     """Write activation maximisation images of --channels (or DeepDream of --image) as a PNG; return it."""
     from cnnlab.data.images import read_image, resize_images
     from cnnlab.explain.featureviz import colour_matrix, maximise
@@ -93,6 +96,7 @@ def dream(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  # no
     from cnnlab.explain.filters import save_grid, tile
     from cnnlab.explain.pixels import PixelModel
 
+    layer, chosen = maps.name, maps.check(list(args.channels or range(min(8, maps.channels))))
     norm = run.normalisation
     model = PixelModel(run.model, norm.mean, norm.std)
     name = model.layer_name(layer)
@@ -103,14 +107,10 @@ def dream(run, args: argparse.Namespace, layer: str, out: Output) -> Path:  # no
             raise CnnlabError(f"cannot read image {args.image}: give a PNG or JPEG file")
         size = (args.size or height, args.size or width)
         base = resize_images(picture[None], *size)[0].float() / 255
-        channel = args.channels[0] if args.channels else None
+        channel = chosen[0] if args.channels else None
         dreamt = deep_dream(model, base, name, channel=channel, octaves=args.octaves, steps=args.steps or 10)
         pair = tile(torch.stack([base, dreamt]), columns=2)
         return out.write("dream.png", lambda path: save_grid(pair, path, f"DeepDream on {name}: the image, then dreamt", scale=4.0))
-    chosen = list(args.channels or range(8))
-    width = _channel_count(run, layer)
-    if max(chosen) >= width:
-        raise CnnlabError(f"layer {layer} has {width} channels (0-{width - 1}): --channels {max(chosen)} is out of range")
     colour = None
     if args.parameterisation == "decorrelated" and channels == 3:
         test = run.test_split(args.data_dir, args.data)

@@ -312,3 +312,22 @@ def test_cold_review_cases(capsys, trained: Path, tmp_path: Path) -> None:
     args = settle(parse(parser, ["noisy-student", "--data", "digits", "--labelled-fraction", "0.1", "epochs=3"]),
                   _command_parser(parser, "noisy-student"))
     assert args.model == "lenet5_dropout" and args.overrides == ["epochs=3"]  # the default student, not None
+
+
+def test_dream_keeps_the_runs_image_size_and_checks_channels(capsys, trained: Path, monkeypatch) -> None:
+    """The channel count of the layer must not stand in for the image's width (it once did)."""
+    import cnnlab.explain.featureviz as featureviz
+    from cnnlab.runs.load import load_run
+
+    seen = {}
+
+    def record(model, name, chosen, *, image_size, **_):  # noqa: ANN001, ANN003
+        seen.update(image_size=image_size, chosen=chosen)
+        raise KeyboardInterrupt  # stop before any optimisation
+
+    monkeypatch.setattr(featureviz, "maximise", record)
+    assert main(["visualize", "dream", str(trained), "--channels", "1-2"]) == 130
+    assert seen == {"image_size": load_run(trained).info.image_size, "chosen": [1, 2]}
+    capsys.readouterr()
+    code, _, err = run(capsys, "visualize", "dream", str(trained), "--channels", "999", "--image", str(trained / "x.png"))
+    assert code == 2 and _one_line(err) and "--channels 999 is out of range" in err
