@@ -10,7 +10,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from cnnlab.cli.options import Integer, Spec, Text, add, notice, option
+from cnnlab.cli.options import Integer, Spec, Text, add, notice, option, out_folder
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def run_augment(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.report.plots import augment_grid
     from cnnlab.runs.config import to_plain
-    from cnnlab.runs.outputs import Output, legacy_file
+    from cnnlab.runs.outputs import Output
 
     if args.list:
         for family, ops in catalogue().items():
@@ -75,9 +75,7 @@ def run_augment(args: argparse.Namespace) -> int:
         args.data = args.data_positional
     if not args.data or not args.policy:
         raise CnnlabError("give --data and --policy, e.g. cnnlab augment --data cifar10 --policy cifar-augment")
-    folder, legacy = legacy_file(args.out, ".png")
-    if legacy is not None:
-        notice("augment", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    folder, legacy = out_folder(args, ".png")
     out = Output(folder)
     ops = _ops(args.policy)  # a bad op or parameter fails here, before any data is read
     train = load(args.data, args.data_dir, seed=args.seed).train

@@ -656,6 +656,16 @@ class Deprecated(argparse.Action):
         namespace._spellings = [*spellings, (option_string, self.dest.removesuffix(OLD), self.new)]
 
 
+def out_folder(args: argparse.Namespace, suffix: str) -> tuple[str | None, str | None]:
+    """Return (folder, file name) of --out; an old-spelling file path (`--out x.png`) gets its notice here."""
+    from cnnlab.runs.outputs import legacy_file
+
+    folder, legacy = legacy_file(args.out, suffix)
+    if legacy is not None:
+        notice(args.command, f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    return folder, legacy
+
+
 def notice(command: str, text: str) -> None:
     """Print one line telling the user an old spelling still works for this release."""
     print(f"cnnlab {command}: notice: {text} (the old spelling goes in 0.3)", file=sys.stderr)

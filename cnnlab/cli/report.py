@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import METHODS_OR_NONE, Spec, Text, add, notice, option
+from cnnlab.cli.options import METHODS_OR_NONE, Spec, Text, add, option, out_folder
 
 DEFAULT_EXPLAIN = "gradcam,integrated_gradients"
 
@@ -51,11 +51,9 @@ def write_run_report(run: str, methods: list[str], out: str | None = None, data_
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report into --out (default: the run) and print where it is."""
-    from cnnlab.runs.outputs import Output, legacy_file
+    from cnnlab.runs.outputs import Output
 
-    folder, legacy = legacy_file(args.out, ".html")
-    if legacy is not None:
-        notice("report", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    folder, legacy = out_folder(args, ".html")
     out = Output(folder or args.run, own=frozenset({"report.html"}), own_run=args.run)  # a run's own report, into it only
     methods = explain_methods(args.method)
     path = out.write(legacy or "report.html", lambda target: write_run_report(args.run, methods, str(target), args.data_dir,
@@ -67,11 +65,9 @@ def run_report(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     """Write compare.html into --out and print where it is."""
     from cnnlab.report.compare import write_comparison
-    from cnnlab.runs.outputs import Output, legacy_file
+    from cnnlab.runs.outputs import Output
 
-    folder, legacy = legacy_file(args.out, ".html")
-    if legacy is not None:
-        notice("compare", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    folder, legacy = out_folder(args, ".html")
     out = Output(folder)
     from cnnlab.runs.load import require_trained
 

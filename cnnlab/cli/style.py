@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import Choice, ImageSides, Number, Spec, Text, Words, add, notice, option
+from cnnlab.cli.options import (
+    Choice,
+    ImageSides,
+    Number,
+    Spec,
+    Text,
+    Words,
+    add,
+    option,
+    out_folder,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -54,11 +64,9 @@ def run_style(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.explain.filters import save_grid, tile
     from cnnlab.explain.style import style_transfer
-    from cnnlab.runs.outputs import Output, legacy_file
+    from cnnlab.runs.outputs import Output
 
-    folder, legacy = legacy_file(args.out, ".png")
-    if legacy is not None:
-        notice("style", f"--out {args.out} names a file; --out now names a folder (--out {folder}); writing {args.out}")
+    folder, legacy = out_folder(args, ".png")
     out = Output(folder)
     pictures = []
     for path in (args.content, args.style):
