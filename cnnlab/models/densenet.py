@@ -61,7 +61,8 @@ class DenseNet(Classifier):
             self.features.add_module("conv0", conv(in_chans, config.stem_channels, 3, padding=1, bias=False))
         channels = config.stem_channels
         for index, num_layers in enumerate(config.blocks, start=1):
-            block = DenseBlock(num_layers, channels, config)
+            block = DenseBlock(num_layers, channels, growth_rate=config.growth_rate,
+                               bottleneck_factor=config.bottleneck_factor, drop_rate=config.drop_rate)
             self.features.add_module(f"denseblock{index}", block)
             channels = block.out_channels
             if index < len(config.blocks):

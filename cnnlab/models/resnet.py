@@ -8,7 +8,6 @@ order so `load_torchvision_state_dict` maps its weights one to one.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import torch
 from torch import nn
@@ -24,9 +23,9 @@ PAPER = "He, Zhang, Ren, Sun: Deep Residual Learning for Image Recognition"
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    """One ResNet variant: block type, blocks per stage and the bottleneck width rule."""
+    """One ResNet variant: block class, blocks per stage and the bottleneck width rule."""
 
-    block: Literal["basic", "bottleneck"]
+    block: type[BasicBlock] | type[Bottleneck]  # the network builds each one with explicit keywords
     layers: tuple[int, int, int, int]  # blocks in stages conv2_x .. conv5_x (Table 1)
     groups: int = 1  # ResNeXt cardinality (Xie et al. 2017)
     width_per_group: int = 64  # bottleneck width = planes * width_per_group / 64 * groups
@@ -43,27 +42,40 @@ class ResNet(Classifier):
 
     def __init__(self, config: ResNetConfig, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> None:
         super().__init__()
-        block = BasicBlock if config.block == "basic" else Bottleneck
         self.num_classes = num_classes
         self.stem = ConvNormAct(in_chans, 64, 7, stride=2, padding=3, norm_layer=config.norm_layer, act_layer=config.act_layer)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_planes = 64
         stages = []
         for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), config.layers, strict=True)):
-            stride = 1 if index == 0 else 2
-            downsample = None
-            if stride != 1 or in_planes != planes * block.expansion:
-                downsample = ConvNormAct(in_planes, planes * block.expansion, 1, stride=stride, padding=0,
-                                         norm_layer=config.norm_layer, act_layer=None)
-            layers = [block(in_planes, planes, stride, downsample, config)]
-            in_planes = planes * block.expansion
-            layers += [block(in_planes, planes, 1, None, config) for _ in range(blocks - 1)]
-            stages.append(nn.Sequential(*layers))
+            stages.append(self._stage(config, in_planes, planes, blocks, stride=1 if index == 0 else 2))
+            in_planes = planes * config.block.expansion
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = in_planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
         self._init_weights(zero_init_residual)
+
+    @classmethod
+    def _stage(cls, config: ResNetConfig, in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        """Return one stage: a first block that may change the shape, then blocks that keep it."""
+        out_planes = planes * config.block.expansion
+        downsample = None
+        if stride != 1 or in_planes != out_planes:  # the shortcut must match the block's output (option B)
+            downsample = ConvNormAct(in_planes, out_planes, 1, stride=stride, padding=0,
+                                     norm_layer=config.norm_layer, act_layer=None)
+        layers = [cls._block(config, in_planes, planes, stride, downsample)]
+        layers += [cls._block(config, out_planes, planes, 1, None) for _ in range(blocks - 1)]
+        return nn.Sequential(*layers)
+
+    @staticmethod
+    def _block(config: ResNetConfig, in_planes: int, planes: int, stride: int, downsample: nn.Module | None) -> nn.Module:
+        """Return one block of the config's class, every choice passed as its own argument."""
+        return config.block(
+            in_planes, planes, stride=stride, downsample=downsample,
+            groups=config.groups, width_per_group=config.width_per_group, se_reduction=config.se_reduction,
+            norm_layer=config.norm_layer, act_layer=config.act_layer,
+        )
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         init_conv_bn(self)
@@ -97,46 +109,46 @@ def _resnet(config: ResNetConfig, num_classes: int, in_chans: int, **kwargs: obj
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet18")
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNet-18: basic blocks [2, 2, 2, 2]."""
-    return _resnet(ResNetConfig("basic", (2, 2, 2, 2)), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(BasicBlock, (2, 2, 2, 2)), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet34")
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNet-34: basic blocks [3, 4, 6, 3]."""
-    return _resnet(ResNetConfig("basic", (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(BasicBlock, (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet50")
 def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNet-50: bottlenecks [3, 4, 6, 3]."""
-    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 4, 6, 3)), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet101")
 def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNet-101: bottlenecks [3, 4, 23, 3]."""
-    return _resnet(ResNetConfig("bottleneck", (3, 4, 23, 3)), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 4, 23, 3)), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper=PAPER, year=2016, torchvision="resnet152")
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNet-152: bottlenecks [3, 8, 36, 3]."""
-    return _resnet(ResNetConfig("bottleneck", (3, 8, 36, 3)), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 8, 36, 3)), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper="Zagoruyko, Komodakis: Wide Residual Networks", year=2016, torchvision="wide_resnet50_2")
 def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return Wide ResNet-50-2: ResNet-50 with bottlenecks twice as wide."""
-    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), width_per_group=128), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 4, 6, 3), width_per_group=128), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper="Xie, Girshick, Dollar, Tu, He: Aggregated Residual Transformations (ResNeXt)", year=2017, torchvision="resnext50_32x4d")
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return ResNeXt-50 32x4d: 32 groups of width 4 in each 3x3."""
-    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4), num_classes, in_chans, **kwargs)
 
 
 @register_model(family="resnet", paper="Hu, Shen, Sun: Squeeze-and-Excitation Networks", year=2018)
 def se_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: object) -> ResNet:
     """Return SE-ResNet-50: ResNet-50 with an SE block (reduction 16) before each residual add."""
-    return _resnet(ResNetConfig("bottleneck", (3, 4, 6, 3), se_reduction=16), num_classes, in_chans, **kwargs)
+    return _resnet(ResNetConfig(Bottleneck, (3, 4, 6, 3), se_reduction=16), num_classes, in_chans, **kwargs)

@@ -6,20 +6,10 @@ one to one onto cnnlab.models.densenet.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import nn
 
 from cnnlab.nn.conv import conv
-
-
-class DenseConfig(Protocol):
-    """What a dense layer reads from a model's config (e.g. cnnlab.models.densenet.DenseNetConfig)."""
-
-    growth_rate: int  # k: channels each dense layer adds
-    bottleneck_factor: int  # the 1x1 "B" conv outputs bottleneck_factor * k channels
-    drop_rate: float  # dropout after each 3x3 conv (0 disables)
 
 
 class NormActConv(nn.Sequential):
@@ -35,22 +25,27 @@ class NormActConv(nn.Sequential):
 class DenseLayer(nn.Sequential):
     """BN-ReLU-Conv1x1(4k) then BN-ReLU-Conv3x3(k): one layer of a DenseNet-BC block."""
 
-    def __init__(self, in_channels: int, config: DenseConfig) -> None:
+    def __init__(self, in_channels: int, *, growth_rate: int, bottleneck_factor: int = 4, drop_rate: float = 0.0) -> None:
         super().__init__()
-        width = config.bottleneck_factor * config.growth_rate
+        # The "B" of DenseNet-BC: a 1x1 conv to bottleneck_factor * k maps keeps the 3x3 cheap.
+        width = bottleneck_factor * growth_rate
         self.bottleneck = NormActConv(in_channels, width, 1)
-        self.conv = NormActConv(width, config.growth_rate, 3)
-        if config.drop_rate > 0:
-            self.dropout = nn.Dropout(config.drop_rate)
+        self.conv = NormActConv(width, growth_rate, 3)
+        if drop_rate > 0:
+            self.dropout = nn.Dropout(drop_rate)
 
 
 class DenseBlock(nn.Module):
     """`num_layers` dense layers, each fed the concatenation of the block input and all before it."""
 
-    def __init__(self, num_layers: int, in_channels: int, config: DenseConfig) -> None:
+    def __init__(self, num_layers: int, in_channels: int, *, growth_rate: int, bottleneck_factor: int = 4,
+                 drop_rate: float = 0.0) -> None:
         super().__init__()
-        k = config.growth_rate
-        self.layers = nn.ModuleList(DenseLayer(in_channels + i * k, config) for i in range(num_layers))
+        k = growth_rate
+        self.layers = nn.ModuleList(
+            DenseLayer(in_channels + i * k, growth_rate=k, bottleneck_factor=bottleneck_factor, drop_rate=drop_rate)
+            for i in range(num_layers)
+        )
         self.out_channels = in_channels + num_layers * k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

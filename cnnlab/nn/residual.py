@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -22,29 +21,24 @@ from cnnlab.nn.conv import ConvNormAct, conv
 from cnnlab.nn.factory import LayerFactory, build_act
 
 
-class ResidualConfig(Protocol):
-    """What BasicBlock and Bottleneck read from a model's config (e.g. cnnlab.models.resnet.ResNetConfig)."""
-
-    groups: int  # ResNeXt cardinality of the bottleneck's 3x3 (Xie et al. 2017)
-    width_per_group: int  # bottleneck width = planes * width_per_group / 64 * groups
-    se_reduction: int | None  # Squeeze-and-Excitation reduction before the add (Hu et al. 2018), or None
-    norm_layer: LayerFactory  # nn.BatchNorm2d in the paper
-    act_layer: LayerFactory  # nn.ReLU in the paper
-
-
 class BasicBlock(nn.Module):
     """Two 3x3 convs and an identity (or 1x1 projection) shortcut (He et al. 2016a, Fig. 5 left)."""
 
-    expansion = 1
+    expansion = 1  # output channels = planes * expansion
 
-    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResidualConfig) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, *,
+                 groups: int = 1, width_per_group: int = 64, se_reduction: int | None = None,
+                 norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__()
-        layers = {"norm_layer": config.norm_layer}
-        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1, act_layer=config.act_layer, **layers)
-        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, act_layer=None, **layers)
-        self.se = SqueezeExcitation(planes, config.se_reduction) if config.se_reduction else None
+        # Accepted so a network can build either block class with the same keywords; the paper's
+        # basic block has no grouped or widened conv, so anything else would be silently ignored.
+        if groups != 1 or width_per_group != 64:
+            raise ValueError(f"BasicBlock takes groups=1 and width_per_group=64, got {groups} and {width_per_group}")
+        self.conv1 = ConvNormAct(in_planes, planes, 3, stride=stride, padding=1, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(planes, planes, 3, padding=1, norm_layer=norm_layer, act_layer=None)
+        self.se = SqueezeExcitation(planes, se_reduction) if se_reduction else None
         self.downsample = downsample
-        self.act = build_act(config.act_layer)
+        self.act = build_act(act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return relu(F(x) + shortcut(x))."""
@@ -59,19 +53,22 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand by 4, and a shortcut (2016a, Fig. 5 right)."""
 
-    expansion = 4
+    expansion = 4  # output channels = planes * expansion
 
-    def __init__(self, in_planes: int, planes: int, stride: int, downsample: nn.Module | None, config: ResidualConfig) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, *,
+                 groups: int = 1, width_per_group: int = 64, se_reduction: int | None = None,
+                 norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__()
-        width = int(planes * config.width_per_group / 64) * config.groups
-        layers = {"norm_layer": config.norm_layer}
-        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0, act_layer=config.act_layer, **layers)
-        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=config.groups,
-                                 act_layer=config.act_layer, **layers)
-        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, act_layer=None, **layers)
-        self.se = SqueezeExcitation(planes * self.expansion, config.se_reduction) if config.se_reduction else None
+        # groups: ResNeXt cardinality (Xie et al. 2017); width_per_group 128 gives Wide ResNet-50-2.
+        width = int(planes * width_per_group / 64) * groups
+        self.conv1 = ConvNormAct(in_planes, width, 1, padding=0, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, groups=groups,
+                                 norm_layer=norm_layer, act_layer=act_layer)
+        self.conv3 = ConvNormAct(width, planes * self.expansion, 1, padding=0, norm_layer=norm_layer, act_layer=None)
+        # Squeeze-and-Excitation rescales the residual before the add (Hu et al. 2018).
+        self.se = SqueezeExcitation(planes * self.expansion, se_reduction) if se_reduction else None
         self.downsample = downsample
-        self.act = build_act(config.act_layer)
+        self.act = build_act(act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return relu(F(x) + shortcut(x))."""

@@ -1,7 +1,5 @@
 """The zoo's blocks in cnnlab.nn, checked against hand-computed shapes and parameter counts."""
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,22 +29,6 @@ from cnnlab.nn import (
 from cnnlab.nn.inception import inception_a, inception_c, inception_e, reduction_a, reduction_b
 
 
-@dataclass(frozen=True)
-class ResCfg:
-    groups: int = 1
-    width_per_group: int = 64
-    se_reduction: int | None = None
-    norm_layer: type = nn.BatchNorm2d
-    act_layer: type = nn.ReLU
-
-
-@dataclass(frozen=True)
-class DenseCfg:
-    growth_rate: int = 32
-    bottleneck_factor: int = 4
-    drop_rate: float = 0.0
-
-
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -56,17 +38,17 @@ def _count(module: nn.Module) -> int:
 
 def test_basic_block_parameter_count() -> None:
     # two bias-free 3x3 convs 64 -> 64, each followed by BN (weight + bias)
-    block = BasicBlock(64, 64, 1, None, ResCfg())
+    block = BasicBlock(64, 64, stride=1)
     assert _count(block) == 2 * (64 * 64 * 9) + 2 * (2 * 64)
     assert block(torch.randn(2, 64, 8, 8)).shape == (2, 64, 8, 8)
 
 
 def test_bottleneck_parameter_count_and_resnext_width() -> None:
     # 1x1 256->64, 3x3 64->64, 1x1 64->256, BNs of 64, 64, 256: torchvision's layer1 block
-    block = Bottleneck(256, 64, 1, None, ResCfg())
+    block = Bottleneck(256, 64, stride=1)
     assert _count(block) == 256 * 64 + 64 * 64 * 9 + 64 * 256 + 2 * (64 + 64 + 256)
     # ResNeXt 32x4d: width = 64 * 4 / 64 * 32 = 128, the 3x3 grouped in 32 -> 128 * 4 * 9 weights
-    resnext = Bottleneck(256, 64, 1, None, ResCfg(groups=32, width_per_group=4))
+    resnext = Bottleneck(256, 64, stride=1, groups=32, width_per_group=4)
     assert resnext.conv2.conv.weight.shape == (128, 4, 3, 3)
 
 
@@ -99,11 +81,11 @@ def test_preact_bottleneck_parameter_count() -> None:
 
 def test_dense_layer_parameter_count() -> None:
     # BN(C), 1x1 C->4k, BN(4k), 3x3 4k->k, with C = 64, k = 32
-    assert _count(DenseLayer(64, DenseCfg())) == 2 * 64 + 64 * 128 + 2 * 128 + 128 * 32 * 9
+    assert _count(DenseLayer(64, growth_rate=32)) == 2 * 64 + 64 * 128 + 2 * 128 + 128 * 32 * 9
 
 
 def test_dense_block_adds_k_channels_per_layer_and_transition_halves_the_grid() -> None:
-    block = DenseBlock(6, 64, DenseCfg())
+    block = DenseBlock(6, 64, growth_rate=32)
     assert block.out_channels == 64 + 6 * 32
     out = block(torch.randn(2, 64, 8, 8))
     assert out.shape == (2, 256, 8, 8)
