@@ -15,10 +15,10 @@ import time
 import torch
 
 from cnnlab.cli.visualize_run import parse_channels
-from cnnlab.explain.exemplars import batches_of, top_exemplars
-from cnnlab.explain.featureviz import colour_matrix, maximise
-from cnnlab.explain.filters import save_grid, tile
-from cnnlab.explain.pixels import PixelModel
+from cnnlab.explain.kit.pixels import PixelModel
+from cnnlab.explain.pictures.exemplars import batches_of, top_exemplars
+from cnnlab.explain.pictures.featureviz import colour_matrix, maximise
+from cnnlab.explain.pictures.filters import save_grid, tile
 from cnnlab.runs.load import load_run
 
 

@@ -47,6 +47,24 @@ def upward_imports(root: Path = PACKAGE) -> list[str]:
     return broken
 
 
+def wing_imports(wing: str, rooms: tuple[tuple[str, ...], ...], root: Path = PACKAGE) -> list[str]:
+    """Return every import inside the wing `wing` that reaches a higher room (or the wing's own facade) than its file's."""
+    level = {room: index for index, names in enumerate(rooms) for room in names}
+    prefix, broken = f"cnnlab.{wing}.", []
+    for path in sorted((root / wing).rglob("*.py")):
+        parts = path.relative_to(root / wing).with_suffix("").parts
+        if parts == ("__init__",):
+            continue  # the facade stands above every room
+        here = parts[0]
+        for name, line in _imports(path, root):
+            if name != f"cnnlab.{wing}" and not name.startswith(prefix):
+                continue
+            there = name.removeprefix(prefix).split(".")[0] if name.startswith(prefix) else None
+            if there is None or level.get(there, len(rooms)) > level[here] or (level[there] == level[here] and there != here):
+                broken.append(f"{path.relative_to(root.parent)}:{line} ({here}) imports {name} ({there or 'the facade'})")
+    return broken
+
+
 def _module_level_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """Return module -> the cnnlab modules it imports when it is imported (top-level statements, TYPE_CHECKING left out)."""
     modules = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
@@ -123,6 +141,29 @@ def test_every_file_sits_on_a_known_floor() -> None:
 def test_no_floor_imports_a_higher_one() -> None:
     broken = upward_imports()
     assert not broken, "\n".join(broken)
+
+
+def test_every_explain_file_sits_in_a_room_and_no_room_imports_a_higher_one() -> None:
+    from cnnlab.explain import ROOMS
+
+    rooms = {p.relative_to(PACKAGE / "explain").parts[0].removesuffix(".py") for p in (PACKAGE / "explain").rglob("*.py")}
+    assert rooms - {"__init__"} <= {r for names in ROOMS for r in names}, rooms
+    broken = wing_imports("explain", ROOMS)
+    assert not broken, "\n".join(broken)
+
+
+def test_the_room_checker_catches_the_kit_importing_a_method(tmp_path) -> None:
+    import shutil
+
+    from cnnlab.explain import ROOMS
+
+    copy = tmp_path / "cnnlab"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "explain" / "kit" / "_probe.py").write_text("def f():\n    from cnnlab.explain.methods import gradient\n")
+    (copy / "explain" / "checks" / "_probe.py").write_text("from cnnlab.explain.pictures import render\n")
+    assert wing_imports("explain", ROOMS, copy) == [
+        "cnnlab/explain/checks/_probe.py:1 (checks) imports cnnlab.explain.pictures (pictures)",
+        "cnnlab/explain/kit/_probe.py:2 (kit) imports cnnlab.explain.methods (methods)"]
 
 
 def test_the_checker_catches_an_upward_import(tmp_path) -> None:

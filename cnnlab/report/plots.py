@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnlab.explain.filters import fit_title
-from cnnlab.explain.render import _pyplot as pyplot
-from cnnlab.explain.render import grid
+from cnnlab.explain.pictures.filters import fit_title
+from cnnlab.explain.pictures.render import _pyplot as pyplot
+from cnnlab.explain.pictures.render import grid
 
 
 def png_uri(data: bytes) -> str:

@@ -16,8 +16,8 @@ from torch import nn
 from cnnlab.data.loader import sample_indices
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import PixelModel, attribute, default_layer
-from cnnlab.explain.exemplars import batches_of, crop, top_exemplars
-from cnnlab.explain.filters import filter_grid, tile
+from cnnlab.explain.pictures.exemplars import batches_of, crop, top_exemplars
+from cnnlab.explain.pictures.filters import filter_grid, tile
 from cnnlab.inspect.summary import summary
 from cnnlab.report import plots
 from cnnlab.report.facts import RunFacts, read_facts

@@ -8,7 +8,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import attribute, hook_count, list_methods, verify_no_hooks
-from cnnlab.explain.core import auto_max_batch, bytes_per_image
+from cnnlab.explain.kit.memory import auto_max_batch, bytes_per_image
 from tests.explain.support import seeded_resnet20, unchanged
 
 FAST = {
@@ -51,7 +51,7 @@ def test_chunk_size_does_not_change_the_maps() -> None:
 
 
 def test_memory_budget_counts_the_saved_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cnnlab.explain.core as core
+    import cnnlab.explain.kit.memory as core
 
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 2)).eval()
     x = torch.rand(1, 3, 16, 16)

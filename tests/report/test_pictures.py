@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from cnnlab.explain.filters import grid_figure, save_grid, tile
+from cnnlab.explain.pictures.filters import grid_figure, save_grid, tile
 from cnnlab.report.compare import write_comparison
 from cnnlab.report.plots import augment_figure, augment_grid
 from tests.report.support_browser import chromium

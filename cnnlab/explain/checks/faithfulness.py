@@ -20,16 +20,12 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.core import (
-    attribute,
-    auto_max_batch,
-    image_noise,
-    predict,
-    sampled_scores,
-    seeded,
-)
-from cnnlab.explain.gradient import gaussian_blur
-from cnnlab.explain.hooks import preserved
+from cnnlab.explain.api import attribute
+from cnnlab.explain.kit.batching import predict, sampled_scores
+from cnnlab.explain.kit.hooks import preserved
+from cnnlab.explain.kit.images import gaussian_blur
+from cnnlab.explain.kit.memory import auto_max_batch
+from cnnlab.explain.kit.noise import image_noise, seeded
 
 
 def _probability(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

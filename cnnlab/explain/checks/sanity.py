@@ -21,7 +21,8 @@ from torch import nn
 
 from cnnlab.devices import device_of
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.core import attribute, predict
+from cnnlab.explain.api import attribute
+from cnnlab.explain.kit.batching import predict
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ No map is normalised here: a map's scale is part of the answer (rendering normal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,16 +22,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.core import (
-    Context,
-    Result,
-    check_options,
-    pick,
-    register,
-    sampled_scores,
-    upsample,
-)
-from cnnlab.explain.hooks import capture
+from cnnlab.explain.kit.batching import pick, sampled_scores
+from cnnlab.explain.kit.hooks import capture
+from cnnlab.explain.kit.images import upsample
+from cnnlab.explain.kit.options import Options, bound
+from cnnlab.explain.kit.registry import check_options, register
+from cnnlab.explain.kit.types import Context, Result
+
+UPSAMPLE = ("resize", "field")
+
+
+@dataclass(frozen=True)
+class CamOptions(Options):
+    """Options of the CAM family: how the layer's map is brought to the image."""
+
+    upsample: str | None = bound(choices=UPSAMPLE)
+
 
 
 def activations(ctx: Context, images: torch.Tensor, targets: torch.Tensor, *, gradients: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -130,11 +137,11 @@ def _layer_cam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return (grads.clamp(min=0) * acts).sum(1)
 
 
-register("gradcam", "cam", needs_layer=True)(_gradient_cam("gradcam", _grad_cam))
-register("gradcam_pp", "cam", needs_layer=True)(_gradient_cam("gradcam_pp", _grad_cam_pp))
-register("xgradcam", "cam", needs_layer=True)(_gradient_cam("xgradcam", _xgrad_cam))
-register("hirescam", "cam", needs_layer=True)(_gradient_cam("hirescam", _hires_cam))
-register("layercam", "cam", needs_layer=True)(_gradient_cam("layercam", _layer_cam))
+register("gradcam", "cam", needs_layer=True, options=CamOptions)(_gradient_cam("gradcam", _grad_cam))
+register("gradcam_pp", "cam", needs_layer=True, options=CamOptions)(_gradient_cam("gradcam_pp", _grad_cam_pp))
+register("xgradcam", "cam", needs_layer=True, options=CamOptions)(_gradient_cam("xgradcam", _xgrad_cam))
+register("hirescam", "cam", needs_layer=True, options=CamOptions)(_gradient_cam("hirescam", _hires_cam))
+register("layercam", "cam", needs_layer=True, options=CamOptions)(_gradient_cam("layercam", _layer_cam))
 
 
 def _classifier(model: nn.Module) -> nn.Linear:
@@ -149,7 +156,7 @@ def _classifier(model: nn.Module) -> nn.Linear:
     return head
 
 
-@register("cam", "cam", needs_layer=True)
+@register("cam", "cam", needs_layer=True, options=CamOptions)
 def cam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return the class activation map sum_k w_ck A_k (Zhou et al. 2016): the classifier's weights on the layer's maps."""
     check_options("cam", options, ["upsample"])
@@ -171,7 +178,7 @@ def cam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: An
     return _finish(images, maps, options, relu=False, ctx=ctx)
 
 
-@register("eigencam", "cam", needs_layer=True)
+@register("eigencam", "cam", needs_layer=True, options=CamOptions)
 def eigencam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return the projection of the layer's maps on their first principal component (Muhammad & Yeasin 2020)."""
     check_options("eigencam", options, ["upsample"])
@@ -194,7 +201,7 @@ def eigencam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
     return _finish(images, projection.view(n, h, w).to(acts.dtype), options, ctx=ctx)
 
 
-@register("scorecam", "cam", needs_layer=True)
+@register("scorecam", "cam", needs_layer=True, options=CamOptions)
 def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return Score-CAM: the maps weighted by a softmax of the target score of the image masked by each (Wang et al. 2020)."""
     check_options("scorecam", options, ["upsample"])
@@ -225,10 +232,10 @@ def scorecam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **option
     return _finish(images, (weights[..., None, None] * acts).sum(1), options, ctx=ctx)
 
 
-@register("guided_gradcam", "cam", needs_layer=True)
+@register("guided_gradcam", "cam", needs_layer=True, options=CamOptions)
 def guided_gradcam(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return guided backprop times the upsampled Grad-CAM map (Selvaraju et al. 2017, Sec. 3.1)."""
-    from cnnlab.explain.gradient import guided_backprop
+    from cnnlab.explain.methods.gradient import guided_backprop
 
     check_options("guided_gradcam", options, ["upsample"])
     grad_cam = _gradient_cam("gradcam", _grad_cam)(ctx, images, targets, **options)

@@ -10,25 +10,53 @@ Baselines are given in the space of `images`: `black` is 0 there, so explain pix
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from cnnlab.data.augment.filters import gaussian_blur as batch_blur
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.core import (
-    Context,
-    Result,
-    check_options,
-    gauss_legendre,
-    image_noise,
-    pick,
-    register,
-    riemann,
-    sampled_gradients,
-    seeded,
-)
-from cnnlab.explain.hooks import relu_backward
+from cnnlab.explain.kit.batching import pick, sampled_gradients
+from cnnlab.explain.kit.hooks import relu_backward
+from cnnlab.explain.kit.images import baseline_of
+from cnnlab.explain.kit.noise import TUNNELS, image_noise, seeded, smooth
+from cnnlab.explain.kit.options import Options, bound
+from cnnlab.explain.kit.quadrature import gauss_legendre, riemann
+from cnnlab.explain.kit.registry import check_options, register
+from cnnlab.explain.kit.types import Context, Result
+
+BASELINES = ("black", "blur", "noise")
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsOptions(Options):
+    """Integrated Gradients (Sundararajan et al. 2017): the path integral's quadrature and baseline."""
+
+    steps: int | None = bound(1, 100_000)
+    rule: str | None = bound(choices=("gauss_legendre", "left", "right", "middle", "trapezoid"))
+    baseline: str | float | None = bound(choices=BASELINES)
+    sigma: float | None = bound(0, open_low=True)  # the blur baseline's Gaussian sigma in pixels
+    low: float | None = None  # the noise baseline's range
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class NoiseOptions(Options):
+    """SmoothGrad-style sampling: how many noisy copies, and their noise as a fraction of the input range."""
+
+    samples: int | None = bound(1, 100_000)
+    noise: float | None = bound(0)
+
+
+@dataclass(frozen=True)
+class DeepLiftOptions(Options):
+    """DeepLIFT (Shrikumar et al. 2017): the reference input."""
+
+    baseline: str | float | None = bound(choices=BASELINES)
+    sigma: float | None = bound(0, open_low=True)  # the blur baseline's Gaussian sigma in pixels
+    low: float | None = None  # the noise baseline's range
+    high: float | None = None
+
 
 
 def _plain(ctx: Context, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -42,7 +70,7 @@ def _plain(ctx: Context, images: torch.Tensor, targets: torch.Tensor) -> torch.T
     return grads[0] if len(grads) == 1 else torch.cat(grads)
 
 
-@register("saliency", "gradient")
+@register("saliency", "gradient", absolute=True)
 def saliency(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return |d score / d x| (Simonyan, Vedaldi, Zisserman 2014)."""
     check_options("saliency", options, [])
@@ -56,78 +84,30 @@ def input_x_gradient(ctx: Context, images: torch.Tensor, targets: torch.Tensor, 
     return Result(images * _plain(ctx, images, targets), {})
 
 
-def _noise_scale(images: torch.Tensor, noise: float) -> torch.Tensor:
-    """Return sigma per image: `noise` times the image's value range (Smilkov et al. 2017, Sec. 3)."""
-    flat = images.flatten(1)
-    return (noise * (flat.amax(1) - flat.amin(1))).view(-1, 1, 1, 1)
+def gradient(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
+    """Return d score / d x, signed: what the noise tunnels average (not registered: saliency is its magnitude)."""
+    check_options("smoothgrad", options, [])
+    return Result(_plain(ctx, images, targets), {})
 
 
-def _smooth(ctx: Context, images: torch.Tensor, targets: torch.Tensor, name: str, options: dict[str, Any]) -> Result:
-    check_options(name, options, ["samples", "noise", "seed"])
-    samples = int(options.get("samples", 50))
-    noise = float(options.get("noise", 0.15))
-    if samples < 1 or noise < 0:
-        raise CnnlabError(f"{name} needs samples >= 1 and noise >= 0 (got {samples}, {noise})")
-    sigma = _noise_scale(images, noise)
-    seed = options.get("seed")
+def _tunnel(name: str, kind: str) -> None:
+    """Register `name` as the noise tunnel `kind` over the plain gradient, its options checked first."""
+    tunnel = smooth(gradient, kind)
 
-    def make(i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return images[i] + sigma[i] * image_noise(i, s, samples, tuple(images.shape[1:]), seed, images)
+    def run(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
+        check_options(name, options, ["samples", "noise", "seed"])
+        return tunnel(ctx, images, targets, **options)
 
-    def combine(i: torch.Tensor, s: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return torch.stack([g, g * g])
-
-    sums = sampled_gradients(ctx.forward, targets, len(images), samples, make, combine, ctx.max_batch) / samples
-    mean, square = sums[0], sums[1]
-    maps = {"smoothgrad": mean, "smoothgrad_sq": square, "vargrad": (square - mean * mean).clamp(min=0)}[name]
-    return Result(maps, {"samples": samples, "noise": noise, "seed": options.get("seed", 0)})
+    run.__doc__ = tunnel.__doc__
+    register(name, "gradient", absolute=kind != "mean", seeded=True, options=NoiseOptions)(run)
 
 
-@register("smoothgrad", "gradient")
-def smoothgrad(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
-    """Return the mean gradient over Gaussian-noised copies (Smilkov et al. 2017)."""
-    return _smooth(ctx, images, targets, "smoothgrad", options)
+# Smilkov et al. 2017 (SmoothGrad), Hooker et al. 2019 (its square), Adebayo et al. 2018 (VarGrad).
+for _name, _kind in TUNNELS.items():
+    _tunnel(_name, _kind)
 
 
-@register("smoothgrad_sq", "gradient")
-def smoothgrad_sq(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
-    """Return the mean squared gradient over noised copies (Hooker et al. 2019)."""
-    return _smooth(ctx, images, targets, "smoothgrad_sq", options)
-
-
-@register("vargrad", "gradient")
-def vargrad(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
-    """Return the variance of the gradient over noised copies (Adebayo et al. 2018)."""
-    return _smooth(ctx, images, targets, "vargrad", options)
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Return images blurred by a Gaussian of `sigma` pixels (reflect padding), the kernel reaching 3 sigma."""
-    radius = max(1, int(3 * sigma + 0.5))
-    return batch_blur(images, torch.full((len(images),), float(sigma), device=images.device), 2 * radius + 1)
-
-
-def baseline_of(images: torch.Tensor, baseline: str | float | torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-    """Return the baseline images: black (0), blur (Gaussian, `sigma`), noise (uniform in `low`..`high`) or a tensor."""
-    if isinstance(baseline, torch.Tensor):
-        base = baseline.to(images.device, images.dtype)
-        if base.shape[-3:] != images.shape[-3:]:
-            raise CnnlabError(f"baseline of shape {tuple(base.shape)} does not match images {tuple(images.shape[1:])}")
-        return base.expand_as(images)
-    if isinstance(baseline, int | float):
-        return torch.full_like(images, float(baseline))
-    if baseline == "black":
-        return torch.zeros_like(images)
-    if baseline == "blur":
-        return gaussian_blur(images, float(options.get("sigma", 5.0)))
-    if baseline == "noise":
-        low, high = float(options.get("low", 0.0)), float(options.get("high", 1.0))
-        draw = torch.rand(images.shape, generator=seeded(options.get("seed"), images.device), device=images.device)
-        return (low + (high - low) * draw).to(images.dtype)
-    raise CnnlabError(f"unknown baseline {baseline!r}: choose black, blur, noise, a number or a tensor")
-
-
-@register("integrated_gradients", "gradient")
+@register("integrated_gradients", "gradient", options=IntegratedGradientsOptions)
 def integrated_gradients(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return (x - x') * the path integral of the gradient from baseline x' to x (Sundararajan et al. 2017)."""
     check_options("integrated_gradients", options, ["steps", "rule", "baseline", "sigma", "low", "high", "seed"])
@@ -191,13 +171,13 @@ def _expected(ctx: Context, images: torch.Tensor, targets: torch.Tensor, name: s
     return Result(maps, {"samples": samples, "noise": noise, "references": len(references), "seed": options.get("seed", 0)})
 
 
-@register("expected_gradients", "gradient")
+@register("expected_gradients", "gradient", seeded=True, options=NoiseOptions)
 def expected_gradients(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return E over references x' and alpha ~ U(0, 1) of (x - x') * grad at x' + alpha (x - x') (Erion et al. 2021)."""
     return _expected(ctx, images, targets, "expected_gradients", options, 0.0)
 
 
-@register("gradient_shap", "gradient")
+@register("gradient_shap", "gradient", seeded=True, options=NoiseOptions)
 def gradient_shap(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return Expected Gradients with Gaussian noise on the input (Lundberg & Lee 2017's GradientExplainer)."""
     return _expected(ctx, images, targets, "gradient_shap", options, 0.09)
@@ -225,7 +205,7 @@ def deconvnet(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **optio
     return Result(_relu_rule(ctx, images, targets, "deconvnet"), {})
 
 
-@register("deeplift", "gradient")
+@register("deeplift", "gradient", options=DeepLiftOptions)
 def deeplift(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return DeepLIFT's rescale-rule attributions against a baseline (Shrikumar et al. 2017), via Captum."""
     check_options("deeplift", options, ["baseline", "sigma", "low", "high", "seed"])

@@ -10,18 +10,65 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.core import Context, Result, check_options, register, sampled_scores, seeded
+from cnnlab.explain.kit.batching import sampled_scores
+from cnnlab.explain.kit.noise import seeded
+from cnnlab.explain.kit.options import Options, bound
+from cnnlab.explain.kit.registry import check_options, register
+from cnnlab.explain.kit.types import Context, Result
+
+FILLS = ("mean", "blur")
+SUPERPIXELS = ("slic", "quickshift", "grid")
+
+
+@dataclass(frozen=True)
+class OcclusionOptions(Options):
+    """Occlusion (Zeiler & Fergus 2014): the sliding patch and what fills it."""
+
+    window: int | None = bound(1)
+    stride: int | None = bound(1)
+    fill: str | float | None = bound(choices=FILLS)
+
+
+@dataclass(frozen=True)
+class RiseOptions(Options):
+    """RISE (Petsiuk et al. 2018): random masks, their grid and keep probability."""
+
+    masks: int | None = bound(1, 1_000_000)
+    cells: int | None = bound(1)
+    p: float | None = bound(0, 1, open_low=True)
+
+
+@dataclass(frozen=True)
+class LimeOptions(Options):
+    """LIME (Ribeiro et al. 2016): samples, superpixels, the locality kernel and the ridge penalty."""
+
+    samples: int | None = bound(1, 1_000_000)
+    segments: int | None = bound(1)
+    superpixels: str | None = bound(choices=SUPERPIXELS)
+    kernel_width: float | None = bound(0, open_low=True)
+    ridge: float | None = bound(0)
+
+
+@dataclass(frozen=True)
+class KernelShapOptions(Options):
+    """KernelSHAP (Lundberg & Lee 2017): coalition samples and superpixels."""
+
+    samples: int | None = bound(1, 1_000_000)
+    segments: int | None = bound(1)
+    superpixels: str | None = bound(choices=SUPERPIXELS)
+
 
 
 def _fill(images: torch.Tensor, fill: str | float) -> torch.Tensor:
     """Return what occluded pixels become: a constant, the image's mean colour, or a blurred copy."""
-    from cnnlab.explain.gradient import gaussian_blur
+    from cnnlab.explain.kit.images import gaussian_blur
 
     if fill == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
@@ -41,7 +88,7 @@ def window_grid(size: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-@register("occlusion", "perturbation")
+@register("occlusion", "perturbation", options=OcclusionOptions)
 def occlusion(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return the mean drop of the target score over the windows covering each pixel (Zeiler & Fergus 2014, Sec. 4.2)."""
     check_options("occlusion", options, ["window", "stride", "fill"])
@@ -70,7 +117,7 @@ def occlusion(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **optio
     return Result((total / count)[:, None], {"window": window, "stride": stride, "fill": fill, "windows": len(starts)})
 
 
-@register("rise", "perturbation")
+@register("rise", "perturbation", seeded=True, options=RiseOptions)
 def rise(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return RISE's saliency: the target probability under random masks, averaged with the masks (Petsiuk et al. 2018)."""
     check_options("rise", options, ["masks", "cells", "p", "seed", "fill"])
@@ -252,7 +299,7 @@ def _paint(labels: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return values.gather(1, labels.flatten(1)).view(labels.shape)[:, None]
 
 
-@register("lime", "perturbation")
+@register("lime", "perturbation", seeded=True, options=LimeOptions)
 def lime(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return LIME's superpixel weights: a weighted ridge fit of the score on kept superpixels (Ribeiro et al. 2016)."""
     check_options("lime", options, ["samples", "segments", "superpixels", "fill", "kernel_width", "ridge", "seed"])
@@ -273,7 +320,7 @@ def lime(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: A
                   extras={"segments": labels, "weights": fit[:, 1:]})
 
 
-@register("kernel_shap", "perturbation")
+@register("kernel_shap", "perturbation", seeded=True, options=KernelShapOptions)
 def kernel_shap_method(ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
     """Return KernelSHAP's Shapley values of the superpixels, painted on them (Lundberg & Lee 2017)."""
     check_options("kernel_shap", options, ["samples", "segments", "superpixels", "fill", "seed"])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import model_device, preserved
+from cnnlab.explain.kit.hooks import model_device, preserved
 
 
 def penultimate(model: nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -52,7 +52,7 @@ def embed(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch.T
 
 def save_embedding(points: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], path: Path, title: str) -> Path:
     """Write the 2-D points as a scatter plot coloured by class, with a legend; return the path."""
-    from cnnlab.explain.render import _pyplot
+    from cnnlab.explain.pictures.render import _pyplot
 
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(7, 6))

@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, model_device, preserved, relu_backward, resolve_layer
+from cnnlab.explain.kit.hooks import (
+    forward_to,
+    model_device,
+    preserved,
+    relu_backward,
+    resolve_layer,
+)
 from cnnlab.inspect.receptive import layer_receptive_field, receptive_window
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, model_device, preserved, resolve_layer
+from cnnlab.explain.kit.hooks import forward_to, model_device, preserved, resolve_layer
 
 
 class Parameterisation(StrEnum):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import capture, preserved, resolve_layer
+from cnnlab.explain.kit.hooks import capture, preserved, resolve_layer
 
 
 def _unit(tiles: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ def fit_title(axis: Any, text: str, fontsize: float = 9, **options: Any) -> Any:
 
 def grid_figure(grid: torch.Tensor, title: str, scale: float = 4.0) -> Any:
     """Return the matplotlib figure of a grid (C, H, W) in [0, 1] under its title, laid out as `save_grid` writes it."""
-    from cnnlab.explain.render import _pyplot
+    from cnnlab.explain.pictures.render import _pyplot
 
     plt = _pyplot()
     height, width = grid.shape[-2:]
@@ -98,7 +98,7 @@ def grid_figure(grid: torch.Tensor, title: str, scale: float = 4.0) -> Any:
 
 def save_grid(grid: torch.Tensor, path: Path, title: str, scale: float = 4.0) -> Path:
     """Write a grid (C, H, W) in [0, 1] as a PNG with a title; return its path."""
-    from cnnlab.explain.render import _pyplot
+    from cnnlab.explain.pictures.render import _pyplot
 
     fig = grid_figure(grid, title, scale)
     fig.savefig(path, dpi=100)

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.hooks import forward_to, model_device, preserved, resolve_layer
-from cnnlab.explain.pixels import PixelModel
+from cnnlab.explain.kit.hooks import forward_to, model_device, preserved, resolve_layer
+from cnnlab.explain.kit.pixels import PixelModel
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

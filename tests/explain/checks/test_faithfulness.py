@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cnnlab.explain import attribute, verify_no_hooks
-from cnnlab.explain.faithfulness import (
+from cnnlab.explain.checks.faithfulness import (
     deletion_insertion,
     faithfulness,
     infidelity,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 
 from cnnlab.explain import verify_no_hooks
-from cnnlab.explain.core import METHODS, Result, register
-from cnnlab.explain.sanity import (
+from cnnlab.explain.checks.sanity import (
     cascading_randomization,
     data_randomization,
     spearman,
     weighted_layers,
 )
+from cnnlab.explain.kit.registry import METHODS, register
+from cnnlab.explain.kit.types import Result
 from tests.explain.support import seeded_resnet20, unchanged
 
 

@@ -363,8 +363,8 @@ def test_the_model_comes_back_unchanged(images: torch.Tensor, method: str) -> No
 
 def test_field_upsampling_places_units_at_their_receptive_field_centres() -> None:
     """LeNet-5's conv2 units are centred at input pixels 6.5 + 2 i (valid 5x5 convs, 2x2 pool): by hand."""
-    from cnnlab.explain.cam import field_placed
-    from cnnlab.explain.core import Context
+    from cnnlab.explain.kit.types import Context
+    from cnnlab.explain.methods.cam import field_placed
 
     lenet = create_model("lenet5", num_classes=10)
     ctx = Context(lenet, lenet, 8, 10, "conv2", lenet.conv2)

@@ -52,7 +52,7 @@ def test_integrated_gradients_equals_a_hand_riemann_sum(resnet: nn.Module) -> No
 
 def _completeness(model: nn.Module, x: torch.Tensor, baseline: str, steps: int) -> torch.Tensor:
     """Return |sum(IG) - (f(x) - f(x'))| / |f(x) - f(x')| per image, for the class whose logit moves most."""
-    from cnnlab.explain.gradient import baseline_of
+    from cnnlab.explain.kit.images import baseline_of
 
     base = baseline_of(x, baseline, {})
     with torch.no_grad():

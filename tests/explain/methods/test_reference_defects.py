@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from cnnlab.explain import attribute
-from cnnlab.explain.core import seeded
-from cnnlab.explain.perturbation import rise_masks, superpixels
+from cnnlab.explain.kit.noise import seeded
+from cnnlab.explain.methods.perturbation import rise_masks, superpixels
 from tests.explain.support import unchanged
 
 SIDE = 16
@@ -181,7 +181,7 @@ def bump(peak: float, floor: float) -> torch.Tensor:
 
 
 def test_colour_limits_keep_zero_at_one_end_or_the_middle() -> None:
-    from cnnlab.explain.render import colour_limits
+    from cnnlab.explain.pictures.render import colour_limits
 
     flat, sharp = bump(1.82, 1.66), bump(1.82, 0.0)
     assert colour_limits(flat) == ("jet", 0.0, pytest.approx(1.82))  # not (1.66, 1.82)
@@ -196,7 +196,7 @@ def test_overlay_colour_bar_of_a_flat_map_starts_at_zero(tmp_path: Path, monkeyp
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    from cnnlab.explain.render import overlay
+    from cnnlab.explain.pictures.render import overlay
 
     limits: list[tuple[float, float]] = []
     colorbar = Figure.colorbar

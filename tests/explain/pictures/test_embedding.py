@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnlab.explain.embedding import embed, penultimate, save_embedding
-from cnnlab.explain.exemplars import batches_of
+from cnnlab.explain.pictures.embedding import embed, penultimate, save_embedding
+from cnnlab.explain.pictures.exemplars import batches_of
 from tests.explain.support import unchanged
 
 

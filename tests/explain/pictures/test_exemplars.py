@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.explain.exemplars import batches_of, crop, deconv_projection, top_exemplars
-from cnnlab.explain.hooks import forward_to
+from cnnlab.explain.kit.hooks import forward_to
+from cnnlab.explain.pictures.exemplars import batches_of, crop, deconv_projection, top_exemplars
 from cnnlab.inspect.receptive import layer_receptive_field
 from tests.explain.support import unchanged
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.explain.featureviz import (
+from cnnlab.explain.pictures.featureviz import (
     ImageParameters,
     channel_means,
     colour_matrix,

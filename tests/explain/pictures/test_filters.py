@@ -6,7 +6,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import verify_no_hooks
-from cnnlab.explain.filters import feature_grid, filter_grid, through_kernels, tile
+from cnnlab.explain.pictures.filters import feature_grid, filter_grid, through_kernels, tile
 
 
 def test_tile_layout() -> None:

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.style import RandomFeatures, default_layers, gram, style_transfer, vgg_features
+from cnnlab.explain.pictures.style import (
+    RandomFeatures,
+    default_layers,
+    gram,
+    style_transfer,
+    vgg_features,
+)
 from tests.explain.support import unchanged
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.pixels import PixelModel
-from cnnlab.explain.style import RandomFeatures, style_transfer
+from cnnlab.explain.kit.pixels import PixelModel
+from cnnlab.explain.pictures.style import RandomFeatures, style_transfer
 from cnnlab.models import create_model
 from tests.explain.support import unchanged
 

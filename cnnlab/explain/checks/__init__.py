@@ -1,0 +1,1 @@
+"""Checks of whether to trust an explanation: sanity (randomisation tests) and faithfulness (deletion / insertion)."""

@@ -1,0 +1,1 @@
+"""Pictures of what a network has learned: feature visualisation, exemplars, filters, style, embeddings, rendering."""
