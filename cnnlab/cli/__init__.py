@@ -25,7 +25,9 @@ from cnnlab.cli import (
     visualize,
 )
 from cnnlab.cli.common import Parser, parse_ints
-from cnnlab.cli.options import PURPOSES, Override, notice, settle
+from cnnlab.cli.domains import Override
+from cnnlab.cli.options import PURPOSES
+from cnnlab.cli.reconcile import notice, settle
 from cnnlab.errors import CnnlabError
 
 GROUPS = (arith, inspect, train, paradigms, experiment, augment, evaluate, explain, attack, visualize, style, report)

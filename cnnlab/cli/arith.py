@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from cnnlab.cli.common import emit
-from cnnlab.cli.options import Choice, Integer, Padding, Sizes, Spec, add, option
+from cnnlab.cli.domains import Choice
+from cnnlab.cli.numeric import Integer, Padding, Sizes
+from cnnlab.cli.options import Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:

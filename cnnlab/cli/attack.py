@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import Choice, Fraction, Fractions, Integer, Spec, Text, add, option
+from cnnlab.cli.domains import Choice, Text
+from cnnlab.cli.numeric import Fraction, Fractions, Integer
+from cnnlab.cli.options import Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -10,7 +10,10 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from cnnlab.cli.options import Integer, Spec, Text, add, notice, option, out_folder
+from cnnlab.cli.domains import Text
+from cnnlab.cli.numeric import Integer
+from cnnlab.cli.options import Spec, add, option
+from cnnlab.cli.reconcile import notice, out_folder
 
 
 def register(commands: argparse._SubParsersAction) -> None:

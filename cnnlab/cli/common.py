@@ -24,8 +24,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def parse_ints(text: str, what: str, example: str = "3x224x224") -> tuple[int, ...]:
-    """Return the integers of 'AxBxC' (or a single 'A'), or raise naming the expected form (cli.options.Sizes)."""
-    from cnnlab.cli.options import Fail, Sizes
+    """Return the integers of 'AxBxC' (or a single 'A'), or raise naming the expected form (cli.numeric.Sizes)."""
+    from cnnlab.cli.domains import Fail
+    from cnnlab.cli.numeric import Sizes
 
     try:
         return Sizes(example, parts=())(text)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.options import Choice, Integer, Pair, Spec, Text, add, option
+from cnnlab.cli.domains import Choice, Pair, Text
+from cnnlab.cli.numeric import Integer
+from cnnlab.cli.options import Spec, add, option
 
 if TYPE_CHECKING:
     from cnnlab.runs.outputs import Output
@@ -68,7 +70,7 @@ class Subject:
 
 
 def parse_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Return the --option pairs (already typed by cli.options.Pair) as a dict, the last of a repeated key winning."""
+    """Return the --option pairs (already typed by cli.domains.Pair) as a dict, the last of a repeated key winning."""
     return dict(pairs)
 
 
@@ -126,8 +128,8 @@ def run_explain(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from cnnlab.explain import attribute, list_methods
-    from cnnlab.explain.options import CAMS, method_options
-    from cnnlab.explain.render import grid, overlay
+    from cnnlab.explain.api import method_options
+    from cnnlab.explain.pictures.render import grid, overlay
 
     if args.list:
         print("\n".join(list_methods()))
@@ -140,12 +142,12 @@ def run_explain(args: argparse.Namespace) -> int:
     results = {}
     for method in methods:
         taken = method_options(method, options, args.seed)
-        layer = subject.layer if method in CAMS else None
+        layer = subject.layer if method in list_methods("cam") else None
         results[method] = attribute(subject.model, subject.images, method, args.target, layer, max_batch=args.max_batch, **taken)
     first = next(iter(results.values()))
     probabilities = first.extras.get("probabilities")
     if probabilities is None:  # a given --target skips the logits pass inside attribute
-        from cnnlab.explain.core import predict
+        from cnnlab.explain.kit.batching import predict
 
         with torch.no_grad():
             logits = predict(subject.model.eval(), subject.images, args.max_batch or 64)
@@ -178,12 +180,12 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def prepare(args: argparse.Namespace, folder: str) -> tuple[list[str], dict[str, Any], Subject, Output]:
     """Return the methods, the checked --option values, the subject and the output folder."""
-    from cnnlab.explain.options import check_pairs
+    from cnnlab.explain import list_methods
+    from cnnlab.explain.api import check_pairs
     from cnnlab.runs.outputs import Output
 
     methods = list(args.method)
-    from cnnlab.explain.options import CAMS
-
+    CAMS = list_methods("cam")
     if args.layer is not None and not set(methods) & set(CAMS):
         from cnnlab.errors import CnnlabError
 
@@ -208,9 +210,9 @@ def _plain(options: dict[str, Any]) -> dict[str, Any]:
 def run_sanity(args: argparse.Namespace) -> int:
     """Write sanity.png (the curves) and sanity.json (the numbers) of cascading (and data) randomisation."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.explain.options import method_options
-    from cnnlab.explain.render import sanity_curve
-    from cnnlab.explain.sanity import cascading_randomization, data_randomization
+    from cnnlab.explain.api import method_options
+    from cnnlab.explain.checks.sanity import cascading_randomization, data_randomization
+    from cnnlab.explain.pictures.render import sanity_curve
 
     methods, options, subject, out = prepare(args, "sanity")
     random_model = None
@@ -250,8 +252,8 @@ def run_sanity(args: argparse.Namespace) -> int:
 def run_faithfulness(args: argparse.Namespace) -> int:
     """Print and write the table of methods against deletion / insertion AUC, infidelity and max-sensitivity."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.explain.faithfulness import faithfulness
-    from cnnlab.explain.options import method_options
+    from cnnlab.explain.api import method_options
+    from cnnlab.explain.checks.faithfulness import faithfulness
 
     methods, options, subject, out = prepare(args, "faithfulness")
     pixels = subject.images.shape[-1] * subject.images.shape[-2]

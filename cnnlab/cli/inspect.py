@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from cnnlab.cli.common import emit
-from cnnlab.cli.options import Integer, Sizes, Spec, Text, add, option
+from cnnlab.cli.domains import Text
+from cnnlab.cli.numeric import Integer, Sizes
+from cnnlab.cli.options import Spec, add, option
 from cnnlab.errors import CnnlabError
 
 
@@ -91,7 +93,7 @@ def run_rf(args: argparse.Namespace) -> int:
 
     input_size = args.input
     if args.erf:
-        from cnnlab.cli.options import Fail, check_allocation
+        from cnnlab.cli.domains import Fail, check_allocation
 
         try:  # the ERF runs the model forward and backward at this size, `samples` times
             check_allocation(input_size[1] * input_size[2] * 1024, f"--input {'x'.join(map(str, input_size))} with --erf",

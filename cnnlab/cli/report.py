@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import METHODS_OR_NONE, Spec, Text, add, option, out_folder
+from cnnlab.cli.domains import Text
+from cnnlab.cli.options import METHODS_OR_NONE, Spec, add, option
+from cnnlab.cli.reconcile import out_folder
 
 DEFAULT_EXPLAIN = "gradcam,integrated_gradients"
 

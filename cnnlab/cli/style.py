@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import (
-    Choice,
-    ImageSides,
-    Number,
-    Spec,
-    Text,
-    Words,
-    add,
-    option,
-    out_folder,
-)
+from cnnlab.cli.domains import Choice, Text, Words
+from cnnlab.cli.numeric import ImageSides, Number
+from cnnlab.cli.options import Spec, add, option
+from cnnlab.cli.reconcile import out_folder
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,8 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _extractor(spec: str):  # noqa: ANN202
     """Return the feature extractor `--features` names, on pixels in [0, 1]."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.explain.pixels import PixelModel
-    from cnnlab.explain.style import RandomFeatures, vgg_features
+    from cnnlab.explain.kit.pixels import PixelModel
+    from cnnlab.explain.pictures.style import RandomFeatures, vgg_features
 
     if spec == "random":
         return RandomFeatures()
@@ -62,8 +55,8 @@ def run_style(args: argparse.Namespace) -> int:
 
     from cnnlab.data.images import read_image, resize_images
     from cnnlab.errors import CnnlabError
-    from cnnlab.explain.filters import save_grid, tile
-    from cnnlab.explain.style import style_transfer
+    from cnnlab.explain.pictures.filters import save_grid, tile
+    from cnnlab.explain.pictures.style import style_transfer
     from cnnlab.runs.outputs import Output
 
     folder, legacy = out_folder(args, ".png")

@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.options import (
-    Choice,
-    ImageSides,
-    Integer,
-    IntRanges,
-    Number,
-    Spec,
-    Text,
-    add,
-    option,
-)
+from cnnlab.cli.domains import Choice, Text
+from cnnlab.cli.numeric import ImageSides, Integer, IntRanges, Number
+from cnnlab.cli.options import Spec, add, option
 
 WHATS = ("filters", "features", "kernels", "exemplars", "embedding", "dream")
 
@@ -52,8 +44,13 @@ def run_visualize(args: argparse.Namespace) -> int:
 
     from cnnlab.data.images import read_image
     from cnnlab.errors import CnnlabError
-    from cnnlab.explain.core import default_layer
-    from cnnlab.explain.filters import feature_grid, filter_grid, save_grid, through_kernels
+    from cnnlab.explain.api import default_layer
+    from cnnlab.explain.pictures.filters import (
+        feature_grid,
+        filter_grid,
+        save_grid,
+        through_kernels,
+    )
     from cnnlab.runs.outputs import Output
 
     subject = Path(args.subject)

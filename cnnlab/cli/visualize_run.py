@@ -31,7 +31,7 @@ class Maps:
 
 def spatial_layer(run, layer: str) -> Maps:  # noqa: ANN001
     """Return `layer`'s maps when the run's model has it and it gives (N, C, H, W) maps; else a one-line error."""
-    from cnnlab.explain.hooks import capture, preserved, resolve_layer
+    from cnnlab.explain.kit.hooks import capture, preserved, resolve_layer
 
     name, module = resolve_layer(run.model, layer)
     probe = torch.zeros(1, *run.info.image_size, device=device_of(run.model))
@@ -55,8 +55,8 @@ def _test_images(run, args: argparse.Namespace, default_count: int | None = None
 
 def exemplars(run, args: argparse.Namespace, maps: Maps, out: Output) -> Path:  # noqa: ANN001
     """Write each channel's top images as receptive-field crops beside their deconvnet projections; return the PNG."""
-    from cnnlab.explain.exemplars import batches_of, crop, deconv_projection, top_exemplars
-    from cnnlab.explain.filters import _unit, save_grid, tile
+    from cnnlab.explain.pictures.exemplars import batches_of, crop, deconv_projection, top_exemplars
+    from cnnlab.explain.pictures.filters import _unit, save_grid, tile
 
     layer = maps.name
     channels = maps.check(list(args.channels)) if args.channels else None
@@ -79,8 +79,8 @@ def exemplars(run, args: argparse.Namespace, maps: Maps, out: Output) -> Path:  
 
 def embedding(run, args: argparse.Namespace, out: Output) -> Path:  # noqa: ANN001
     """Write the penultimate features of the test images, embedded in 2-D, as a scatter PNG; return it."""
-    from cnnlab.explain.embedding import embed, penultimate, save_embedding
-    from cnnlab.explain.exemplars import batches_of
+    from cnnlab.explain.pictures.embedding import embed, penultimate, save_embedding
+    from cnnlab.explain.pictures.exemplars import batches_of
 
     images, labels = _test_images(run, args, default_count=2000)
     points = embed(penultimate(run.model, batches_of(images, 256, run.normalisation)), args.method)
@@ -91,10 +91,10 @@ def embedding(run, args: argparse.Namespace, out: Output) -> Path:  # noqa: ANN0
 def dream(run, args: argparse.Namespace, maps: Maps, out: Output) -> Path:  # noqa: ANN001
     """Write activation maximisation images of --channels (or DeepDream of --image) as a PNG; return it."""
     from cnnlab.data.images import read_image, resize_images
-    from cnnlab.explain.featureviz import colour_matrix, maximise
-    from cnnlab.explain.featureviz import dream as deep_dream
-    from cnnlab.explain.filters import save_grid, tile
-    from cnnlab.explain.pixels import PixelModel
+    from cnnlab.explain.kit.pixels import PixelModel
+    from cnnlab.explain.pictures.featureviz import colour_matrix, maximise
+    from cnnlab.explain.pictures.featureviz import dream as deep_dream
+    from cnnlab.explain.pictures.filters import save_grid, tile
 
     layer, chosen = maps.name, maps.check(list(args.channels or range(min(8, maps.channels))))
     norm = run.normalisation

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.cli.options import Fraction
+from cnnlab.cli.numeric import Fraction
 
 
 def test_attack_writes_examples_curve_and_table(capsys, tmp_path: Path) -> None:

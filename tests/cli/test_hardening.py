@@ -97,7 +97,7 @@ def test_a_failing_command_leaves_no_empty_out_folder(capsys, tmp_path: Path) ->
 
 def test_experiment_takes_the_overrides_its_errors_advise(capsys) -> None:
     from cnnlab.cli import build_parser, parse
-    from cnnlab.cli.options import settle
+    from cnnlab.cli.reconcile import settle
 
     args = settle(parse(build_parser(), ["experiment", "degradation", "data.input_size=32"]))
     assert args.overrides == ["data.input_size=32"]
@@ -302,7 +302,7 @@ def test_cold_review_cases(capsys, trained: Path, tmp_path: Path) -> None:
     code, _, err = run(capsys, "visualize", "dream", str(trained), "--channels", "0-99999999999")
     assert code == 2 and _one_line(err) and "more than 65,536 channels" in err
     from cnnlab.cli import _command_parser, build_parser, parse
-    from cnnlab.cli.options import settle
+    from cnnlab.cli.reconcile import settle
 
     parser = build_parser()
     args = settle(parse(parser, ["distill", "--teacher", "t", "--student", "lenet5_tiny", "epochs=3"]),
@@ -316,7 +316,7 @@ def test_cold_review_cases(capsys, trained: Path, tmp_path: Path) -> None:
 
 def test_dream_keeps_the_runs_image_size_and_checks_channels(capsys, trained: Path, monkeypatch) -> None:
     """The channel count of the layer must not stand in for the image's width (it once did)."""
-    import cnnlab.explain.featureviz as featureviz
+    import cnnlab.explain.pictures.featureviz as featureviz
     from cnnlab.runs.load import load_run
 
     seen = {}

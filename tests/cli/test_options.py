@@ -12,7 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from cnnlab.cli import build_parser, parse
-from cnnlab.cli.options import OLD, PURPOSES, SHARED, Deprecated, Domain, ImageSides, Words
+from cnnlab.cli.domains import Domain, Words
+from cnnlab.cli.numeric import ImageSides
+from cnnlab.cli.options import PURPOSES, SHARED
+from cnnlab.cli.reconcile import OLD, Deprecated
 
 PARSER = build_parser()
 COMMANDS: dict[str, argparse.ArgumentParser] = next(
@@ -137,7 +140,7 @@ def test_the_cases_found_are_refused_at_parsing(capsys, command: str, argv: list
 
 
 def test_zero_is_a_seed_and_a_weight_decay() -> None:
-    from cnnlab.cli.options import settle
+    from cnnlab.cli.reconcile import settle
 
     args = settle(parse(build_parser(), ["train", "--seed", "0", "optim.weight_decay=0"]))
     assert args.seed == 0 and args.overrides == ["optim.weight_decay=0"]
@@ -182,7 +185,7 @@ def test_old_spellings_still_work_with_a_notice(capsys) -> None:
         (["visualize", "dream", "run", "--channel", "1"], "channels", (1,), "--channel is now --channels"),
         (["models", "--format", "table"], "format", "text", "--format table is now --format text"),
     ]
-    from cnnlab.cli.options import settle
+    from cnnlab.cli.reconcile import settle
 
     for argv, dest, value, words in cases:
         parser = build_parser()
