@@ -5,7 +5,7 @@ higher one, and the two wings of one floor never import each other (tests/test_h
 imports to keep it so):
 
     errors <- devices <- arithmetic <- nn <- models <- data <- inspect <- runs <- attacks
-    <- {train | explain} <- experiments <- report <- cli
+    <- {train | explain} <- workflows <- report <- cli
 
 `import cnnlab` stays cheap: subpackages import torch only when they are imported themselves,
 and `cnnlab.create_model` / `cnnlab.list_models` load the zoo on first use (as timm's do).
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # The house, bottom up: each level a set of sibling packages. A module imports only from lower levels and its
 # own package; siblings on one level (train and explain, the two wings) never import each other.
 FLOORS = (("errors",), ("devices",), ("arithmetic",), ("nn",), ("models",), ("data",), ("inspect",), ("runs",),
-          ("attacks",), ("train", "explain"), ("experiments",), ("report",), ("cli",))
+          ("attacks",), ("train", "explain"), ("workflows",), ("report",), ("cli",))
 _LAZY = {"create_model": "cnnlab.models.registry", "list_models": "cnnlab.models.registry",
          "model_info": "cnnlab.models.registry", "load_run": "cnnlab.runs.load"}
 

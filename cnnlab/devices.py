@@ -1,8 +1,9 @@
-"""Devices: the one place a `--device` word becomes a torch.device, and where a module's tensors live.
+"""Devices: the one place a `--device` word becomes a torch.device, where a module's tensors live, and what the CPU is.
 
 `auto` is the environment's CNNLAB_DEVICE when set (the test suite sets cpu, so that its figures are
 the CPU's on a GPU machine too), else CUDA when available. Under torchrun each process takes
-cuda:LOCAL_RANK (or the CPU with gloo).
+cuda:LOCAL_RANK (or the CPU with gloo). The CPU's model and bf16 support are read from Linux's
+/proc/cpuinfo.
 """
 
 from __future__ import annotations
@@ -39,3 +40,28 @@ def device_of(module: nn.Module) -> torch.device:
         for tensor in tensors:
             return tensor.device
     return torch.device("cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """Return whether this CPU computes bfloat16 natively (Linux's avx512_bf16 or amx_bf16 flags)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return True  # not Linux: no way to tell, so no warning
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def device_description(device: torch.device) -> str:
+    """Return the device in words: the GPU's name, or the CPU's model name and core count."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        import platform
+
+        name = platform.processor()
+    return f"cpu ({name or 'unknown model'}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"

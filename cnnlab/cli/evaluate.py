@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from cnnlab.cli.common import emit
-from cnnlab.cli.options import Choice, ImageSides, Integer, Spec, Text, add, option
+from cnnlab.cli.domains import Choice, Text
+from cnnlab.cli.numeric import ImageSides, Integer
+from cnnlab.cli.options import Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -86,7 +88,7 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.outputs import Output
     from cnnlab.train.evaluation import plot_confusion
-    from cnnlab.train.paradigms.ensemble import evaluate_ensemble
+    from cnnlab.workflows.ensemble import evaluate_ensemble
 
     if args.snapshots and args.checkpoint is not None:
         raise CnnlabError("--snapshots scores every snapshot: leave --checkpoint out")
@@ -127,7 +129,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _tta_table(args: argparse.Namespace, device: object) -> int:
     """Print deck 004's table of crops, scales and model averaging over the runs."""
     from cnnlab.runs.outputs import Output
-    from cnnlab.train.paradigms.tta_table import tta_table
+    from cnnlab.workflows.tta_table import tta_table
 
     out = Output(args.out) if args.out is not None else None
     result = tta_table(args.runs, args.data, args.data_dir, args.crop, args.scales or (), device)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.options import Choice, Integer, Spec, add, option
+from cnnlab.cli.domains import Choice
+from cnnlab.cli.numeric import Integer
+from cnnlab.cli.options import Spec, add, option
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -30,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cnnlab.errors import CnnlabError
-    from cnnlab.experiments import EXPERIMENTS, Budget, run_experiment, table_markdown
     from cnnlab.runs.outputs import cleaned, refuse_run_dir
+    from cnnlab.workflows.experiments import EXPERIMENTS, Budget, run_experiment, table_markdown
 
     if args.name not in EXPERIMENTS:
         raise CnnlabError(f"no experiment {args.name!r}: choose one of {', '.join(EXPERIMENTS)}")

@@ -6,7 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.cli.options import Integer, Number, Spec, Text, add, combine, option
+from cnnlab.cli.domains import Text
+from cnnlab.cli.numeric import Integer, Number
+from cnnlab.cli.options import Spec, add, option
+from cnnlab.cli.reconcile import combine
 
 MODEL = {"metavar": "MODEL"}
 RUN = {"metavar": "RUN"}
@@ -100,7 +103,7 @@ def run_distill(args: argparse.Namespace) -> int:
 def run_noisy_student(args: argparse.Namespace) -> int:
     """Train (or resume) the teacher and the rounds, print each one's test accuracy, write rounds.json."""
     from cnnlab.runs.outputs import cleaned, refuse_run_dir
-    from cnnlab.train.paradigms.noisy_student import noisy_student
+    from cnnlab.workflows.noisy_student import noisy_student
 
     shortcuts = [f"{key}={value}" for key, value in (
         ("epochs", args.epochs), ("seed", args.seed), ("paradigm.noisy_student.threshold", args.threshold),

@@ -6,7 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
-from cnnlab.cli.options import Integer, Number, Spec, Text, add, combine, option
+from cnnlab.cli.domains import Text
+from cnnlab.cli.numeric import Integer, Number
+from cnnlab.cli.options import Spec, add, option
+from cnnlab.cli.reconcile import combine
 
 
 def register(commands: argparse._SubParsersAction) -> None:

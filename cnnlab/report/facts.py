@@ -15,6 +15,7 @@ from cnnlab.runs.info import RunInfo
 from cnnlab.runs.load import run_recipe
 from cnnlab.runs.rundir import read_metrics
 from cnnlab.train.diagnostics import read_diagnostics
+from cnnlab.train.summary import read_summary
 
 #: summary.json figures a report headlines and a comparison tabulates, in this order.
 FIGURES = ("test_top1", "test_top5", "test_pixel_acc", "test_miou", "test_loss", "best_val_acc", "best_epoch", "epochs",
@@ -55,12 +56,9 @@ def read_facts(path: str | Path) -> RunFacts:
         raise CnnlabError(f"{run} is not a directory: give a run directory written by cnnlab train")
     info = RunInfo.read(run)
     recipe = run_recipe(run).to_dict()
-    summary: dict[str, Any] = {}
-    if (run / "summary.json").is_file():
-        try:
-            summary = json.loads((run / "summary.json").read_text())
-        except json.JSONDecodeError as error:
-            raise CnnlabError(f"{run / 'summary.json'} is not valid JSON ({error}): the run directory is damaged") from None
+    summary = read_summary(run)
+    if summary is None:
+        summary = {}  # not finished yet
     return RunFacts(run, info, recipe, summary, read_metrics(run / "metrics.csv"), read_diagnostics(run))
 
 

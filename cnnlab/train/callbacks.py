@@ -174,9 +174,14 @@ class TensorBoard(Callback):
     order = 25
 
     def __init__(self, run: Path) -> None:
+        self.directory = run
+        self.writer: Any = None  # opened when training starts: building the callback writes nothing
+
+    def on_fit_start(self, ctx: Context) -> None:
+        """Open a new event file in the run directory."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run))
+        self.writer = SummaryWriter(log_dir=str(self.directory))
 
     @staticmethod
     def available() -> bool:
@@ -193,8 +198,9 @@ class TensorBoard(Callback):
         self.writer.flush()
 
     def on_fit_end(self, ctx: Context) -> None:
-        """Close the event file."""
-        self.writer.close()
+        """Close the event file (none when an earlier callback's start failed)."""
+        if self.writer is not None:
+            self.writer.close()
 
 
 class ProgressBar(Callback):

@@ -92,10 +92,10 @@ def test_an_input_that_cannot_fit_is_refused_before_allocating(capsys, tmp_path)
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(capsys, tmp_path, monkeypatch) -> None:
-    from cnnlab.train import run
+    from cnnlab.train import session
 
     for native, warned in ((False, True), (True, False)):
-        monkeypatch.setattr(run, "cpu_has_bf16", lambda native=native: native)
+        monkeypatch.setattr(session, "cpu_has_bf16", lambda native=native: native)
         argv = ["train", "--out", str(tmp_path / f"bf16-{native}"), "--epochs", "1", "--device", "cpu", "precision=bf16"]
         assert main(argv) == 0
         assert ("without bf16 instructions" in capsys.readouterr().out) is warned

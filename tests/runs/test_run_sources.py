@@ -91,7 +91,7 @@ def test_finetune_refuses_it_as_source(killed, tmp_path) -> None:
 
 
 def test_ensemble_refuses_it_as_member(killed) -> None:
-    from cnnlab.train.paradigms.ensemble import evaluate_ensemble
+    from cnnlab.workflows.ensemble import evaluate_ensemble
 
     with pytest.raises(CnnlabError) as error:
         evaluate_ensemble([killed, killed])
@@ -109,8 +109,8 @@ def test_report_refuses_it(killed) -> None:
 @pytest.mark.parametrize("reader", ["eval", "noisy_student_teacher", "tta_table"])
 def test_every_other_reader_refuses_it(killed, reader: str) -> None:
     from cnnlab.train.evaluation import evaluate_run
-    from cnnlab.train.paradigms.noisy_student import teacher_probabilities
-    from cnnlab.train.paradigms.tta_table import tta_table
+    from cnnlab.train.paradigms.pseudo_labels import teacher_probabilities
+    from cnnlab.workflows.tta_table import tta_table
 
     read = {"eval": lambda: evaluate_run(killed),
             "noisy_student_teacher": lambda: teacher_probabilities(killed, torch.zeros(2, 1, 8, 8, dtype=torch.uint8)),

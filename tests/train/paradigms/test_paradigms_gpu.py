@@ -13,10 +13,11 @@ from cnnlab.models.fully_conv import fully_convolutional
 from cnnlab.models.registry import create_model
 from cnnlab.runs.load import load_run
 from cnnlab.train.evaluation import score_run
-from cnnlab.train.paradigms.ensemble import evaluate_ensemble
-from cnnlab.train.paradigms.noisy_student import PSEUDO_LABELS, noisy_student, teacher_probabilities
+from cnnlab.train.paradigms.pseudo_labels import PSEUDO_LABELS, teacher_probabilities
 from cnnlab.train.paradigms.snapshot import snapshots_of
 from cnnlab.train.run import train_run
+from cnnlab.workflows.ensemble import evaluate_ensemble
+from cnnlab.workflows.noisy_student import noisy_student
 from tests.train.paradigms.rundigest import run_digest
 
 pytestmark = pytest.mark.gpu

@@ -10,9 +10,9 @@ from safetensors.torch import load_file
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.recipe import ScheduleConfig, ScheduleName, load_recipe
 from cnnlab.train.optim import lr_factor
-from cnnlab.train.paradigms.ensemble import evaluate_ensemble
 from cnnlab.train.paradigms.snapshot import snapshots_of
 from cnnlab.train.run import train_run
+from cnnlab.workflows.ensemble import evaluate_ensemble
 from tests.train.interrupting import interrupt_at_step
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session

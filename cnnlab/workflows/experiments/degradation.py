@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnlab.experiments.base import Arm, Budget, Claim, Experiment
+from cnnlab.workflows.experiments.base import Arm, Budget, Claim, Experiment
 
 DEGRADATION = Experiment(
     name="degradation",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnlab.experiments.base import Arm, Budget, Claim, Experiment
+from cnnlab.workflows.experiments.base import Arm, Budget, Claim, Experiment
 
 # Deck 004's augmentation: horizontal flips, shifts of up to 5 px, scaling by 0.8-1.2, then the
 # centre 32x32 (a no-op on CIFAR's 32-px images, kept because the deck names it).

@@ -11,8 +11,8 @@ from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
 from cnnlab.train.evaluation import evaluate_run
-from cnnlab.train.paradigms.ensemble import evaluate_ensemble
 from cnnlab.train.run import train_run
+from cnnlab.workflows.ensemble import evaluate_ensemble
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 

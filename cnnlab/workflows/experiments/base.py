@@ -24,7 +24,7 @@ from cnnlab.runs.info import RunInfo
 from cnnlab.runs.load import run_recipe
 from cnnlab.runs.recipe import Recipe, load_recipe
 from cnnlab.runs.rundir import write_json
-from cnnlab.train.run import train_or_resume
+from cnnlab.workflows.runs import train_or_resume
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments import EXPERIMENTS, Arm, Budget, Claim, Experiment, run_experiment
+from cnnlab.workflows.experiments import EXPERIMENTS, Arm, Budget, Claim, Experiment, run_experiment
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 TINY = Experiment(

@@ -16,7 +16,7 @@ from cnnlab.data.tta import TTA, Views
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
 from cnnlab.train.evaluation import check_views, scored_batches, view_logits
-from cnnlab.train.paradigms.ensemble import check_members, check_test_splits
+from cnnlab.workflows.ensemble import check_members, check_test_splits
 
 
 def default_scales(crop: int, size: int) -> tuple[int, ...]:

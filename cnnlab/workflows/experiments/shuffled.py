@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnlab.experiments.base import Arm, Budget, Claim, Experiment
+from cnnlab.workflows.experiments.base import Arm, Budget, Claim, Experiment
 
 # One seed gives an MLP two equivalent problems: its accuracy moves only by the seed's noise, which
 # was about 0.1-0.2 points between seeds of LeNet-5 on MNIST; half a point is the claim's margin.

@@ -12,14 +12,14 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
 from cnnlab.runs.paradigm import NoisyStudentConfig
 from cnnlab.train.evaluation import score_run
-from cnnlab.train.paradigms.noisy_student import (
+from cnnlab.train.paradigms.pseudo_labels import (
     PSEUDO_LABELS,
-    noisy_student,
     pseudo_labelled,
     select,
     teacher_probabilities,
 )
 from cnnlab.train.run import train_run
+from cnnlab.workflows.noisy_student import noisy_student
 from tests.train.interrupting import interrupt_at_step
 from tests.train.paradigms.rundigest import run_digest
 

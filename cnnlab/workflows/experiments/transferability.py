@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab.experiments.base import Arm, Budget, Claim, Experiment
+from cnnlab.workflows.experiments.base import Arm, Budget, Claim, Experiment
 
 STAGES = ("conv1", "conv2", "fc1", "fc2")  # LeNet-5's layers below the head, input to output
 

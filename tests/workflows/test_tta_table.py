@@ -9,9 +9,9 @@ from cnnlab.data.tta import TTA, Views, ten_crops
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
 from cnnlab.train.evaluation import evaluate
-from cnnlab.train.paradigms.tta_table import default_scales, tta_table
 from cnnlab.train.run import train_run
 from cnnlab.train.tasks import Classification
+from cnnlab.workflows.tta_table import default_scales, tta_table
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - lives for the test session
 

@@ -1,29 +1,25 @@
-"""Noisy Student (Xie et al. 2020): a teacher labels the unlabelled part; a noised student learns from both.
+"""Noisy Student's pseudo-labels (Xie et al. 2020), inside one run: a teacher labels the unlabelled part.
 
 A round is an ordinary run directory whose recipe names its teacher (paradigm.noisy_student):
 the teacher labels the unlabelled part of the training split once, unnoised, the labels are
 thresholded and class-balanced, and the student trains on the labelled part and those pseudo-
 labels together with the recipe's augmentation (and the student model's dropout) as its noise.
 The pseudo-labels are kept in the round's directory, so resuming it trains on the same ones.
-`noisy_student` chains the rounds: each student teaches the next.
+The chain of rounds, each student teaching the next, is cnnlab.workflows.noisy_student.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 
 from cnnlab.data.sources import ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.load import load_run
 from cnnlab.runs.paradigm import NoisyStudentConfig
 from cnnlab.runs.recipe import Recipe
-from cnnlab.runs.rundir import write_json
 
 PSEUDO_LABELS = "pseudo_labels.safetensors"
 
@@ -107,35 +103,3 @@ def check_teacher_split(teacher: str, recipe: Recipe) -> None:
     if not same or run_recipe(Path(teacher)).seed != recipe.seed:
         raise CnnlabError(f"teacher {teacher} drew its labelled part with another seed or data fractions: its "
                           "unlabelled part must be the student's, so train both with the same seed and data.* keys")
-
-
-def noisy_student(data: str, teacher_model: str, student_model: str, out: str | Path, labelled_fraction: float,
-                  rounds: int = 3, recipe: str | None = None, overrides: tuple[str, ...] = (),
-                  teacher_overrides: tuple[str, ...] = (), data_dir: str | None = None, device: str = "auto",
-                  console: Console | None = None) -> dict[str, Any]:
-    """Train the teacher on the labelled part, then `rounds` students, each taught by the one before; return the table.
-
-    `teacher_overrides` apply to the first teacher only: its few labelled images need more epochs
-    than the students, whose epochs also pass over the pseudo-labelled part.
-    """
-    from cnnlab.train.run import train_or_resume
-
-    if rounds < 1:
-        raise CnnlabError("--rounds must be >= 1: one round is one student")
-    out = Path(out)
-    if out.is_file():
-        raise CnnlabError(f"{out} is a file: give --out a folder for the rounds' run directories")
-    out.mkdir(parents=True, exist_ok=True)
-    common = (f"data.labelled_fraction={labelled_fraction}", *overrides)
-    chain = [("teacher", teacher_model)] + [(f"round-{k}", student_model) for k in range(1, rounds + 1)]
-    rows: list[dict[str, Any]] = []
-    for name, model in chain:
-        teacher = rows[-1]["run"] if rows else None  # each student is the next round's teacher
-        extra = teacher_overrides if teacher is None else (f"paradigm.noisy_student.teacher={json.dumps(teacher)}",)
-        summary = train_or_resume(out / name, model=model, data=data, recipe_name=recipe,
-                                  overrides=(*common, *extra), data_dir=data_dir, device=device, console=console)
-        rows.append({"run": str((out / name).resolve()), "name": name, "model": model, "teacher": teacher,
-                     "test_top1": summary["test_top1"], "seconds": summary["training_seconds"]})
-    table = {"data": data, "labelled_fraction": labelled_fraction, "rounds": rows}
-    write_json(out / "rounds.json", table)
-    return table
