@@ -40,6 +40,11 @@ from cnnlab.train.tasks import Classification, Task
 Data = Images
 
 
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """Return the optimiser steps one epoch of `images` takes: the last batch may be short, never dropped."""
+    return -(-images // batch_size)
+
+
 @dataclass
 class Trainer:
     """The objects one run trains with; `fit` runs it, `checkpoint`/`resume` save and restore it."""
@@ -80,7 +85,7 @@ class Trainer:
         self.resident = isinstance(self.train_data, ImageSet)
         # Where training batches come from: the set itself on the device (uint8 stays small), or the workers.
         self.source = self.train_data.to(self.device) if self.resident else self.train_data
-        self.steps_per_epoch = -(-len(self.train_data) // recipe.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(self.train_data), recipe.batch_size)
         self.optimizer = build_optimizer(self.model, recipe.optim, lr_scales(self.model, recipe.paradigm.finetune))
         self.scheduler = build_scheduler(self.optimizer, recipe.schedule, self.steps_per_epoch, recipe.epochs)
         self.plateau = build_plateau(self.optimizer, recipe.schedule)

@@ -29,7 +29,7 @@ from cnnlab.runs.rundir import new_run_dir, write_text
 from cnnlab.train.callbacks import Checkpoints, MetricsCSV, ProgressBar, TensorBoard
 from cnnlab.train.diagnostics import Diagnostics
 from cnnlab.train.distributed import Distributed
-from cnnlab.train.engine import Trainer
+from cnnlab.train.engine import Trainer, steps_per_epoch
 from cnnlab.train.paradigms.distill import paradigm_task, record_teachers
 from cnnlab.train.paradigms.finetune import stage_named, transfer
 from cnnlab.train.paradigms.pseudo_labels import PSEUDO_LABELS
@@ -94,8 +94,8 @@ def open_session(plan: Plan, parts: Parts, out: str | None, dist: Distributed, t
     network = build_network(plan, parts, target, console)
     made = out is None or not Path(out).is_dir()  # an empty folder the user gave is theirs to keep
     run = _open_run(plan, network.name, out, dist)
-    # The Trainer's own count (Trainer.steps_per_epoch): the progress bar is built before the Trainer.
-    steps = -(-len(parts.train) // plan.recipe.batch_size)
+    # The progress bar is built before the Trainer, with the count the Trainer will use.
+    steps = steps_per_epoch(len(parts.train), plan.recipe.batch_size)
     # Every rank computes the same metrics; rank 0 writes them and shows the bar.
     callbacks = run_callbacks(plan.recipe, run, steps, console) if dist.is_main else []
     try:
@@ -155,6 +155,7 @@ def _discard(run: Path, made: bool) -> None:
             path.unlink()
     if made:
         run.rmdir()
+
 
 def _finetune(plan: Plan, model: str, network: torch.nn.Module, console: Console) -> Normalisation | None:
     """Return the normalisation a fine-tuned run keeps, after copying the source's weights into a fresh run."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.kit.types import Context, Result
+from cnnlab.explain.kit.types import Context, MethodRun, Result
 
 
 def image_noise(i: torch.Tensor, s: torch.Tensor, samples: int, shape: tuple[int, ...], seed: int | None,
@@ -45,7 +44,7 @@ def noise_scale(images: torch.Tensor, noise: float) -> torch.Tensor:
 TUNNELS = {"smoothgrad": "mean", "smoothgrad_sq": "square", "vargrad": "variance"}
 
 
-def smooth(run: Callable[..., Result], kind: str = "mean") -> Callable[..., Result]:
+def smooth(run: MethodRun, kind: str = "mean") -> MethodRun:
     """Return a method that runs `run` on noised copies of each image and keeps the maps' mean, mean square or variance.
 
     The noise tunnel of Smilkov et al. 2017 (mean: SmoothGrad), Hooker et al. 2019 (square) and

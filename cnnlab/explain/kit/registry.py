@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.kit.types import Result
+from cnnlab.explain.kit.types import MethodRun
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class Method:
     """A registered method: its function, its family and whether it needs a layer."""
 
     name: str
-    run: Callable[..., Result]
+    run: MethodRun
     family: str  # gradient, cam, perturbation, lrp
     needs_layer: bool = False
     absolute: bool = False  # its maps are magnitudes (saliency, SmoothGrad squared, VarGrad)
@@ -27,9 +27,9 @@ METHODS: dict[str, Method] = {}
 
 
 def register(name: str, family: str, *, needs_layer: bool = False, absolute: bool = False,
-             options: type | None = None, seeded: bool = False) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+             options: type | None = None, seeded: bool = False) -> Callable[[MethodRun], MethodRun]:
     """Return a decorator that registers a method under `name` (names are unique) with its options dataclass."""
-    def add(run: Callable[..., Result]) -> Callable[..., Result]:
+    def add(run: MethodRun) -> MethodRun:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
         METHODS[name] = Method(name, run, family, needs_layer, absolute, options, seeded)

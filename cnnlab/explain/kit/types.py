@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -61,3 +61,10 @@ class Result:
     layer_maps: torch.Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+
+class MethodRun(Protocol):
+    """What a method is: a function of the context, the images and their targets, with its own keyword options."""
+
+    def __call__(self, ctx: Context, images: torch.Tensor, targets: torch.Tensor, **options: Any) -> Result:
+        """Return the method's maps (N, C or 1, H, W) for `images` and the options it resolved."""
+        ...

@@ -1,3 +1,3 @@
 """The attribution methods; importing this package registers every one of them on the kit's registry."""
 
-from cnnlab.explain.methods import cam, gradient, lrp, perturbation  # noqa: F401  (they register themselves)
+from cnnlab.explain.methods import cam, gradient, lrp, perturbation, superpixels  # noqa: F401  (they register themselves)

@@ -222,46 +222,66 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     _check_images(content_image, style_image)
     channels, to_network = _network_view(model, content_image.shape[1])
     with preserved(model):
-        with torch.no_grad(), _fitting(model, content_image, style_image):
-            content_targets = {n: t.detach() for n, t in forward_to(model, content_layers, to_network(content_image)).items()}
-            style_maps = forward_to(model, style_layers, to_network(style_image))
-            for name, maps in style_maps.items():
-                if maps.ndim != 4:  # a Gram matrix correlates channels over positions: a vector has none
-                    raise CnnlabError(f"style layer {name} gives {tuple(maps.shape)} outputs, not (N, C, H, W) maps: "
-                                      "choose convolutional layers (cnnlab summary lists them)")
-            style_targets = {n: gram(t).detach() for n, t in style_maps.items()}
-            resized = F.interpolate(style_image, size=content_image.shape[-2:], mode="bilinear", align_corners=False)
-            _, content_of_style = _losses(model, to_network(resized), content_layers, style_layers, content_targets, style_targets)
+        content_targets, style_targets, content_of_style = _targets(model, content_image, style_image, content_layers,
+                                                                    style_layers, to_network)
         content_seen = content_image if channels == content_image.shape[1] else to_network(content_image)
         if start == "content":
             x = content_seen.clone(memory_format=torch.contiguous_format)
         else:
             x = torch.rand(content_seen.shape, generator=torch.Generator().manual_seed(seed)).to(device)
         x.requires_grad_(True)
-        history: list[tuple[int, float, float]] = []
 
-        def closure() -> torch.Tensor:
-            chosen.zero_grad(set_to_none=True)
-            s, c = _losses(model, to_network(x), content_layers, style_layers, content_targets, style_targets)
-            history.append((len(history), float(s.detach()), float(c.detach())))
-            loss = c + style_weight * s
-            if not math.isfinite(float(loss.detach())):
-                raise CnnlabError(f"the loss became {float(loss.detach())} at evaluation {len(history)} (style weight {style_weight}, "
-                                  f"learning rate {lr or 'default'}): lower the style weight or the learning rate")
-            loss.backward()
-            return loss
+        def losses(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return _losses(model, to_network(image), content_layers, style_layers, content_targets, style_targets)
 
-        if optimiser == "lbfgs":
-            chosen: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=lr or 1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
-        else:
-            chosen = torch.optim.Adam([x], lr=lr or 0.02)
-        for _ in range(steps):
-            chosen.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)
+        history = _optimise(x, losses, steps=steps, optimiser=optimiser, lr=lr, style_weight=style_weight)
         with torch.no_grad():
             if not torch.isfinite(x).all():  # clamp_ keeps NaN: a step that made one must not reach a PNG
                 raise CnnlabError(f"the image became NaN (style weight {style_weight}, learning rate {lr or 'default'}): lower the style weight or the learning rate")
             style_end, content_end = _losses(model, to_network(x), content_layers, style_layers, content_targets, style_targets)
             image = x if channels == content_image.shape[1] else (content_image + x - content_seen).clamp(0, 1)
     return StyleResult(image.detach()[0].cpu(), history[0][1], float(style_end), float(content_end), float(content_of_style), history)
+
+
+def _targets(model: nn.Module, content_image: torch.Tensor, style_image: torch.Tensor, content_layers: list[str],
+             style_layers: list[str], to_network: Callable[[torch.Tensor], torch.Tensor]
+             ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """Return the content layers' maps of the content image, the style layers' Gram matrices, and the style image's content loss."""
+    with torch.no_grad(), _fitting(model, content_image, style_image):
+        content_targets = {n: t.detach() for n, t in forward_to(model, content_layers, to_network(content_image)).items()}
+        style_maps = forward_to(model, style_layers, to_network(style_image))
+        for name, maps in style_maps.items():
+            if maps.ndim != 4:  # a Gram matrix correlates channels over positions: a vector has none
+                raise CnnlabError(f"style layer {name} gives {tuple(maps.shape)} outputs, not (N, C, H, W) maps: "
+                                  "choose convolutional layers (cnnlab summary lists them)")
+        style_targets = {n: gram(t).detach() for n, t in style_maps.items()}
+        resized = F.interpolate(style_image, size=content_image.shape[-2:], mode="bilinear", align_corners=False)
+        _, content_of_style = _losses(model, to_network(resized), content_layers, style_layers, content_targets, style_targets)
+    return content_targets, style_targets, content_of_style
+
+
+def _optimise(x: torch.Tensor, losses: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], *, steps: int,
+              optimiser: str, lr: float | None, style_weight: float) -> list[tuple[int, float, float]]:
+    """Optimise the image `x` in place against content + style_weight * style, clamped to [0, 1]; return the loss history."""
+    history: list[tuple[int, float, float]] = []
+
+    def closure() -> torch.Tensor:
+        chosen.zero_grad(set_to_none=True)
+        s, c = losses(x)
+        history.append((len(history), float(s.detach()), float(c.detach())))
+        loss = c + style_weight * s
+        if not math.isfinite(float(loss.detach())):
+            raise CnnlabError(f"the loss became {float(loss.detach())} at evaluation {len(history)} (style weight {style_weight}, "
+                              f"learning rate {lr or 'default'}): lower the style weight or the learning rate")
+        loss.backward()
+        return loss
+
+    if optimiser == "lbfgs":
+        chosen: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=lr or 1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    else:
+        chosen = torch.optim.Adam([x], lr=lr or 0.02)
+    for _ in range(steps):
+        chosen.step(closure)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return history

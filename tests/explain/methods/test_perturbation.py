@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from cnnlab.explain import attribute, verify_no_hooks
-from cnnlab.explain.methods.perturbation import grid_segments, kernel_shap, rise_masks, window_grid
+from cnnlab.explain.methods.perturbation import rise_masks, window_grid
+from cnnlab.explain.methods.superpixels import grid_segments, kernel_shap
 from tests.explain.support import seeded_resnet20, unchanged
 
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from cnnlab.explain import attribute
 from cnnlab.explain.kit.noise import seeded
-from cnnlab.explain.methods.perturbation import rise_masks, superpixels
+from cnnlab.explain.methods.perturbation import rise_masks
+from cnnlab.explain.methods.superpixels import superpixels
 from tests.explain.support import unchanged
 
 SIDE = 16
