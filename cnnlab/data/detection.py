@@ -12,20 +12,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import box_iou
 
 INK = 128
 MIN_SIDE = 4.0
 CLASSES = tuple(str(d) for d in range(10))
-
-
-def _iou(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
-    """Return the IoU of one x1y1x2y2 box with each of `others` (K, 4)."""
-    width = (torch.minimum(box[2], others[:, 2]) - torch.maximum(box[0], others[:, 0])).clamp(min=0)
-    height = (torch.minimum(box[3], others[:, 3]) - torch.maximum(box[1], others[:, 1])).clamp(min=0)
-    inter = width * height
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / (area + areas - inter)
 
 
 def ink_box(patch: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor | None:
@@ -64,7 +55,7 @@ def digit_scenes(digits: torch.Tensor, labels: torch.Tensor, count: int, size: i
                 patch = F.interpolate(digits[pick:pick + 1].float(), size=(side, side), mode="bilinear",
                                       antialias=True, align_corners=False)[0, 0].round().clamp(0, 255).to(torch.uint8)
                 box = ink_box(patch, top, left, size)
-                if box is None or (boxes and float(_iou(box, torch.stack(boxes)).max()) > max_iou):
+                if box is None or (boxes and float(box_iou(box[None], torch.stack(boxes)).max()) > max_iou):
                     continue
                 region = canvases[index, 0, top:top + side, left:left + side]
                 canvases[index, 0, top:top + side, left:left + side] = torch.maximum(region, patch)
