@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import platform
+from cnnlab.devices import cpu_name as _cpu_name
 
 
 def cpu_name() -> str:
-    """Return the CPU's model name as /proc/cpuinfo gives it (the platform's processor string elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """Return the CPU's model name as cnnlab.devices reads it ("unknown" when nothing says)."""
+    return _cpu_name() or "unknown"

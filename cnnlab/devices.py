@@ -42,26 +42,32 @@ def device_of(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def cpu_has_bf16() -> bool:
-    """Return whether this CPU computes bfloat16 natively (Linux's avx512_bf16 or amx_bf16 flags)."""
+def _cpuinfo(key: str) -> str | None:
+    """Return the value of the first /proc/cpuinfo line named `key`, "" when none is, None off Linux."""
     try:
         with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "").split()
+            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith(key) and ":" in line), "")
     except OSError:
+        return None
+
+
+def cpu_has_bf16() -> bool:
+    """Return whether this CPU computes bfloat16 natively (Linux's avx512_bf16 or amx_bf16 flags)."""
+    flags = _cpuinfo("flags")
+    if flags is None:
         return True  # not Linux: no way to tell, so no warning
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
+
+
+def cpu_name() -> str:
+    """Return the CPU's model name as /proc/cpuinfo gives it, else the platform's processor string ("" when unknown)."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor()
 
 
 def device_description(device: torch.device) -> str:
     """Return the device in words: the GPU's name, or the CPU's model name and core count."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        import platform
-
-        name = platform.processor()
-    return f"cpu ({name or 'unknown model'}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_name() or 'unknown model'}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
