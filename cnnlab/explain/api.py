@@ -8,6 +8,7 @@ methods and imports them, so they register before any call.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,21 +47,27 @@ def resolve(method: str) -> Method:
         return METHODS[method]
     tunnel, _, inner = method.partition(":")
     if inner and tunnel in TUNNELS and inner in METHODS:
-        base = METHODS[inner]
-        if base.name not in smoothable():
+        if inner not in smoothable():
             raise CnnlabError(f"{method}: a noise tunnel wraps a gradient method that draws no noise of its own: "
                               f"choose {', '.join(smoothable())}")
-        hints = {**get_type_hints(NoiseOptions), **(get_type_hints(base.options) if base.options else {})}
-        merged = [f for kind in (NoiseOptions, base.options) if kind for f in fields(kind)]
-        options = make_dataclass(f"{tunnel}_{inner}_options", [(f.name, hints[f.name], field(default=None, metadata=f.metadata))
-                                                               for f in merged], bases=(Options,), frozen=True)
-        kind = TUNNELS[tunnel]
-        return Method(method, smooth(base.run, kind), "gradient", False, kind != "mean" or base.absolute, options, True)
+        return _tunnel(tunnel, inner)
     import difflib
 
     close = difflib.get_close_matches(method, METHODS, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else f"choose from {', '.join(METHODS)}"
     raise CnnlabError(f"unknown explanation method {method!r}: {hint}")
+
+
+@functools.cache
+def _tunnel(tunnel: str, inner: str) -> Method:
+    """Return the method `tunnel:inner`, its options the tunnel's and the method's in one dataclass (built once)."""
+    base = METHODS[inner]
+    hints = {**get_type_hints(NoiseOptions), **(get_type_hints(base.options) if base.options else {})}
+    merged = [f for kind in (NoiseOptions, base.options) if kind for f in fields(kind)]
+    options = make_dataclass(f"{tunnel}_{inner}_options", [(f.name, hints[f.name], field(default=None, metadata=f.metadata))
+                                                           for f in merged], bases=(Options,), frozen=True)
+    kind = TUNNELS[tunnel]
+    return Method(f"{tunnel}:{inner}", smooth(base.run, kind), "gradient", False, kind != "mean" or base.absolute, options, True)
 
 
 def list_methods(family: str | None = None) -> list[str]:
