@@ -96,10 +96,10 @@ def check_teacher_split(teacher: str, recipe: Recipe) -> None:
 
     if recipe.data.labelled_fraction is None:
         raise CnnlabError("paradigm.noisy_student needs an unlabelled part: set data.labelled_fraction (e.g. 0.01)")
-    theirs = run_recipe(Path(teacher)).data
-    ours = recipe.data
+    taught = run_recipe(Path(teacher))
+    theirs, ours = taught.data, recipe.data
     same = (theirs.labelled_fraction, theirs.val_fraction, theirs.train_images) == (
         ours.labelled_fraction, ours.val_fraction, ours.train_images)
-    if not same or run_recipe(Path(teacher)).seed != recipe.seed:
+    if not same or taught.seed != recipe.seed:
         raise CnnlabError(f"teacher {teacher} drew its labelled part with another seed or data fractions: its "
                           "unlabelled part must be the student's, so train both with the same seed and data.* keys")
