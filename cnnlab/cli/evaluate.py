@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cnnlab.cli.common import emit
 from cnnlab.cli.domains import Choice, Text
-from cnnlab.cli.numeric import ImageSides, Integer
+from cnnlab.cli.numeric import ImageSides, Integer, Number
 from cnnlab.cli.options import Spec, add, option
 
 
@@ -32,20 +32,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     add(evaluate, "format")
     evaluate.set_defaults(func=run_eval)
 
-    pred = commands.add_parser("predict", help="top-k classes of image files with a run's model")
+    pred = commands.add_parser("predict", help="top-k classes of image files with a run's model, or a detector's boxes drawn")
     option(pred, Spec("run", Text(), "run directory written by cnnlab train", extra={"metavar": "RUN"}))
     option(pred, Spec("images", Text(), "image files", nargs="+", extra={"metavar": "FILE"}))
     option(pred, Spec("--top-k", Integer(1, 100_000), "classes to show per image", 5))
+    option(pred, Spec("--min-score", Number(0.0, 1.0), "detection runs: the lowest score of a box drawn and listed", 0.3))
+    add(pred, "out", help="detection runs: folder for each image with its boxes drawn (NAME.png) and predictions.json "
+                          "(default: RUN/predictions)")
     add(pred, "checkpoint")
     add(pred, "device")
     add(pred, "format")
     pred.set_defaults(func=run_predict)
-
-
-def _headline(result: dict) -> str:
-    if "top1" in result:
-        return f"top-1 {result['top1']:.2%}  top-5 {result['top5']:.2%}"
-    return f"pixel accuracy {result['pixel_acc']:.2%}  mIoU {result['miou']:.3f}"
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -53,7 +50,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.outputs import Output
     from cnnlab.train.distributed import init_distributed
-    from cnnlab.train.evaluation import evaluate_run, plot_confusion
+    from cnnlab.train.evaluation import evaluate_run, result_picture
+    from cnnlab.train.tasks import describe
 
     _, device = init_distributed(args.device)
     if args.tta_table and args.snapshots:
@@ -65,19 +63,27 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise CnnlabError("--out is for ensembles: one run's eval.json is written into its own run directory")
     result = evaluate_run(args.runs[0], args.data, args.data_dir, args.checkpoint, device)
-    run = Output(args.runs[0], own=frozenset({"eval.json", "confusion.png"}), own_run=args.runs[0])  # beside its summary
+    picture, draw = result_picture(result)
+    run = Output(args.runs[0], own=frozenset({"eval.json", picture}), own_run=args.runs[0])  # beside its summary
     run.json("eval.json", result)
-    run.write("confusion.png", lambda path: plot_confusion(result, path))
+    run.write(picture, draw)
     if emit(result, args.format):
         return 0
-    print(f"{result['data']} {args.split}: {_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images, "
+    print(f"{result['data']} {args.split}: {describe(result)}  loss {result['loss']:.4f}  ({result['images']} images, "
           f"{result['weights']['checkpoint']} weights{', EMA' if result['weights']['ema'] else ''}, tta {result['tta']})")
     _weakest(result)
-    print(f"wrote {run.folder / 'eval.json'} and {run.folder / 'confusion.png'}")
+    print(f"wrote {run.folder / 'eval.json'} and {run.folder / picture}")
     return 0
 
 
 def _weakest(result: dict) -> None:
+    if "per_class_ap" in result:
+        print("per-class AP: " + ", ".join(f"{name} {ap:.3f}" for name, ap in result["per_class_ap"].items() if ap >= 0))
+        stats = result["stats"]
+        print("AP small/medium/large: " + " / ".join(f"{stats[k]:.3f}" if stats[k] >= 0 else "-"
+                                                     for k in ("AP_small", "AP_medium", "AP_large"))
+              + f"  AR100 {stats['AR100']:.3f}")
+        return
     per_class = result.get("per_class_accuracy") or {k: v for k, v in result["per_class_iou"].items() if v is not None}
     worst = sorted(per_class.items(), key=lambda item: item[1])[:3]
     print("weakest classes: " + ", ".join(f"{name} {acc:.1%}" for name, acc in worst))
@@ -88,6 +94,7 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.outputs import Output
     from cnnlab.train.evaluation import plot_confusion
+    from cnnlab.train.tasks import describe
     from cnnlab.workflows.ensemble import evaluate_ensemble
 
     if args.snapshots and args.checkpoint is not None:
@@ -104,7 +111,7 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
     for member in result["members"]:
         print(f"  {member['run']} ({member['checkpoint']}): top-1 {member['top1']:.2%}  top-5 {member['top5']:.2%}  loss {member['loss']:.4f}")
     print(f"{result['data']} {args.split}, ensemble of {len(result['members'])} models ({result['combine']}): "
-          f"{_headline(result)}  loss {result['loss']:.4f}  ({result['images']} images; best member "
+          f"{describe(result)}  loss {result['loss']:.4f}  ({result['images']} images; best member "
           f"{result['best_member_top1']:.2%})")
     _weakest(result)
     if args.out is not None:
@@ -113,16 +120,56 @@ def _ensemble(args: argparse.Namespace, device: object) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Print the top-k classes of each image."""
+    """Print the top-k classes of each image, or draw a detector's boxes on each and write them with a JSON."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.runs.info import TaskName
     from cnnlab.runs.load import load_run
     from cnnlab.train.distributed import local_device
     from cnnlab.train.evaluation import predict
 
-    results = predict(load_run(Path(args.run), args.checkpoint, local_device(args.device)), args.images, args.top_k)
+    run = load_run(Path(args.run), args.checkpoint, local_device(args.device))
+    if run.info.task is TaskName.DETECTION:
+        return _predict_boxes(args, run)
+    if args.out is not None:
+        raise CnnlabError("--out is for detection runs, whose boxes are drawn: a classifier's predictions are printed")
+    results = predict(run, args.images, args.top_k)
     rows = [{"image": item["image"], "rank": rank + 1, **top} for item in results for rank, top in enumerate(item["top"])]
     if not emit(results if args.format == "json" else rows, args.format):
         for item in results:
             print(item["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in item["top"]))
+    return 0
+
+
+def _predict_boxes(args: argparse.Namespace, run: object) -> int:
+    """Write each image with the run's detections drawn, and predictions.json, into --out; print the boxes."""
+    import torch
+    from torchvision.io import write_png
+
+    from cnnlab.data.boxes import draw_detections
+    from cnnlab.runs.outputs import Output
+    from cnnlab.train.evaluation import predict_boxes
+
+    results = predict_boxes(run, args.images, args.min_score)
+    out = Output(args.out if args.out is not None else str(Path(args.run) / "predictions"))
+    stems: dict[str, int] = {}
+    for item in results:
+        stem = Path(item["image"]).stem
+        stems[stem] = stems.get(stem, 0) + 1
+        name = f"{stem}.png" if stems[stem] == 1 else f"{stem}-{stems[stem]}.png"  # two files of one name both stay
+        found = item.pop("detections")
+        drawn = draw_detections(item.pop("pixels"), torch.tensor([d["box"] for d in found]).reshape(-1, 4),
+                                [f"{d['class']} {d['score']:.2f}" for d in found],
+                                torch.tensor([d["class_index"] for d in found], dtype=torch.long))
+        out.write(name, lambda path, drawn=drawn: write_png(drawn, str(path)))
+        item.update(picture=name, detections=found)
+    out.json("predictions.json", {"run": str(args.run), "min_score": args.min_score, "images": results})
+    if emit(results, args.format):
+        return 0
+    for item in results:
+        boxes = ", ".join(f"{d['class']} {d['score']:.2f} at ({', '.join(f'{v:.0f}' for v in d['box'])})"
+                          for d in item["detections"])
+        print(f"{item['image']}: {boxes or 'no box'}")
+    print(f"wrote {out.folder / 'predictions.json'} and {len(results)} pictures")
     return 0
 
 

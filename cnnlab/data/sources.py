@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.data import cifar, segmentation
+from cnnlab.data import cifar, detection, segmentation
 from cnnlab.data.collection import Images
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import prepare_images, read_idx, read_image_tree
@@ -72,7 +72,9 @@ class ImageSet:
     """Images held as uint8 (N, C, H, W) with their targets and the class names the targets index."""
 
     images: torch.Tensor  # uint8, (N, C, H, W)
-    labels: torch.Tensor  # int64 (N,) class per image, or uint8 (N, H, W) class per pixel (segmentation)
+    # int64 (N,) class per image, uint8 (N, H, W) class per pixel (segmentation), or float (N, M, 5)
+    # rows of (class, x1, y1, x2, y2) per image, class -1 padding (detection)
+    labels: torch.Tensor
     classes: tuple[str, ...]
     skipped: int = 0  # unreadable images left out while reading
     # Float (N, K) target probabilities that batches yield instead of the labels (pseudo-labels
@@ -83,9 +85,10 @@ class ImageSet:
         if self.soft is not None and tuple(self.soft.shape) != (len(self.labels), len(self.classes)):
             raise CnnlabError(f"soft targets of shape {tuple(self.soft.shape)} for {len(self.labels)} images of "
                               f"{len(self.classes)} classes: give one probability row per image")
-        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+        classes = self.labels[..., 0][self.labels[..., 0] >= 0] if self.labels.ndim == 3 else self.labels
+        if len(classes) and (classes.min() < 0 or classes.max() >= len(self.classes)):
             raise CnnlabError(
-                f"labels run from {int(self.labels.min())} to {int(self.labels.max())} but there are "
+                f"labels run from {int(classes.min())} to {int(classes.max())} but there are "
                 f"{len(self.classes)} classes: the label file does not belong to these images"
             )
 
@@ -402,19 +405,38 @@ def load_folder(path: str | Path, test_fraction: float = 0.2, seed: int = 0, *, 
 SEGMENTATION_SPECS = {"mnist-seg": (10_000, 2_000, 64), "digits-seg": (2_000, 400, 32)}
 
 
+def _digit_parts(mnist: bool, data_dir: str | Path | None) -> tuple[ImageSet, ImageSet]:
+    """Return the (train, test) digits generated sets are made of: MNIST's, or scikit-learn's 8x8 ones as 16x16."""
+    if mnist:
+        digits = load_mnist(data_dir)
+        return digits.train, digits.test
+    rest, held = split(load_digits(), 0.2, 0)
+    return tuple(ImageSet(prepare_images(p.images, 16, 0), p.labels, p.classes) for p in (rest, held))
+
+
 def load_segmentation(spec: str, data_dir: str | Path | None = None) -> DataSplits:
     """Return digit canvases with per-pixel targets: MNIST digits on 64x64, or 8x8 digits (as 16x16) on 32x32."""
     train_count, test_count, side = SEGMENTATION_SPECS[spec]
-    if spec == "mnist-seg":
-        digits = load_mnist(data_dir)
-        parts = (digits.train, digits.test)
-    else:
-        rest, held = split(load_digits(), 0.2, 0)
-        parts = tuple(ImageSet(prepare_images(p.images, 16, 0), p.labels, p.classes) for p in (rest, held))
+    parts = _digit_parts(spec == "mnist-seg", data_dir)
     made = [
         ImageSet(*segmentation.digit_canvases(part.images, part.labels, count, side, seed=seed), segmentation.CLASSES)
         for part, count, seed in zip(parts, (train_count, test_count), (0, 1), strict=True)
     ]
+    return DataSplits(*made)
+
+
+# Digit scenes for detection (cnnlab.data.detection): (train, test, side, digit sides, digits per canvas).
+# Made with seeds 0 (train) and 1 (test), never the run's; digits-det is the small, fast CI variant.
+DETECTION_SPECS = {"mnist-det": (10_000, 2_000, 128, (16, 48), (1, 6)), "digits-det": (2_000, 400, 64, (12, 24), (1, 4))}
+
+
+def load_detection(spec: str, data_dir: str | Path | None = None) -> DataSplits:
+    """Return digit scenes with box targets: MNIST digits on 128x128, or 8x8 digits (as 16x16) on 64x64."""
+    train_count, test_count, side, scale, per_canvas = DETECTION_SPECS[spec]
+    parts = _digit_parts(spec == "mnist-det", data_dir)
+    made = [ImageSet(*detection.digit_scenes(part.images, part.labels, count, side, per_canvas, scale, seed=seed),
+                     detection.CLASSES)
+            for part, count, seed in zip(parts, (train_count, test_count), (0, 1), strict=True)]
     return DataSplits(*made)
 
 
@@ -436,10 +458,12 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream
         return load_cifar(spec, data_dir)
     if spec in SEGMENTATION_SPECS:
         return load_segmentation(spec, data_dir)
+    if spec in DETECTION_SPECS:
+        return load_detection(spec, data_dir)
     if spec.startswith("folder:"):
         return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream, resize=resize)
     raise CnnlabError(
         f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, "
-        "or mnist-seg / digits-seg for segmentation; SPEC@CLASSES keeps some classes (mnist@0-4, cifar10@vehicles), "
+        "mnist-seg / digits-seg for segmentation, mnist-det / digits-det for detection; SPEC@CLASSES keeps some classes (mnist@0-4, cifar10@vehicles), "
         "SPEC@permuted shuffles pixel positions"
     )

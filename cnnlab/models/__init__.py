@@ -5,6 +5,7 @@ from cnnlab.models import (  # noqa: F401
     alexnet,
     allconv,
     baseline,
+    centernet,
     cifar_resnet,
     convnext,
     course,
@@ -21,6 +22,7 @@ from cnnlab.models import (  # noqa: F401
     unet,
     vgg,
     xception,
+    yolo,
 )
 from cnnlab.models.base import AuxOutput, Classifier, FeatureInfo, feature_info
 from cnnlab.models.registry import ModelInfo, create_model, list_models, model_info, register_model

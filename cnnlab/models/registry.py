@@ -30,7 +30,8 @@ class ModelInfo:
     small_input: bool = False  # True when the variant is designed for 32x32 images (CIFAR)
     min_train_size: int = 32  # smallest H = W that trains (Inception v3 with aux head: 299)
     min_eval_size: int = 32  # smallest H = W that evaluates
-    classifier: bool = True  # False for dense-prediction models (U-Net): no classifier contract
+    classifier: bool = True  # False for dense-prediction models (U-Net) and detectors: no classifier contract
+    detector: bool = False  # True when forward returns a DetectorOutput (cnnlab.models.detector)
     torchvision: str | None = None  # torchvision's name for the same network, if it has one
     default_classes: int = 1000  # classes of the paper's setting
 
@@ -48,6 +49,7 @@ def register_model(
     min_train_size: int = 32,
     min_eval_size: int = 32,
     classifier: bool = True,
+    detector: bool = False,
     torchvision: str | None = None,
     default_classes: int = 1000,
     name: str | None = None,
@@ -69,6 +71,7 @@ def register_model(
             min_train_size=min_train_size,
             min_eval_size=min_eval_size,
             classifier=classifier,
+            detector=detector,
             torchvision=torchvision,
             default_classes=default_classes,
         )

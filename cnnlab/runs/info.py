@@ -24,6 +24,7 @@ class TaskName(StrEnum):
 
     CLASSIFICATION = "classification"  # one class per image
     SEGMENTATION = "segmentation"  # one class per pixel
+    DETECTION = "detection"  # boxes, each with a class
 
 
 @dataclass(frozen=True)

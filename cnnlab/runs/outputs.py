@@ -22,7 +22,7 @@ from cnnlab.errors import CnnlabError
 # What `cnnlab train` (and its paradigms, eval and report) write into a run directory: never replaced by another
 # command; eval and report write their own (OWN_FILES) into the run they score.
 RUN_FILES = frozenset({"summary.json", "metrics.csv", "data.json", "recipe.yaml", "teachers.json", "checkpoints",
-                       "diagnostics.jsonl", "eval.json", "confusion.png", "report.html"})
+                       "diagnostics.jsonl", "eval.json", "confusion.png", "pr_curves.png", "report.html"})
 # Suffixes that say a path names a file; `--out` names a folder.
 FILE_SUFFIXES = frozenset({".json", ".png", ".jpg", ".jpeg", ".html", ".htm", ".csv", ".yaml", ".yml", ".txt",
                            ".safetensors", ".pt", ".pth", ".md", ".svg", ".pdf"})

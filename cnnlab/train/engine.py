@@ -241,7 +241,7 @@ class Trainer:
             empty = bool(self.dist.all_reduce(flag, op=torch.distributed.ReduceOp.MAX).item())
         return empty
 
-    def _steps(self) -> tuple[torch.Tensor, torch.Tensor, int, int, torch.Tensor]:
+    def _steps(self) -> tuple[torch.Tensor, torch.Tensor, int, int | torch.Tensor, torch.Tensor]:
         """Run the epoch's steps; return (loss sum, hits, images, predictions, first bad step) with no host sync."""
         recipe, model, task = self.recipe, self.model, self.task
         stream = ((recipe.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.state.epoch) % (1 << 63)  # any seed fits
@@ -252,7 +252,7 @@ class Trainer:
         losses = torch.zeros(len(shares), device=self.device)
         hits = torch.zeros(len(shares), device=self.device, dtype=torch.long)
         sizes: list[int] = []
-        units = 0
+        units: int | torch.Tensor = 0  # a detector's objects are counted on the device: one sync an epoch
         first_step = self.state.step
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         model.train()

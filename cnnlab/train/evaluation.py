@@ -7,7 +7,7 @@ summary.json and `cnnlab eval` into eval.json, so the two agree to the last digi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from cnnlab.data.collection import Images
+from cnnlab.data.boxes import letterbox
+from cnnlab.data.images import read_image
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.tta import TTA, Views, centre_crop
 from cnnlab.devices import device_of
@@ -23,6 +25,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run
 from cnnlab.train.tasks import Tally, Task, task_for
+from cnnlab.train.tasks.detection import detections
 
 
 def scored_batches(data: Images, batch_size: int,
@@ -36,7 +39,9 @@ def scored_batches(data: Images, batch_size: int,
 def view_logits(model: nn.Module, x: torch.Tensor, tta: TTA | str | Views = TTA.NONE) -> torch.Tensor:
     """Return float logits of a normalised batch averaged over its test-time views."""
     views = tta if isinstance(tta, Views) else Views(TTA(tta))
-    return torch.stack([model(view).float() for view in views(x)]).mean(0)
+    outputs = [model(view).float() for view in views(x)]
+    # One view is the output itself: a detector's output is no tensor to average (its task refuses TTA).
+    return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(0)
 
 
 @torch.no_grad()
@@ -61,13 +66,16 @@ def check_views(model: nn.Module, input_size: tuple[int, ...], views: Views) -> 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: Images, norm: Normalisation, task: Task,
-    tta: TTA | str | Views = TTA.NONE, batch_size: int = 512,
+    tta: TTA | str | Views = TTA.NONE, batch_size: int = 512, *, full: bool = False,
 ) -> Tally:
-    """Return the task's tally of `model` on `data` (logits averaged over the `tta` views); mode restored."""
+    """Return the task's tally of `model` on `data` (logits averaged over the `tta` views); mode restored.
+
+    `full` asks for every figure of eval.json (a detector's 12 COCO figures), not only validation's.
+    """
     was_training = model.training
     model.eval()
     device = device_of(model)
-    tally = task.tally(device)
+    tally = task.tally(device, full)
     for images, y in scored_batches(data, batch_size, device):
         tally.add(view_logits(model, norm(images), tta), y)
     model.train(was_training)
@@ -78,7 +86,7 @@ def score_run(run: Run, test: Images) -> dict[str, Any]:
     """Return the run's test figures (eval.json): its chosen weights, its TTA, the task's metrics."""
     task = task_for(run.info.task, len(run.classes), run.recipe.loss)
     evaluation = run.recipe.evaluation
-    tally = evaluate(run.model, test, run.normalisation, task, evaluation.views(), evaluation.batch_size)
+    tally = evaluate(run.model, test, run.normalisation, task, evaluation.views(), evaluation.batch_size, full=True)
     return {
         "run": str(run.path), "data": run.info.spec, "task": run.info.task.value, "images": tally.images,
         "weights": run.weights_used(), "tta": evaluation.tta.value, **tally.report(run.classes),
@@ -118,9 +126,77 @@ def plot_confusion(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def plot_pr_curves(result: dict[str, Any], path: Path) -> None:
+    """Write each class's precision-recall curve at IoU 0.5 (COCO's 101 recall points) of a detection evaluation as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = result["pr_curves"]
+    figure, axes = plt.subplots(figsize=(6.5, 5))
+    colours = plt.get_cmap("tab20")
+    for index, (name, precision) in enumerate(curves["precision"].items()):
+        values = np.array(precision, dtype=np.float64)
+        if (values < 0).all():
+            continue  # a class with no box in the split has no curve
+        ap50 = result["per_class_ap50"][name]
+        axes.plot(curves["recall"], np.where(values < 0, np.nan, values), color=colours(index % 20),
+                  label=f"{name}  AP50 {ap50:.3f}")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision (interpolated)")
+    axes.set_title(f"IoU {curves['iou']}: AP50 {result['ap50']:.3f}, AP {result['ap']:.3f} (0.5:0.95)")
+    axes.legend(fontsize=7, loc="lower left", ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def result_picture(result: dict[str, Any]) -> tuple[str, Callable[[Path], None]]:
+    """Return the file name and writer of an evaluation's picture: PR curves for detection, else the confusion matrix."""
+    if result.get("task") == TaskName.DETECTION.value:
+        return "pr_curves.png", lambda path: plot_pr_curves(result, path)
+    return "confusion.png", lambda path: plot_confusion(result, path)
+
+
+@torch.no_grad()
+def predict_boxes(run: Run, image_paths: list[str], min_score: float = 0.3) -> list[dict[str, Any]]:
+    """Return each image file's detections scoring at least `min_score`, in the file's own pixels, with the image read.
+
+    An image is letterboxed to the run's square input (scaled to fit, centred on zeros), and the
+    detections are mapped back through the same placement.
+    """
+    if run.info.task is not TaskName.DETECTION:
+        raise CnnlabError(f"{run.path} is a {run.info.task.value} run: boxes come from detection runs")
+    device = device_of(run.model)
+    channels, size = run.info.input_size[0], run.info.input_size[1]
+    results = []
+    for name in image_paths:
+        if Path(name).is_dir():
+            raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
+        image = read_image(Path(name), channels)
+        if image is None:
+            raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+        canvas, placement = letterbox(image, size)
+        found = detections(run.model(run.normalisation(canvas[None].to(device))))[0]
+        keep = found.scores >= min_score
+        boxes = placement.inverse(found.boxes[keep].cpu(), image.shape[1], image.shape[2])
+        results.append({
+            "image": name, "height": image.shape[1], "width": image.shape[2], "pixels": image,
+            "detections": [{"class": run.classes[int(c)], "class_index": int(c), "score": round(float(s), 6),
+                            "box": [round(float(v), 2) for v in box]}
+                           for box, s, c in zip(boxes, found.scores[keep], found.classes[keep], strict=True)],
+        })
+    return results
+
+
 @torch.no_grad()
 def predict(run: Run, image_paths: list[str], top_k: int = 5) -> list[dict[str, Any]]:
     """Return the top-k classes with probabilities for each image file, prepared as the run's images were."""
+    if run.info.task is TaskName.DETECTION:
+        raise CnnlabError(f"{run.path} is a detection run: its predictions are boxes (predict_boxes)")
     if run.info.task is not TaskName.CLASSIFICATION:
         raise CnnlabError(f"{run.path} is a {run.info.task.value} run: predict classifies images; score it with cnnlab eval")
     device = device_of(run.model)

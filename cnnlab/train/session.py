@@ -39,7 +39,7 @@ from cnnlab.train.parts import Parts
 from cnnlab.train.state import Callback
 from cnnlab.train.tasks import Task, task_for, task_of_targets
 
-DEFAULT_MODEL = {TaskName.CLASSIFICATION: "small_cnn", TaskName.SEGMENTATION: "unet_small"}
+DEFAULT_MODEL = {TaskName.CLASSIFICATION: "small_cnn", TaskName.SEGMENTATION: "unet_small", TaskName.DETECTION: "yolo_v1"}
 # The digits demo, 3 epochs: 9,416 img/s in bf16 against 5,920 in fp32 on a 2-core AMD EPYC (Zen 4,
 # avx512_bf16); the hardening issue measured 26 against about 3,000 on a CPU without bf16 instructions.
 BF16_ON_CPU = ("precision=bf16 on a CPU without bf16 instructions (avx512_bf16, amx_bf16) is emulated: the digits "

@@ -49,7 +49,7 @@ def finish_run(run: Path, parts: Parts, trainer: Trainer, model: str, device: to
     scores = score_run(scored, parts.test)
     skipped = parts.splits.skipped + sum(p.skipped for p in (parts.train, parts.val, parts.test)
                                          if isinstance(p, StreamedImages))
-    headline = {k: scores[k] for k in ("top1", "top5", "pixel_acc", "miou") if k in scores}
+    headline = {k: scores[k] for k in trainer.task.headline}
     result = {
         "run": str(run),
         "model": model,
@@ -71,10 +71,6 @@ def finish_run(run: Path, parts: Parts, trainer: Trainer, model: str, device: to
     write_json(run / SUMMARY, result)
     if skipped:
         console.print(f"skipped {skipped} unreadable images")
-    if "top1" in headline:
-        figures = f"accuracy {headline['top1']:.2%} (top-5 {headline['top5']:.2%})"
-    else:
-        figures = f"pixel accuracy {headline['pixel_acc']:.2%}, mIoU {headline['miou']:.3f}"
-    console.print(f"test {figures} on {scores['images']} held-out images after {state.epoch} epochs "
+    console.print(f"test {trainer.task.describe(scores)} on {scores['images']} held-out images after {state.epoch} epochs "
                   f"({seconds:.1f} s, {scores['weights']['checkpoint']} weights); run directory: {run}")
     return result

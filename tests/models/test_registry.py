@@ -88,13 +88,16 @@ COURSE = {"lenet5", "lenet5_1998", "alexnet", "alexnet_2012", "zfnet", "vgg16", 
           "xception", "convnext_tiny", "highway_net", "unet", "course_cifar100",
           # the experiments': degradation, distillation, noisy student, snapshots, ablation, shuffled pixels
           "plain20", "plain56", "lenet5_tiny", "lenet5_dropout", "lenet5_bn", "course_cifar100_nobn",
-          "course_cifar100_dropout", "mlp", "small_cnn", "unet_small", "pointwise"}
+          "course_cifar100_dropout", "mlp", "small_cnn", "unet_small", "pointwise",
+          "yolo_v1", "centernet"}
 
 
 def test_the_zoo_has_every_model_of_the_course() -> None:
     assert COURSE <= set(ALL), sorted(COURSE - set(ALL))
-    # Only the dense-prediction nets are not classifiers, and they are the ones segmentation trains.
-    assert {n for n in ALL if not model_info(n).classifier} == {n for n in ALL if n.startswith("unet") or n == "pointwise"}
+    # Only the dense-prediction nets and the detectors are not classifiers: the ones segmentation and detection train.
+    dense = {n for n in ALL if n.startswith("unet") or n == "pointwise"}
+    detectors = {n for n in ALL if model_info(n).detector}
+    assert {n for n in ALL if not model_info(n).classifier} == dense | detectors and "yolo_v1" in detectors
     # Every zoo name torchvision also has is marked, so none escapes the equivalence tests below.
     assert set(WITH_TORCHVISION) == set(ALL) & set(torchvision.models.list_models())
 

@@ -51,27 +51,6 @@ def test_segmentation_trains_end_to_end_and_eval_agrees(tmp_path) -> None:
         predict(load_run(out), [str(tmp_path / "x.png")])
 
 
-def test_ctrl_c_and_resume_work_for_segmentation(tmp_path, monkeypatch) -> None:
-    from cnnlab.train.engine import Trainer
-
-    whole = train_run("unet_small", "digits-seg", out=str(tmp_path / "whole"),
-                      overrides=("epochs=2", "deterministic=true"), console=QUIET)
-    original = Trainer.train_epoch
-
-    def interrupted(self):
-        if self.state.epoch == 1:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_run("unet_small", "digits-seg", out=str(tmp_path / "part"), overrides=("epochs=2", "deterministic=true"),
-                  console=QUIET)
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = train_run(resume=str(tmp_path / "part"), console=QUIET)
-    assert resumed["test_miou"] == whole["test_miou"] and resumed["test_loss"] == whole["test_loss"]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "train-images-idx3-ubyte.gz").exists(), reason="../shared/data not present")
 def test_unet_beats_a_1x1_convolution_on_mnist_canvases() -> None:

@@ -59,6 +59,12 @@ class Task(ABC):
     metrics: ClassVar[tuple[str, ...]]  # validation and test metrics besides the loss
     monitor: ClassVar[str]  # the validation figure whose improvement makes a checkpoint "best"
     higher_is_better: ClassVar[bool]
+    headline: ClassVar[tuple[str, ...]]  # the test figures of eval.json that summary.json and the console lead with
+
+    @staticmethod
+    @abstractmethod
+    def describe(scores: dict[str, Any]) -> str:
+        """Return the headline figures of eval.json's `scores` in words, e.g. "accuracy 98.10% (top-5 99.90%)"."""
 
     def __init__(self, num_classes: int, loss: LossConfig | None = None) -> None:
         self.num_classes = num_classes
@@ -83,8 +89,8 @@ class Task(ABC):
         """Return (correct predictions as a device scalar, how many predictions) of a training batch."""
 
     @abstractmethod
-    def tally(self, device: torch.device) -> Tally:
-        """Return an empty Tally for scoring batches on `device`."""
+    def tally(self, device: torch.device, full: bool = False) -> Tally:
+        """Return an empty Tally for scoring batches on `device`; `full`: every figure eval.json reports, not only validation's."""
 
     def is_better(self, scores: dict[str, float], best: dict[str, float]) -> bool:
         """Return whether validation `scores` beat the best so far (none yet: they do); a tie goes to the lower loss."""

@@ -83,6 +83,12 @@ class Classification(Task):
     # smoothing: on lenet-mnist it chose epochs whose test accuracy was up to 0.2 points lower.
     monitor = "acc"
     higher_is_better = True
+    headline = ("top1", "top5")
+
+    @staticmethod
+    def describe(scores: dict[str, Any]) -> str:
+        """Return "accuracy X (top-5 Y)"."""
+        return f"accuracy {scores['top1']:.2%} (top-5 {scores['top5']:.2%})"
 
     def loss(self, output: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (loss, main logits); soft targets (B, K) use the probability form of cross-entropy."""
@@ -98,6 +104,6 @@ class Classification(Task):
         labels = target.argmax(dim=1) if target.is_floating_point() else target
         return (logits.argmax(dim=1) == labels).sum(), len(target)
 
-    def tally(self, device: torch.device) -> ClassificationTally:
+    def tally(self, device: torch.device, full: bool = False) -> ClassificationTally:
         """Return an empty tally of loss, top-1, top-5 and confusion."""
         return ClassificationTally(self.num_classes, device)

@@ -149,8 +149,13 @@ def _curve(parts: list[_Matched]) -> tuple[np.ndarray, np.ndarray]:
     return precision, recall
 
 
-def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: Sequence[int] | None = None) -> Evaluation:
-    """Return COCO's 12 box figures, and the precision and recall tables, of `detections` against `truths` (one per image)."""
+def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: Sequence[int] | None = None,
+             *, full: bool = True) -> Evaluation:
+    """Return COCO's 12 box figures, and the precision and recall tables, of `detections` against `truths` (one per image).
+
+    With `full=False` only the "all" area band at 100 detections is matched (AP, AP50, AP75 and
+    AR100; the rest stay -1), a twelfth of the work, as validation during training needs.
+    """
     if len(truths) != len(detections):
         raise ValueError(f"{len(truths)} images of ground truth but {len(detections)} of detections")
     if classes is None:
@@ -171,6 +176,8 @@ def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: S
             cases.append((iou, scores, areas, truth.crowd[g].astype(bool), truth.areas[g]))
         for a, band in enumerate(bands):
             for m, max_det in enumerate(MAX_DETS):
+                if not full and (a, m) != (0, len(MAX_DETS) - 1):
+                    continue
                 parts = [_match(iou, scores, areas, crowd, crowd | (t_areas < band[0]) | (t_areas > band[1]), band, max_det)
                          for iou, scores, areas, crowd, t_areas in cases]
                 precision[:, :, k, a, m], recall[:, k, a, m] = _curve(parts)

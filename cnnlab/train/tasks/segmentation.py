@@ -58,6 +58,12 @@ class Segmentation(Task):
     metrics = ("pixel_acc", "miou")
     monitor = "miou"  # the figure segmentation papers report; pixel accuracy is mostly background
     higher_is_better = True
+    headline = ("pixel_acc", "miou")
+
+    @staticmethod
+    def describe(scores: dict[str, Any]) -> str:
+        """Return "pixel accuracy X, mIoU Y"."""
+        return f"pixel accuracy {scores['pixel_acc']:.2%}, mIoU {scores['miou']:.3f}"
 
     def check(self, recipe: Recipe) -> None:
         """Refuse what would move images without their targets: augmentation, TTA, resizing."""
@@ -75,6 +81,6 @@ class Segmentation(Task):
         """Return (correctly classified pixels, pixels)."""
         return (logits.argmax(dim=1) == target).sum(), target.numel()
 
-    def tally(self, device: torch.device) -> SegmentationTally:
+    def tally(self, device: torch.device, full: bool = False) -> SegmentationTally:
         """Return an empty tally of loss and confusion."""
         return SegmentationTally(self.num_classes, device)

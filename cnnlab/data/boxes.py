@@ -1,0 +1,71 @@
+"""Boxes with their images: letterboxing to a model's square input and back, and drawing detections.
+
+Letterboxing scales an image by one factor so that its longer side fits the square, keeps the
+aspect ratio, and centres it on zero padding; a box moves by the same scale and offset, and a
+detection on the square maps back to the original image by the inverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import draw_bounding_boxes
+
+#: Ten colours that stay apart on grey digits and photographs alike (the tab10 palette's hues).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was placed on the square: scaled by `scale`, then shifted right by `left` and down by `top`."""
+
+    scale: float
+    left: int
+    top: int
+
+    def forward(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Return boxes (..., 4) x1y1x2y2 of the original image in the square's pixels."""
+        shift = boxes.new_tensor([self.left, self.top, self.left, self.top])
+        return boxes * self.scale + shift
+
+    def inverse(self, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Return boxes (..., 4) on the square in the original image's pixels, clipped to its `height` x `width`."""
+        shift = boxes.new_tensor([self.left, self.top, self.left, self.top])
+        out = (boxes - shift) / self.scale
+        limit = boxes.new_tensor([width, height, width, height])
+        return torch.minimum(out.clamp_min(0), limit)
+
+
+def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
+    """Return a uint8 image (C, H, W) scaled to fit a size x size square, centred on zeros, and its placement."""
+    channels, height, width = image.shape
+    scale = size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    if (new_h, new_w) != (height, width):
+        resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear", antialias=True,
+                                align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+    else:
+        resized = image
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas = torch.zeros(channels, size, size, dtype=torch.uint8)
+    canvas[:, top : top + new_h, left : left + new_w] = resized
+    return canvas, Letterbox(scale, left, top)
+
+
+#: Pictures smaller than this (the shorter side) are enlarged by a whole factor before drawing, so labels stay legible.
+LEGIBLE_SIDE = 384
+
+
+def draw_detections(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], classes: torch.Tensor,
+                    width: int = 2) -> torch.Tensor:
+    """Return the uint8 image (C, H, W) as RGB, enlarged when small, with each box drawn in its class's colour and labelled."""
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    factor = max(1, -(-LEGIBLE_SIDE // min(rgb.shape[1:])))
+    if factor > 1:  # nearest neighbour: every pixel stays visible as it was
+        rgb = rgb.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+    colours = [PALETTE[int(c) % len(PALETTE)] for c in classes]
+    if not len(boxes):
+        return rgb.clone()
+    return draw_bounding_boxes(rgb, boxes.float() * factor, labels, colors=colours, width=width)
