@@ -14,6 +14,7 @@ from cnnlab.cli import (
     arith,
     attack,
     augment,
+    data,
     evaluate,
     experiment,
     explain,
@@ -30,7 +31,7 @@ from cnnlab.cli.options import PURPOSES
 from cnnlab.cli.reconcile import notice, settle
 from cnnlab.errors import CnnlabError
 
-GROUPS = (arith, inspect, train, paradigms, experiment, augment, evaluate, explain, attack, visualize, style, report)
+GROUPS = (arith, inspect, train, paradigms, experiment, augment, data, evaluate, explain, attack, visualize, style, report)
 
 
 def build_parser() -> Parser:

@@ -143,9 +143,9 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict_boxes(args: argparse.Namespace, run: object) -> int:
     """Write each image with the run's detections drawn, and predictions.json, into --out; print the boxes."""
     import torch
-    from torchvision.io import write_png
 
     from cnnlab.data.boxes import draw_detections
+    from cnnlab.data.images import write_png
     from cnnlab.runs.outputs import Output
     from cnnlab.train.evaluation import predict_boxes
 
@@ -160,7 +160,7 @@ def _predict_boxes(args: argparse.Namespace, run: object) -> int:
         drawn = draw_detections(item.pop("pixels"), torch.tensor([d["box"] for d in found]).reshape(-1, 4),
                                 [f"{d['class']} {d['score']:.2f}" for d in found],
                                 torch.tensor([d["class_index"] for d in found], dtype=torch.long))
-        out.write(name, lambda path, drawn=drawn: write_png(drawn, str(path)))
+        out.write(name, lambda path, drawn=drawn: write_png(drawn, path))
         item.update(picture=name, detections=found)
     out.json("predictions.json", {"run": str(args.run), "min_score": args.min_score, "images": results})
     if emit(results, args.format):

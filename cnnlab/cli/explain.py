@@ -38,17 +38,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     explain = commands.add_parser("explain", help="attribution maps of images: overlays, raw maps and a JSON")
     _common(explain, "gradcam")
     add(explain, "out", help="folder to write into (default: RUN/explain)")
+    option(explain, Spec("--box", Integer(0, 99), "detection runs: explain each image's K-th most confident box "
+                         "(0: the surest), the score of its class", extra={"metavar": "K"}))
     option(explain, Spec("--list", None, "list the methods and exit"))
     explain.set_defaults(func=run_explain)
 
     sanity = commands.add_parser("sanity", help="cascading randomisation (and data randomisation) of a method's maps")
     _common(sanity, "saliency")
+    sanity.set_defaults(box=None)
     option(sanity, Spec("--random-labels", Text(), "run trained on permuted labels (data randomisation test)", extra={"metavar": "RUN"}))
     add(sanity, "out", help="folder to write into (default: RUN/sanity)")
     sanity.set_defaults(func=run_sanity)
 
     faith = commands.add_parser("faithfulness", help="deletion / insertion AUC, infidelity and max-sensitivity per method")
     _common(faith, "saliency,integrated_gradients,gradcam", old=("--methods",))
+    faith.set_defaults(box=None)
     add(faith, "steps", default=32, help="deletion / insertion steps (at most the image's pixels)")
     option(faith, Spec("--baseline", Choice(("blur", "zero", "rise")),
                        "what deleted pixels become (and insertion starts from); rise: zero for deletion, blur for insertion", "blur"))
@@ -67,6 +71,7 @@ class Subject:
     classes: tuple[str, ...]
     home: Path
     layer: str | None
+    detector: bool = False  # a detection run's model: explained one box at a time (--box)
 
 
 def parse_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -85,13 +90,26 @@ def load_subject(args: argparse.Namespace) -> Subject:
 
     _, device = init_distributed(args.device)
     path = Path(args.subject)
+    detector = False
     if path.is_dir():
         from cnnlab.runs.load import load_run
 
+        from cnnlab.runs.info import TaskName
+
         run = load_run(path, args.checkpoint, device)
+        detector = run.info.task is TaskName.DETECTION
+        if detector != (args.box is not None):
+            raise CnnlabError(f"{path} is a detection run: give --box K (0: each image's surest box)" if detector else
+                              f"--box explains a detector's boxes, and {path} is a {run.info.task.value} run: leave it out")
         model = PixelModel(run.model, run.normalisation.mean, run.normalisation.std).to(device)
         classes, home = run.classes, path
-        if args.images:
+        if args.images and detector:
+            from cnnlab.data.boxes import letterbox
+
+            images = torch.stack([letterbox(_read(name, run.info.input_size[0]), run.info.input_size[1])[0]
+                                  for name in args.images])
+            names = [Path(n).stem for n in args.images]
+        elif args.images:
             images = run.read_images(args.images)
             names = [Path(n).stem for n in args.images]
         else:
@@ -120,7 +138,20 @@ def load_subject(args: argparse.Namespace) -> Subject:
         classes = tuple(str(i) for i in range(model.model.num_classes)) if hasattr(model.model, "num_classes") else ()
         home = Path(".")
     layer = model.layer_name(args.layer) if args.layer else None
-    return Subject(model, images.to(device).float() / 255.0, names, classes, home, layer)
+    return Subject(model, images.to(device).float() / 255.0, names, classes, home, layer, path.is_dir() and detector)
+
+
+def _read(name: str, channels: int) -> Any:
+    """Return an image file as uint8 (C, H, W), or one line when it cannot be read."""
+    from cnnlab.data.images import read_image
+    from cnnlab.errors import CnnlabError
+
+    if Path(name).is_dir():
+        raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
+    image = read_image(Path(name), channels)
+    if image is None:
+        raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+    return image
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -137,6 +168,8 @@ def run_explain(args: argparse.Namespace) -> int:
     import torch
 
     methods, options, subject, out = prepare(args, "explain")
+    if subject.detector:
+        return _explain_boxes(args, methods, options, subject, out)
     picture = f"_{methods[0]}.png" if len(methods) == 1 else "_grid.png"
     out.check([f"{name}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", picture)])
     results = {}
@@ -175,6 +208,71 @@ def run_explain(args: argparse.Namespace) -> int:
             out.write(f"{name}_grid.png", lambda path, image=image, heats=heats, title=title: grid(image, heats, path, title))
     timings = ", ".join(f"{m} {a.seconds:.2f}s" for m, a in results.items())
     print(f"explained {len(subject.names)} images with {len(results)} methods ({timings}); wrote {out.folder}")
+    return 0
+
+
+def _explain_boxes(args: argparse.Namespace, methods: list[str], options: dict[str, Any], subject: Subject,
+                   out: Output) -> int:
+    """Write, per image, the maps of its --box K-th surest detection's class score, with the box drawn, and a JSON."""
+    import torch
+    from safetensors.torch import save_file
+    from torchvision.utils import draw_bounding_boxes
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.explain import PixelModel, attribute, list_methods
+    from cnnlab.explain.api import method_options
+    from cnnlab.explain.kit.pixels import BoxScore
+    from cnnlab.explain.pictures.render import grid, overlay
+    from cnnlab.train.tasks.detection import SCORE_THRESHOLD, detections
+
+    if args.target is not None:
+        raise CnnlabError("--target is a classifier's: a box is explained for its own class; leave --target out")
+    pixel, detector = subject.model, subject.model.model
+    mean, std = tuple(pixel.mean.flatten().tolist()), tuple(pixel.std.flatten().tolist())
+    picture = f"_box{args.box}_{methods[0]}.png" if len(methods) == 1 else f"_box{args.box}_grid.png"
+    out.check([f"{name}_box{args.box}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", picture)])
+    explained = 0
+    for index, name in enumerate(subject.names):
+        image = subject.images[index : index + 1]
+        with torch.no_grad():
+            found = detections(pixel.eval()(image))[0]
+        if len(found.scores) <= args.box:
+            print(f"{name}: {len(found.scores)} detections, no box {args.box}: left out")
+            continue
+        row = int(found.index[args.box])
+        classes = len(subject.classes)
+        candidate, target = row // classes, row % classes
+        wrapped = PixelModel(BoxScore(detector, candidate), mean, std).to(image.device)
+        layer = subject.layer.replace("model.", "model.detector.", 1) if subject.layer else None
+        results = {m: attribute(wrapped, image, m, target, layer if m in list_methods("cam") else None,
+                                max_batch=args.max_batch, **method_options(m, options, args.seed)) for m in methods}
+        box = [round(float(v), 2) for v in found.boxes[args.box]]
+        label = f"{subject.classes[target]} {float(found.scores[args.box]):.2f}"
+        drawn = draw_bounding_boxes((image[0].cpu() * 255).round().to(torch.uint8).expand(3, -1, -1),
+                                    torch.tensor([box]), colors="#d62728", width=1).float() / 255
+        maps = {m: a.maps[0].contiguous().cpu() for m, a in results.items()}
+        stem = f"{name}_box{args.box}"
+        out.write(f"{stem}.safetensors", lambda path, maps=maps: save_file(maps, str(path)))
+        out.json(f"{stem}.json", {"image": name, "box": args.box, "candidate": candidate, "class": subject.classes[target],
+                                  "target": target, "score": round(float(found.scores[args.box]), 6), "xyxy": box,
+                                  "methods": {m: {"seconds": round(a.seconds, 6), "options": _plain(a.options),
+                                                  "layer": a.layer} for m, a in results.items()}})
+        if len(results) == 1:
+            method, attribution = next(iter(results.items()))
+            heat = attribution.heatmap()[0]
+            out.write(f"{stem}_{method}.png", lambda path, heat=heat, drawn=drawn, title=f"{method}: box {args.box}, {label}":
+                      overlay(drawn, heat, path, title))
+        else:
+            heats = {m: a.heatmap()[0] for m, a in results.items()}
+            out.write(f"{stem}_grid.png", lambda path, heats=heats, drawn=drawn, title=f"box {args.box}: {label}":
+                      grid(drawn, heats, path, title))
+        explained += 1
+    if not explained:
+        print(f"no image has a box {args.box} scoring {SCORE_THRESHOLD} or more: nothing written (try --box 0, or "
+              "other --images)")
+        return 0
+    print(f"explained box {args.box} of {explained} of {len(subject.names)} images with {len(methods)} methods; "
+          f"wrote {out.folder}")
     return 0
 
 

@@ -119,7 +119,7 @@ def option(parser: argparse.ArgumentParser, spec: Spec) -> argparse.Action:
 # The commands by purpose, in the order `cnnlab --help` lists them.
 PURPOSES: dict[str, tuple[str, ...]] = {
     "design and inspect": ("arith", "models", "summary", "rf"),
-    "data": ("augment",),
+    "data": ("augment", "data"),
     "train": ("train", "distill", "noisy-student", "finetune", "experiment"),
     "evaluate": ("eval", "predict", "attack"),
     "look inside": ("explain", "sanity", "faithfulness", "visualize", "style"),

@@ -58,6 +58,21 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
 LEGIBLE_SIDE = 384
 
 
+def place_with_boxes(images: torch.Tensor, targets: torch.Tensor, size: int | None,
+                     pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return uint8 images (N, C, H, W) letterboxed to size x size and zero-padded by `pad`, their box rows (N, M, 5) moved alike."""
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        placed = [letterbox(image, size) for image in images]
+        images = torch.stack([canvas for canvas, _ in placed])
+        placement = placed[0][1]  # one size in: one placement for all
+        moved = placement.forward(targets[..., 1:])
+        targets = torch.where(targets[..., :1] >= 0, torch.cat([targets[..., :1], moved], -1), targets)
+    if pad:
+        images = F.pad(images, (pad, pad, pad, pad))
+        targets = torch.where(targets[..., :1] >= 0, targets + targets.new_tensor([0, pad, pad, pad, pad]), targets)
+    return images, targets
+
+
 def draw_detections(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], classes: torch.Tensor,
                     width: int = 2) -> torch.Tensor:
     """Return the uint8 image (C, H, W) as RGB, enlarged when small, with each box drawn in its class's colour and labelled."""

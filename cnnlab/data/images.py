@@ -58,6 +58,15 @@ def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Te
     return images
 
 
+def write_png(image: torch.Tensor, path: str | Path) -> None:
+    """Write a uint8 image (C, H, W), grey or RGB, as a PNG file (Pillow: torchvision's encoders are deprecated)."""
+    from PIL import Image
+
+    picture = image.detach().cpu()
+    array = picture[0].numpy() if picture.shape[0] == 1 else picture.permute(1, 2, 0).contiguous().numpy()
+    Image.fromarray(array).save(path, format="PNG")
+
+
 def decode(payload: bytes, mode: str = "RGB") -> np.ndarray | None:
     """Return an (H, W, 3) uint8 image ((H, W) for mode "L"), or None when the bytes are not a readable image."""
     from PIL import Image, UnidentifiedImageError

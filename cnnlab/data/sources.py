@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from cnnlab.data import cifar, detection, segmentation
+from cnnlab.data import cifar, coco, detection, segmentation
 from cnnlab.data.collection import Images
 from cnnlab.data.files import digest, download, find_file, search_dirs
 from cnnlab.data.images import prepare_images, read_idx, read_image_tree
@@ -197,7 +198,7 @@ PERMUTATION_SEED = 20140101  # one fixed pixel order for every run, so runs and 
 
 def split_spec(spec: str) -> tuple[str, tuple[str, ...]]:
     """Return (base spec, modifiers) of `BASE@MOD@MOD`: a class list, a class range, a group, or `permuted`."""
-    if spec.startswith("folder:") and Path(spec.removeprefix("folder:")).expanduser().exists():
+    if spec.startswith(("folder:", "coco:")) and Path(spec.split(":", 1)[1]).expanduser().exists():
         return spec, ()  # a real path may hold an @ of its own
     base, *modifiers = spec.split("@")
     return base, tuple(modifiers)
@@ -427,7 +428,7 @@ def load_segmentation(spec: str, data_dir: str | Path | None = None) -> DataSpli
 
 # Digit scenes for detection (cnnlab.data.detection): (train, test, side, digit sides, digits per canvas).
 # Made with seeds 0 (train) and 1 (test), never the run's; digits-det is the small, fast CI variant.
-DETECTION_SPECS = {"mnist-det": (10_000, 2_000, 128, (16, 48), (1, 6)), "digits-det": (2_000, 400, 64, (12, 24), (1, 4))}
+DETECTION_SPECS = {"mnist-det": (10_000, 2_000, 128, (16, 48), (1, 6)), "digits-det": (2_000, 400, 96, (16, 32), (1, 4))}
 
 
 def load_detection(spec: str, data_dir: str | Path | None = None) -> DataSplits:
@@ -438,6 +439,28 @@ def load_detection(spec: str, data_dir: str | Path | None = None) -> DataSplits:
                      detection.CLASSES)
             for part, count, seed in zip(parts, (train_count, test_count), (0, 1), strict=True)]
     return DataSplits(*made)
+
+
+def load_coco(path: str, test_fraction: float = 0.2, seed: int = 0, resize: int | None = None) -> DataSplits:
+    """Return a COCO folder's images and boxes: its train/ and test/ sub-folders, or a seeded held-out part of one."""
+    root = Path(path)
+    parts = [root / "train", root / "test"]
+    if all(p.is_dir() for p in parts):
+        train = coco.read_coco(parts[0], resize)
+        test = coco.read_coco(parts[1], resize, train.classes)
+        for name, part in zip(("train", "test"), (train, test), strict=True):
+            _note(part.summary(f"coco:{root / name}"))
+        return DataSplits(*(ImageSet(p.images, p.targets, p.classes, p.images_left_out) for p in (train, test)))
+    read = coco.read_coco(root, resize)
+    _note(read.summary(f"coco:{path}"))
+    rest, held = split(ImageSet(read.images, read.targets, read.classes, read.images_left_out), test_fraction, seed)
+    return DataSplits(rest, held)
+
+
+def _note(line: str) -> None:
+    """Print what reading data left out, once, on stderr: the run goes on without it."""
+    if line:
+        print(f"cnnlab: {line}", file=sys.stderr)
 
 
 def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream: bool = False,
@@ -460,10 +483,12 @@ def load(spec: str, data_dir: str | Path | None = None, *, seed: int = 0, stream
         return load_segmentation(spec, data_dir)
     if spec in DETECTION_SPECS:
         return load_detection(spec, data_dir)
+    if spec.startswith("coco:"):
+        return load_coco(spec.removeprefix("coco:"), seed=seed, resize=resize)
     if spec.startswith("folder:"):
         return load_folder(spec.removeprefix("folder:"), seed=seed, stream=stream, resize=resize)
     raise CnnlabError(
-        f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, "
+        f"unknown data spec {spec!r}: use digits, mnist, fashion-mnist, cifar10, cifar100, folder:PATH, coco:PATH, "
         "mnist-seg / digits-seg for segmentation, mnist-det / digits-det for detection; SPEC@CLASSES keeps some classes (mnist@0-4, cifar10@vehicles), "
         "SPEC@permuted shuffles pixel positions"
     )

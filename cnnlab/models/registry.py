@@ -106,13 +106,33 @@ def model_info(name: str) -> ModelInfo:
         ) from None
 
 
+def is_detector(name: str) -> bool:
+    """Return whether `name` (a zoo name or tv/<name>) is a detector, whose forward returns a DetectorOutput."""
+    if name.startswith("tv/"):
+        from cnnlab.models.tv_detection import TV_DETECTORS
+
+        return name.removeprefix("tv/") in TV_DETECTORS
+    return not name.startswith("timm/") and model_info(name).detector
+
+
 def create_model(
     name: str,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    input_size: int | None = None,
     **kwargs: object,
 ) -> nn.Module:
-    """Return a freshly initialised model: a zoo name, `tv/<name>` or `timm/<name>`."""
+    """Return a freshly initialised model: a zoo name, `tv/<name>` or `timm/<name>`.
+
+    `input_size` (the square side a run trains at) reaches detectors only: their heads read the
+    backbone's stages at that size, and torchvision's resize their input to it.
+    """
+    if input_size is not None and is_detector(name):
+        kwargs["input_size"] = input_size
+    if name.startswith("tv/") and is_detector(name):
+        from cnnlab.models.tv_detection import create_tv_detector
+
+        return create_tv_detector(name.removeprefix("tv/"), num_classes=num_classes or 91, **kwargs)
     if name.startswith(("tv/", "timm/")):
         from cnnlab.models.adapters import create_external
 

@@ -41,7 +41,7 @@ def show(key: str, value: Any) -> str:
         return "-"
     if key.endswith(("top1", "top5", "_acc", "pixel_acc")):
         return f"{100 * value:.2f} %"
-    if key.endswith("loss") or key.endswith("miou"):
+    if key.endswith(("loss", "miou", "_ap", "_ap50", "_ap75")):
         return f"{value:.4f}"
     if key.endswith("seconds"):
         return f"{value:.1f}"

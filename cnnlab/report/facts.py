@@ -18,8 +18,8 @@ from cnnlab.train.diagnostics import read_diagnostics
 from cnnlab.train.summary import read_summary
 
 #: summary.json figures a report headlines and a comparison tabulates, in this order.
-FIGURES = ("test_top1", "test_top5", "test_pixel_acc", "test_miou", "test_loss", "best_val_acc", "best_epoch", "epochs",
-           "training_seconds")
+FIGURES = ("test_top1", "test_top5", "test_pixel_acc", "test_miou", "test_ap", "test_ap50", "test_ap75", "test_loss",
+           "best_val_acc", "best_val_ap", "best_epoch", "epochs", "training_seconds")
 
 
 @dataclass(frozen=True)

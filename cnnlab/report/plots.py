@@ -49,6 +49,8 @@ def image_uri(image: torch.Tensor, scale: int = 1) -> str:
 PANELS = (
     ("loss", [("train_loss", "train"), ("val_loss", "validation")]),
     ("top-1 / top-5", [("train_acc", "train top-1"), ("val_acc", "validation top-1"), ("val_top5", "validation top-5")]),
+    ("box AP (validation)", [("val_ap", "AP 0.5:0.95"), ("val_ap50", "AP50"), ("val_ap75", "AP75")]),
+    ("class of each object's cell (training)", [("train_cls_acc", "train")]),
     ("learning rate (end of epoch)", [("lr", "lr")]),
     ("images/s (training)", [("images_per_second", "images/s")]),
 )
@@ -60,9 +62,12 @@ MANY_RUNS = 3  # more runs than this share one legend below the curves
 def curves(runs: Sequence[tuple[str, list[dict[str, float]]]]) -> str:
     """Return the training curves of one or more runs (name, metrics.csv rows), overlaid, as a data URI."""
     plt = pyplot()
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
+    # Only the panels some run has a column of: a detection run has no top-1, a classifier no AP.
+    panels = [(title, columns) for title, columns in PANELS
+              if any(column in row for _, rows in runs for row in rows for column, _ in columns)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     styles = ("-", "--", ":")
-    for axis, (title, columns) in zip(axes, PANELS, strict=True):
+    for axis, (title, columns) in zip(axes[0], panels, strict=True):
         for run_index, (name, rows) in enumerate(runs):
             epochs = [row["epoch"] for row in rows]
             for column_index, (column, label) in enumerate(columns):

@@ -1,4 +1,4 @@
-"""`cnnlab report RUN`: one self-contained HTML page of a trained classification run.
+"""`cnnlab report RUN`: one self-contained HTML page of a trained classification or detection run.
 
 The page's per-class figures and its mistakes come from the one scoring path (`score_run`, as
 `cnnlab eval`); its headline test figures are summary.json's, printed as written there.
@@ -25,10 +25,12 @@ from cnnlab.report.page import render_page
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run, require_trained
 from cnnlab.runs.rundir import write_text
-from cnnlab.train.evaluation import score_run
+from cnnlab.report.detection import detection_section, pr_curves
+from cnnlab.train.evaluation import score_run, score_tally
 
 DEFAULT_METHODS = ("gradcam", "integrated_gradients")
 SECTIONS = ("run", "layers", "curves", "per-class", "mistakes", "inside", "health")
+DETECTION_SECTIONS = ("run", "layers", "curves", "detection", "health")
 
 
 def _layer_table(run: Run) -> dict[str, Any]:
@@ -114,12 +116,20 @@ def report_context(path: str | Path, methods: Sequence[str] = DEFAULT_METHODS, d
                    device: str | torch.device = "cpu", mistakes: int = 8) -> dict[str, Any]:
     """Return everything the report template shows of the run at `path`."""
     facts = read_facts(path)
-    if facts.info.task is not TaskName.CLASSIFICATION:
-        raise CnnlabError(f"{facts.path} is a {facts.info.task.value} run: this version reports classification runs; "
+    if facts.info.task is TaskName.SEGMENTATION:
+        raise CnnlabError(f"{facts.path} is a segmentation run: this version reports classification and detection runs; "
                           "score it with cnnlab eval")
     require_trained(facts.path, finished=True)  # the page headlines summary.json's figures: only a finished run has them
     run = load_run(facts.path, device=device)
     test = run.test_split(data_dir)
+    if facts.info.task is TaskName.DETECTION:
+        scores, tally = score_tally(run, test)
+        return {
+            "facts": facts, "figures": facts.figures(), "recipe_yaml": run.recipe.to_yaml(), "scores": scores,
+            "layers": _layer_table(run), "curves": plots.curves([(facts.name, facts.metrics)]) if facts.metrics else None,
+            "detection": detection_section(scores, tally, test.resident(), run.classes), "pr_curves": pr_curves(scores),
+            "health": _health(facts), "sections": DETECTION_SECTIONS, "streamed": test.resident() is None,
+        }
     scores = score_run(run, test)
     images = test.resident()  # None for a streamed split: tables without pictures
     return {

@@ -181,7 +181,8 @@ def load_run(path: str | Path, weights: Weights | str | None = None, device: str
     recipe = run_recipe(run)
     checkpoint = choose_checkpoint(run, info, weights or recipe.evaluation.weights)
     require_trained(run, checkpoint)  # untrained weights would score, teach or transfer as if they were the run's
-    model = create_model(info.model, num_classes=len(info.classes), in_chans=info.input_size[0])
+    model = create_model(info.model, num_classes=len(info.classes), in_chans=info.input_size[0],
+                         input_size=info.input_size[1])
     state, _ = load_checkpoint(run / "checkpoints" / checkpoint, model)
     ema = state.get("ema") is not None
     if ema:

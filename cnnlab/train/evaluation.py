@@ -84,13 +84,18 @@ def evaluate(
 
 def score_run(run: Run, test: Images) -> dict[str, Any]:
     """Return the run's test figures (eval.json): its chosen weights, its TTA, the task's metrics."""
+    return score_tally(run, test)[0]
+
+
+def score_tally(run: Run, test: Images) -> tuple[dict[str, Any], Tally]:
+    """Return the run's test figures (eval.json) and the tally they come from (a detector's per-image boxes)."""
     task = task_for(run.info.task, len(run.classes), run.recipe.loss)
     evaluation = run.recipe.evaluation
     tally = evaluate(run.model, test, run.normalisation, task, evaluation.views(), evaluation.batch_size, full=True)
     return {
         "run": str(run.path), "data": run.info.spec, "task": run.info.task.value, "images": tally.images,
         "weights": run.weights_used(), "tta": evaluation.tta.value, **tally.report(run.classes),
-    }
+    }, tally
 
 
 def evaluate_run(path: str | Path, data: str | None = None, data_dir: str | None = None,

@@ -22,7 +22,7 @@ from cnnlab.data.placement import model_input_size
 from cnnlab.devices import cpu_has_bf16
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.summary import summary
-from cnnlab.models.registry import create_model, model_info
+from cnnlab.models.registry import create_model, is_detector, model_info
 from cnnlab.runs.info import RunInfo, TaskName
 from cnnlab.runs.recipe import Precision, Recipe
 from cnnlab.runs.rundir import new_run_dir, write_text
@@ -115,6 +115,10 @@ def build_network(plan: Plan, parts: Parts, target: torch.device, console: Conso
     """Return the run's network with the task the data's targets imply, seeded, fine-tuned when the recipe says so."""
     task = task_for(task_of_targets(parts.train.labels), len(parts.train.classes), plan.recipe.loss)
     model = plan.model or DEFAULT_MODEL[task.name]
+    if is_detector(model) != (task.name is TaskName.DETECTION):  # before the size: the wrong kind of model is the news
+        raise CnnlabError(f"{model} is a detector and {plan.spec} has no boxes: train it on detection data (mnist-det, "
+                          "coco:PATH)" if is_detector(model) else
+                          f"{plan.spec} holds boxes and {model} is no detector: train yolo_v1, centernet or a tv/ detector")
     input_size = model_input_size(parts.train)
     check_input(model, input_size)
     task.check(plan.recipe)
@@ -122,7 +126,7 @@ def build_network(plan: Plan, parts: Parts, target: torch.device, console: Conso
     if target.type == "cpu" and plan.recipe.runtime.precision is Precision.BF16 and not cpu_has_bf16():
         console.print(f"warning: {BF16_ON_CPU}")
     torch.manual_seed(plan.recipe.seed)
-    network = create_model(model, num_classes=len(parts.train.classes), in_chans=input_size[0])
+    network = create_model(model, num_classes=len(parts.train.classes), in_chans=input_size[0], input_size=input_size[1])
     norm = _finetune(plan, model, network, console)
     console.print(summary(network, input_size).to_table())
     return Network(model, network, task, norm)

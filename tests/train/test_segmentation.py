@@ -42,8 +42,10 @@ def test_segmentation_trains_end_to_end_and_eval_agrees(tmp_path) -> None:
     assert evaluation["images"] == 400 and len(evaluation["per_class_iou"]) == 11
     from cnnlab.errors import CnnlabError
 
-    with pytest.raises(CnnlabError, match="segmentation cannot augment yet"):
-        train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), overrides=("augment.flip=true",), console=QUIET)
+    with pytest.raises(CnnlabError, match="augment cutmix cannot move masks"):
+        train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), overrides=("augment=[{op: cutmix}]",),
+                  console=QUIET)
+    assert not (tmp_path / "aug").exists()  # refused before anything was written
     with pytest.raises(CnnlabError, match="predict classifies images"):
         from cnnlab.runs.load import load_run
         from cnnlab.train.evaluation import predict
@@ -59,3 +61,20 @@ def test_unet_beats_a_1x1_convolution_on_mnist_canvases() -> None:
 
     result = run("mnist-seg", str(SHARED))
     assert result["miou_gap"] >= 0.3, result
+
+
+def test_segmentation_trains_with_masks_moving_and_ignores_what_comes_in(tmp_path) -> None:
+    from cnnlab.train.tasks.segmentation import Segmentation
+
+    result = train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), console=QUIET,
+                       overrides=("epochs=1", "data.train_images=256", "augment=[{op: translate, padding: 8}, {op: flip}]"))
+    assert 0 <= result["test_miou"] <= 1
+    task = Segmentation(3)
+    logits = torch.zeros(1, 3, 1, 4)
+    logits[0, 1] = 5.0  # predicts class 1 everywhere
+    target = torch.tensor([[[1, 255, 255, 0]]], dtype=torch.uint8)
+    correct, counted = task.hits(logits, target)
+    assert (int(correct), int(counted)) == (1, 2)  # the two IGNORE pixels count in neither
+    loss, _ = task.loss(logits, target)
+    expected = torch.nn.functional.cross_entropy(logits[0, :, 0, [0, 3]].T, torch.tensor([1, 0]))
+    assert torch.isclose(loss, expected)

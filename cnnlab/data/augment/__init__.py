@@ -42,7 +42,7 @@ from cnnlab.data.augment.photometric import (
     Sharpness,
     Solarize,
 )
-from cnnlab.data.augment.pipeline import Augmentation, augment_batch, facts_of
+from cnnlab.data.augment.pipeline import Augmentation, augment_batch, facts_of, refuse_uncarried
 from cnnlab.data.augment.policies import AutoAugment, RandAugment, TrivialAugment
 from cnnlab.data.augment.warps import Elastic, Perspective, Rotate, Scale, Shear
 from cnnlab.data.augment.weather import Clouds, Fog, Rain, Snow
@@ -62,4 +62,4 @@ OPS: dict[str, type] = {op.tag: op for family in FAMILIES.values() for op in fam
 AugmentOp = functools.reduce(operator.or_, OPS.values())
 
 __all__ = ["FAMILIES", "OPS", "Augmentation", "AugmentOp", "CutMix", "Cutout", "DataFacts", "Flip", "MixUp", "Op",
-           "SIZED", "Translate", "augment_batch", "facts_of"]
+           "SIZED", "Translate", "augment_batch", "facts_of", "refuse_uncarried"]

@@ -102,6 +102,8 @@ class Op:
     tag_key: ClassVar[str] = "op"
     needs_rgb: ClassVar[bool] = False  # colour ops: refused at start-up for grey images
     neutral: ClassVar[dict[str, Any]] = {}  # parameter values that make the op the identity (tests)
+    moves: ClassVar[bool] = False  # geometric: masks and boxes move with the pixels (move_mask, move_boxes)
+    carries: ClassVar[bool] = True  # masks and boxes survive the op: moved with it, or untouched by it
     p: float = 1.0  # probability that an image gets the op
 
     def __post_init__(self) -> None:
@@ -130,14 +132,49 @@ class Op:
         """Return the images with the op applied with the given per-image parameters."""
         raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the batch with the op applied to each image with probability p."""
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return masks (B, H, W) moved as the images of `shape` (C, H, W) are (a geometric op's; others: untouched)."""
+        return mask
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return box coordinates (B, M, 4) moved as the images are, not yet clipped (others: untouched)."""
+        return boxes
+
+    def _draw(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, Params]:
+        """Return each image's coin and the op's parameters, drawn in the order every call draws them."""
         count, device = x.shape[0], x.device
-        if count == 0:
-            return x
-        fill = torch.zeros(1, x.shape[1], 1, 1, device=device, dtype=x.dtype) if fill is None else fill
         # p = 1 draws no coin: the first release's translate and cutout drew none, so their stream is kept.
         coin = (torch.ones(count, device=device, dtype=torch.bool) if self.p == 1.0
                 else torch.rand(count, generator=generator, device=device) < self.p)
-        params = self.sample(count, tuple(x.shape[1:]), generator, device)
+        return coin, self.sample(count, tuple(x.shape[1:]), generator, device)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the batch with the op applied to each image with probability p."""
+        if x.shape[0] == 0:
+            return x
+        fill = torch.zeros(1, x.shape[1], 1, 1, device=x.device, dtype=x.dtype) if fill is None else fill
+        coin, params = self._draw(x, generator)
         return select(coin, x, lambda index: self.apply(x if index is None else x[index], fill, **take(params, index)))
+
+    def with_targets(self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator,
+                     fill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the batch and its masks (B, H, W) or box rows (B, M, 5) after the op: one coin and one draw for both."""
+        from cnnlab.data.augment.targets import TargetKind, kind_of, settle
+
+        if x.shape[0] == 0:
+            return x, target
+        coin, params = self._draw(x, generator)
+        shape = tuple(x.shape[1:])
+        if self.tag in SIZED:  # every image, to another size: nothing to select
+            out = self.apply(x, fill, **params)
+        else:
+            out = select(coin, x, lambda index: self.apply(x if index is None else x[index], fill, **take(params, index)))
+        kind = kind_of(target)
+        if not self.moves or kind is TargetKind.LABELS:
+            return out, target
+        chosen = coin.view(-1, 1, 1)
+        if kind is TargetKind.MASKS:
+            moved = self.move_mask(target, shape, **params)
+            return out, moved if self.tag in SIZED else torch.where(chosen, moved, target)
+        rows = settle(target, self.move_boxes(target[..., 1:], shape, **params), *out.shape[-2:])
+        return out, torch.where(chosen, rows, target)

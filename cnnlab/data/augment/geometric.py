@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from cnnlab.data.augment.base import DataFacts, Op, Params, check, uniform
+from cnnlab.data.augment.targets import IGNORE
 from cnnlab.data.tta import centre_crop
 from cnnlab.errors import CnnlabError
 
@@ -23,11 +24,21 @@ class Flip(Op):
     """Mirror each image left-right with probability p (not for digits or text)."""
 
     tag: ClassVar[str] = "flip"
+    moves: ClassVar[bool] = True
     p: float = 0.5  # the usual coin: half the batch is mirrored
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """Return the images mirrored left-right."""
         return x.flip(3)
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the masks mirrored left-right."""
+        return mask.flip(-1)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the boxes mirrored: x1' = W - x2, x2' = W - x1."""
+        width = shape[2]
+        return torch.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]], -1)
 
 
 @dataclass(frozen=True)
@@ -35,11 +46,21 @@ class VerticalFlip(Op):
     """Mirror each image top-bottom with probability p (aerial and microscope images, not scenes)."""
 
     tag: ClassVar[str] = "vflip"
+    moves: ClassVar[bool] = True
     p: float = 0.5
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """Return the images mirrored top-bottom."""
         return x.flip(2)
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the masks mirrored top-bottom."""
+        return mask.flip(-2)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the boxes mirrored: y1' = H - y2, y2' = H - y1."""
+        height = shape[1]
+        return torch.stack([boxes[..., 0], height - boxes[..., 3], boxes[..., 2], height - boxes[..., 1]], -1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,7 @@ class Translate(Op):
     """Shift each image by up to `padding` whole pixels each way (a crop after padding), the mean colour coming in."""
 
     tag: ClassVar[str] = "translate"
+    moves: ClassVar[bool] = True
     neutral: ClassVar[dict[str, int]] = {"padding": 0}
     padding: int = 4  # He et al. 2016's CIFAR crop: 4 pixels
 
@@ -74,6 +96,17 @@ class Translate(Op):
         flat = (rows * wide + cols).view(batch, 1, height * width).expand(-1, channels, -1)  # (B, C, H*W)
         return padded.view(batch, channels, -1).gather(2, flat).view(batch, channels, height, width)
 
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], *, dy: torch.Tensor,
+                  dx: torch.Tensor) -> torch.Tensor:
+        """Return the masks shifted as the images, IGNORE where the shift brings pixels in."""
+        return _as_mask(self.apply, mask, dy=dy, dx=dx)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], *, dy: torch.Tensor,
+                   dx: torch.Tensor) -> torch.Tensor:
+        """Return the boxes shifted by (padding - dx, padding - dy): the crop at (dy, dx) of the padded image."""
+        shift = torch.stack([self.padding - dx, self.padding - dy], -1).to(boxes.dtype).repeat(1, 2)  # (B, 4)
+        return boxes + shift.unsqueeze(1)
+
 
 @dataclass(frozen=True)
 class ResizedCrop(Op):
@@ -85,6 +118,7 @@ class ResizedCrop(Op):
     """
 
     tag: ClassVar[str] = "resized_crop"
+    moves: ClassVar[bool] = True
     neutral: ClassVar[dict[str, float]] = {"min_scale": 1.0, "max_scale": 1.0, "min_ratio": 1.0, "max_ratio": 1.0}
     min_scale: float = 0.35  # of the image's area; ImageNet uses 0.08, small images lose too much below ~0.3
     max_scale: float = 1.0
@@ -126,11 +160,35 @@ class ResizedCrop(Op):
                             gy.view(-1, height, 1).expand(-1, -1, width)], -1)
         return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=True).to(x.dtype)
 
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], *, top: torch.Tensor, left: torch.Tensor,
+                  h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Return each mask's box resized by nearest neighbour: output pixel j reads source pixel floor(left + (j + 0.5) w / W)."""
+        _, height, width = shape
+        device = mask.device
+
+        def index(start: torch.Tensor, length: torch.Tensor, size: int) -> torch.Tensor:
+            centres = torch.arange(size, device=device, dtype=torch.float32) + 0.5
+            source = (start.view(-1, 1) + centres * (length / size).view(-1, 1)).floor()
+            return torch.minimum(source, (start + length - 1).view(-1, 1)).long()  # (B, size)
+
+        rows, cols = index(top.float(), h.float(), height), index(left.float(), w.float(), width)
+        flat = rows.unsqueeze(2) * width + cols.unsqueeze(1)  # (B, H, W)
+        return mask.reshape(len(mask), -1).gather(1, flat.view(len(mask), -1)).view_as(mask)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], *, top: torch.Tensor, left: torch.Tensor,
+                   h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Return the boxes in the resized crop: (x - left) W / w, (y - top) H / h."""
+        _, height, width = shape
+        origin = torch.stack([left, top, left, top], -1).to(boxes.dtype).unsqueeze(1)
+        factor = torch.stack([width / w, height / h, width / w, height / h], -1).to(boxes.dtype).unsqueeze(1)
+        return (boxes - origin) * factor
+
 
 @dataclass(frozen=True)
 class _SquareCrop(Op):
     """A crop to size x size for every image: the batch shrinks, so there is no coin (p must be 1)."""
 
+    moves: ClassVar[bool] = True
     size: int = 32
 
     def __post_init__(self) -> None:
@@ -156,6 +214,16 @@ class CenterCrop(_SquareCrop):
     def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """Return the central square of each image (torchvision's rounding of the offsets)."""
         return centre_crop(x, self.size)  # the test views' crop, so training and testing cut alike
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the central square of each mask."""
+        return centre_crop(mask, self.size)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the boxes less the crop's offsets (centre_crop's rounding)."""
+        _, height, width = shape
+        top, left = int(round((height - self.size) / 2.0)), int(round((width - self.size) / 2.0))
+        return boxes - boxes.new_tensor([left, top, left, top])
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
         """Return the central crop of every image (no coin: p is 1)."""
@@ -187,8 +255,24 @@ class RandomCrop(_SquareCrop):
         flat = (rows * width + cols).view(batch, 1, size * size).expand(-1, channels, -1)  # (B, C, size*size)
         return x.reshape(batch, channels, -1).gather(2, flat).view(batch, channels, size, size)
 
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], *, top: torch.Tensor,
+                  left: torch.Tensor) -> torch.Tensor:
+        """Return the square at (top, left) of each mask."""
+        return _as_mask(self.apply, mask, top=top, left=left)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], *, top: torch.Tensor,
+                   left: torch.Tensor) -> torch.Tensor:
+        """Return the boxes less each crop's offsets."""
+        return boxes - torch.stack([left, top, left, top], -1).to(boxes.dtype).unsqueeze(1)
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
         """Return a random crop of every image (no coin: p is 1, and the output has another size)."""
         if x.shape[0] == 0:
             return x[..., : self.size, : self.size]
         return self.apply(x, x.new_zeros(()), **self.sample(x.shape[0], tuple(x.shape[1:]), generator, x.device))
+
+
+def _as_mask(apply: Any, mask: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+    """Return masks (B, H, W) moved by an op's own index-moving `apply`, exact in float, IGNORE brought in."""
+    fill = torch.full((1, 1, 1, 1), float(IGNORE), device=mask.device)
+    return apply(mask.unsqueeze(1).float(), fill, **params).squeeze(1).round().to(mask.dtype)

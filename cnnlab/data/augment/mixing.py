@@ -52,6 +52,7 @@ class _Mixing:
     tag: ClassVar[str] = ""
     tag_key: ClassVar[str] = "op"
     needs_rgb: ClassVar[bool] = False
+    carries: ClassVar[bool] = False  # blends two images: masks and boxes have no mixed form here yet
     neutral: ClassVar[dict[str, float]] = {"p": 0.0}
     p: float = 1.0
     alpha: float = 1.0  # of Beta(alpha, alpha)

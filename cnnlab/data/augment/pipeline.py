@@ -16,7 +16,9 @@ import torch
 from cnnlab.data.augment.base import SIZED, DataFacts, constant
 from cnnlab.data.augment.mixing import MIXING
 from cnnlab.data.augment.photometric import PCALighting
+from cnnlab.data.augment.targets import TargetKind, kind_of
 from cnnlab.data.normalise import Normalisation
+from cnnlab.errors import CnnlabError
 
 PCA_IMAGES = 2000  # images whose pixels give PCA lighting's RGB covariance: ~2 M pixels, plenty for 3x3
 
@@ -96,6 +98,10 @@ class Augmentation:
         dtype = x.dtype
         out = x.float().div(255) if dtype == torch.uint8 else x
         fill = constant(self.facts.mean, x.device, out.dtype).view(1, -1, 1, 1)
+        if y is not None and kind_of(y) is not TargetKind.LABELS:  # masks or boxes: each op moves them with its pixels
+            for op in self.ops:
+                out, y = op.with_targets(out, y, generator, fill)
+            return (out.mul(255).round().clamp(0, 255).to(torch.uint8) if dtype == torch.uint8 else out), y
         if self.mixes and y is not None and not y.is_floating_point():
             # scatter, not F.one_hot: one_hot checks the labels' range on the host.
             y = torch.zeros(len(y), self.num_classes, device=y.device).scatter_(1, y.view(-1, 1), 1.0)
@@ -117,6 +123,17 @@ class Augmentation:
             return norm(images), y
         pixels, targets = self.pixels(images.float().div(255), y, generator)
         return norm.of_pixels(pixels), targets
+
+
+def refuse_uncarried(ops: Sequence[Any], what: str) -> None:
+    """Raise one line naming the first op that cannot carry `what` (masks, boxes) with its images, or that resizes them."""
+    for op in ops:
+        if not getattr(op, "carries", True):
+            raise CnnlabError(f"augment {op.tag} cannot move {what} with its images: leave it out (flip, vflip, translate, "
+                              "scale, resized_crop, rotate, shear, perspective, elastic and the photometric ops can)")
+        if getattr(op, "tag", "") in SIZED:
+            raise CnnlabError(f"augment {op.tag} changes the image size, and {what} are scored at the canvases' size: "
+                              "leave it out (resized_crop crops and keeps the size)")
 
 
 def augment_batch(augmentation: Augmentation, images: torch.Tensor, y: torch.Tensor, norm: Normalisation,

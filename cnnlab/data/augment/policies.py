@@ -149,6 +149,7 @@ class AutoAugment(Op):
     """Each image takes one of the policy's 25 sub-policies: two ops, each with its own probability and magnitude."""
 
     tag: ClassVar[str] = "autoaugment"
+    carries: ClassVar[bool] = False  # its ops, drawn per image, include shears and shifts that would move targets
     policy: AutoAugmentPolicy = AutoAugmentPolicy.CIFAR10
 
     def __post_init__(self) -> None:
@@ -184,6 +185,7 @@ class RandAugment(Op):
     """n layers, each applying one op drawn uniformly per image from RandAugment's 14, all at magnitude m of 30."""
 
     tag: ClassVar[str] = "randaugment"
+    carries: ClassVar[bool] = False  # its ops, drawn per image, include shears and shifts that would move targets
     n: int = 2  # the paper's CIFAR-10 setting for Wide-ResNet-28-2: N=3, M=4; ImageNet ResNet-50: N=2, M=9
     magnitude: float = 9.0  # on the paper's 0..30 scale
 
@@ -211,6 +213,7 @@ class TrivialAugment(Op):
     """One op per image, drawn uniformly from RandAugment's 14, at a magnitude drawn uniformly per image (wide ranges)."""
 
     tag: ClassVar[str] = "trivialaugment"
+    carries: ClassVar[bool] = False  # its ops, drawn per image, include shears and shifts that would move targets
     bins: int = 31  # magnitude levels 0..bins-1
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.data.augment.base import Op, Params, check, constant, uniform
+from cnnlab.data.augment.targets import corners, enclose, extent, mask_at, pixel_grid
 
 
 def sample_grid(x: torch.Tensor, grid: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -58,21 +59,39 @@ def inverse_affine(angle: torch.Tensor, translate: torch.Tensor, scale: torch.Te
 
 def warp_affine(x: torch.Tensor, inverse: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Return each image warped by its (2, 3) output-to-input matrix in centred pixel units."""
-    batch, _, height, width = x.shape
+    return sample_grid(x, affine_grid(inverse, *x.shape[-2:]), fill)
+
+
+def affine_forward(inverse: torch.Tensor, points: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return points (B, ..., 2) in pixel units moved forward by the op whose output-to-input matrices are `inverse` (B, 2, 3)."""
+    centre = points.new_tensor([width / 2, height / 2])
+    linear, offset = inverse[:, :, :2].to(points.dtype), inverse[:, :, 2].to(points.dtype)
+    a, b, c, d = linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]
+    det = a * d - b * c
+    undo = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det.view(-1, 1, 1)  # A^-1
+    shape = (len(points),) + (1,) * (points.ndim - 2) + (2,)
+    source = points - centre - offset.view(shape)  # src_c - t
+    moved = torch.einsum("bij,b...j->b...i", undo, source)
+    return moved + centre
+
+
+def affine_grid(inverse: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return the sampling grid (B, H, W, 2; -1..1) of (2, 3) output-to-input matrices in centred pixel units."""
+    batch, device = len(inverse), inverse.device
     # In grid units (-1..1 across the image, align_corners=False) a centred pixel p is p / (size / 2),
     # so the matrix becomes S^-1 M S with S = diag(W / 2, H / 2).
-    half = constant([width / 2, height / 2], x.device)
+    half = constant([width / 2, height / 2], device)
     linear = inverse[:, :, :2] * half.view(1, 1, 2) / half.view(1, 2, 1)
     offset = inverse[:, :, 2:] / half.view(1, 2, 1)
     theta = torch.cat([linear, offset], -1).float().view(batch, 6, 1, 1)
-    xs = ((torch.arange(width, device=x.device, dtype=torch.float32) * 2 + 1) / width - 1).view(1, 1, width)
-    ys = ((torch.arange(height, device=x.device, dtype=torch.float32) * 2 + 1) / height - 1).view(1, height, 1)
+    xs = ((torch.arange(width, device=device, dtype=torch.float32) * 2 + 1) / width - 1).view(1, 1, width)
+    ys = ((torch.arange(height, device=device, dtype=torch.float32) * 2 + 1) / height - 1).view(1, height, 1)
     # A row part (B, 1, W) plus a column part (B, H, 1), added once into the grid: on the CPU this is
     # several times cheaper than affine_grid's batched matrix product.
-    grid = torch.empty(batch, height, width, 2, device=x.device)
+    grid = torch.empty(batch, height, width, 2, device=device)
     torch.add(theta[:, 0] * xs + theta[:, 2], theta[:, 1] * ys, out=grid[..., 0])
     torch.add(theta[:, 3] * xs + theta[:, 5], theta[:, 4] * ys, out=grid[..., 1])
-    return sample_grid(x, grid, fill)
+    return grid
 
 
 def affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
@@ -87,7 +106,40 @@ def affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = 
 
 
 @dataclass(frozen=True)
-class Scale(Op):
+class _Affine(Op):
+    """An affine warp about the centre: its images, masks and boxes all follow `inverse` (output to input)."""
+
+    moves: ClassVar[bool] = True
+
+    def inverse(self, count: int, device: torch.device, **params: torch.Tensor) -> torch.Tensor:
+        """Return the (B, 2, 3) output-to-input matrices in centred pixel units."""
+        raise NotImplementedError
+
+    def apply(self, x: torch.Tensor, fill: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """Return the images warped."""
+        return warp_affine(x, self.inverse(len(x), x.device, **params), fill)
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the masks warped by nearest neighbour, IGNORE brought in."""
+        return mask_at(mask, affine_grid(self.inverse(len(mask), mask.device, **params), *shape[1:]))
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], **params: torch.Tensor) -> torch.Tensor:
+        """Return the enclosing boxes of the moved corners."""
+        inverse = self.inverse(len(boxes), boxes.device, **params)
+        return enclose(affine_forward(inverse, corners(boxes), *shape[1:]))
+
+
+def _matrices(count: int, device: torch.device, angle: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+              shear: torch.Tensor | None = None) -> torch.Tensor:
+    """Return inverse_affine's matrices with the parameters left out as the identity."""
+    angle = torch.zeros(count, device=device) if angle is None else angle
+    scale = torch.ones(count, device=device) if scale is None else scale
+    shear = torch.zeros(count, 2, device=device) if shear is None else shear
+    return inverse_affine(angle, torch.zeros(count, 2, device=device), scale, shear)
+
+
+@dataclass(frozen=True)
+class Scale(_Affine):
     """Zoom each image about its centre by a factor in [min_scale, max_scale] (deck 004's 0.8-1.2 ablation)."""
 
     tag: ClassVar[str] = "scale"
@@ -103,13 +155,13 @@ class Scale(Op):
         """Return each image's zoom factor."""
         return {"scale": uniform(self.min_scale, self.max_scale, count, generator, device)}
 
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, scale: torch.Tensor) -> torch.Tensor:
-        """Return the images zoomed by `scale` (> 1 enlarges)."""
-        return affine(x, fill, scale=scale)
+    def inverse(self, count: int, device: torch.device, *, scale: torch.Tensor) -> torch.Tensor:
+        """Return the zoom by `scale` (> 1 enlarges) as output-to-input matrices."""
+        return _matrices(count, device, scale=scale)
 
 
 @dataclass(frozen=True)
-class Rotate(Op):
+class Rotate(_Affine):
     """Rotate each image about its centre by an angle in [-degrees, degrees] (anticlockwise positive)."""
 
     tag: ClassVar[str] = "rotate"
@@ -120,13 +172,13 @@ class Rotate(Op):
         """Return each image's angle in degrees."""
         return {"angle": uniform(-self.degrees, self.degrees, count, generator, device)}
 
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor) -> torch.Tensor:
-        """Return the images rotated anticlockwise by `angle` degrees (the affine matrix turns clockwise)."""
-        return affine(x, fill, angle=-angle)
+    def inverse(self, count: int, device: torch.device, *, angle: torch.Tensor) -> torch.Tensor:
+        """Return the anticlockwise rotation by `angle` degrees (the affine matrix turns clockwise)."""
+        return _matrices(count, device, angle=-angle)
 
 
 @dataclass(frozen=True)
-class Shear(Op):
+class Shear(_Affine):
     """Shear each image about its centre by angles in [-degrees, degrees] along x and [-y_degrees, y_degrees] along y."""
 
     tag: ClassVar[str] = "shear"
@@ -143,9 +195,9 @@ class Shear(Op):
         return {"shear": torch.stack([uniform(-self.degrees, self.degrees, count, generator, device),
                                       uniform(-self.y_degrees, self.y_degrees, count, generator, device)], 1)}
 
-    def apply(self, x: torch.Tensor, fill: torch.Tensor, *, shear: torch.Tensor) -> torch.Tensor:
-        """Return the images sheared by (x, y) angles in degrees."""
-        return affine(x, fill, shear=shear)
+    def inverse(self, count: int, device: torch.device, *, shear: torch.Tensor) -> torch.Tensor:
+        """Return the shear by (x, y) angles in degrees."""
+        return _matrices(count, device, shear=shear)
 
 
 def perspective_coefficients(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -167,6 +219,7 @@ class Perspective(Op):
     """Move each corner inwards by up to `distortion` of half the image, and warp the image to match."""
 
     tag: ClassVar[str] = "perspective"
+    moves: ClassVar[bool] = True
     neutral: ClassVar[dict[str, float]] = {"distortion": 0.0}
     distortion: float = 0.3  # torchvision's RandomPerspective uses 0.5
 
@@ -185,9 +238,26 @@ class Perspective(Op):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, coefficients: torch.Tensor) -> torch.Tensor:
         """Return the images warped by (B, 8) perspective coefficients, as torchvision's perspective."""
-        _, _, height, width = x.shape
-        ys = torch.arange(height, device=x.device, dtype=torch.float32) + 0.5
-        xs = torch.arange(width, device=x.device, dtype=torch.float32) + 0.5
+        return sample_grid(x, self.grid(coefficients, *x.shape[-2:]), fill)
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], *, coefficients: torch.Tensor) -> torch.Tensor:
+        """Return the masks warped by nearest neighbour, IGNORE brought in (and behind the horizon)."""
+        return mask_at(mask, self.grid(coefficients, *shape[1:]))
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], *, coefficients: torch.Tensor) -> torch.Tensor:
+        """Return the enclosing boxes of the corners moved by the homography's inverse (lines stay lines)."""
+        c = torch.nan_to_num(coefficients.double(), nan=0.0, posinf=0.0, neginf=0.0)
+        homography = torch.cat([c, torch.ones_like(c[:, :1])], 1).view(-1, 3, 3)  # output -> input, continuous pixels
+        forward = torch.linalg.inv_ex(homography).inverse  # no error check: it would make the host wait
+        points = corners(boxes).double()
+        uniform_points = torch.cat([points, torch.ones_like(points[..., :1])], -1)
+        moved = torch.einsum("bij,bmkj->bmki", forward, uniform_points)
+        return enclose(moved[..., :2] / moved[..., 2:].clamp_min(1e-9)).to(boxes.dtype)
+
+    def grid(self, coefficients: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Return the sampling grid (B, H, W, 2; -1..1) of (B, 8) perspective coefficients, 2 (outside) behind the horizon."""
+        ys = torch.arange(height, device=coefficients.device, dtype=torch.float32) + 0.5
+        xs = torch.arange(width, device=coefficients.device, dtype=torch.float32) + 0.5
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         c = coefficients.view(-1, 8, 1, 1)
         c = torch.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0)  # a folded quadrilateral's singular system
@@ -197,7 +267,7 @@ class Perspective(Op):
         grid = torch.stack([u, v], -1)
         # Behind the horizon of a strong warp (denominator <= 0) there is no source pixel: fill.
         valid = (denominator > 1e-6).unsqueeze(-1) & torch.isfinite(grid)
-        return sample_grid(x, torch.where(valid, grid, 2.0), fill)
+        return torch.where(valid, grid, 2.0)
 
 
 @dataclass(frozen=True)
@@ -205,6 +275,7 @@ class Elastic(Op):
     """Elastic deformation (Simard et al. 2003): a random displacement field smoothed by a Gaussian of `sigma`."""
 
     tag: ClassVar[str] = "elastic"
+    moves: ClassVar[bool] = True
     neutral: ClassVar[dict[str, float]] = {"alpha": 0.0}
     alpha: float = 34.0  # displacement scale in pixels: Simard et al.'s MNIST setting
     sigma: float = 4.0  # smoothness of the field in pixels (theirs: 4)
@@ -227,8 +298,28 @@ class Elastic(Op):
 
     def apply(self, x: torch.Tensor, fill: torch.Tensor, *, displacement: torch.Tensor) -> torch.Tensor:
         """Return the images resampled at the identity grid plus `displacement`, as torchvision's elastic."""
-        _, _, height, width = x.shape
-        ys = (torch.arange(height, device=x.device, dtype=torch.float32) * 2 + 1) / height - 1
-        xs = (torch.arange(width, device=x.device, dtype=torch.float32) * 2 + 1) / width - 1
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        gx, gy = pixel_grid(*x.shape[-2:], x.device)
         return sample_grid(x, torch.stack([gx, gy], -1) + displacement, fill)
+
+    def move_mask(self, mask: torch.Tensor, shape: tuple[int, int, int], *, displacement: torch.Tensor) -> torch.Tensor:
+        """Return the masks resampled by nearest neighbour on the same grid, IGNORE brought in."""
+        gx, gy = pixel_grid(*shape[1:], mask.device)
+        return mask_at(mask, torch.stack([gx, gy], -1) + displacement)
+
+    def move_boxes(self, boxes: torch.Tensor, shape: tuple[int, int, int], *, displacement: torch.Tensor) -> torch.Tensor:
+        """Return each box as the extent of the output pixels whose source point falls inside it.
+
+        A strong field folds (Simard et al.'s alpha 34 at sigma 4 already does): one source point
+        then lands in several places, and moving points along the box's edges forward finds only
+        one of them, so the box missed parts of its moved mask. Reading the grid backwards finds
+        them all: an output pixel belongs to a box exactly when the mask moved by nearest neighbour
+        would give it the box's pixel, so the box is that mask's extent.
+        """
+        _, height, width = shape
+        gx, gy = pixel_grid(height, width, boxes.device)
+        source = torch.stack([gx, gy], -1) + displacement  # (B, H, W, 2) grid units
+        sx = ((source[..., 0] + 1) * width / 2).unsqueeze(1)  # (B, 1, H, W) pixels
+        sy = ((source[..., 1] + 1) * height / 2).unsqueeze(1)
+        x1, y1, x2, y2 = (v.view(len(boxes), -1, 1, 1) for v in boxes.unbind(-1))
+        inside = (sx >= x1) & (sx < x2) & (sy >= y1) & (sy < y2)  # (B, M, H, W)
+        return extent(inside)

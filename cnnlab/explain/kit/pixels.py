@@ -32,3 +32,26 @@ class PixelModel(nn.Module):
     def layer_name(self, name: str) -> str:
         """Return this wrapper's name of the wrapped model's layer `name`."""
         return name if name.startswith("model.") else f"model.{name}"
+
+
+class BoxScore(nn.Module):
+    """A detector seen as a classifier of one box: forward returns the class scores (B, K) of candidate `index`.
+
+    Every gradient method and CAM explains a class score of a classifier; a detection's score is
+    its candidate's score for its class (cnnlab.models.detector), so wrapping the detector this way
+    explains one box with any of them, the target being the box's class.
+    """
+
+    def __init__(self, detector: nn.Module, index: int) -> None:
+        super().__init__()
+        self.detector = detector
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the chosen candidate's class scores of images (B, C, H, W)."""
+        return self.detector(x).candidates()[1][:, self.index]
+
+    def feature_layers(self) -> list[str]:
+        """Return the detector's stages under this wrapper's names."""
+        stages = getattr(self.detector, "feature_layers", None)
+        return [f"detector.{name}" for name in stages()] if callable(stages) else []

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnlab.data.augment import refuse_uncarried
 from cnnlab.data.tta import TTA
 from cnnlab.models.detector import DetectorOutput
 from cnnlab.runs.info import TaskName
@@ -114,10 +115,8 @@ class Detection(Task):
 
     def check(self, recipe: Recipe) -> None:
         """Refuse what would move images without their boxes, and what only classifiers take."""
-        refuse(not recipe.augment, "detection cannot augment yet (the ops move images, not their boxes): set augment=[]")
+        refuse_uncarried(recipe.augment, "boxes")
         refuse(recipe.evaluation.tta is TTA.NONE, "detection has no test-time augmentation: set tta=none")
-        refuse(recipe.data.input_size is None and recipe.data.input_pad == 0,
-               "detection keeps the canvases' size: leave input_size and input_pad unset")
         refuse(recipe.runtime.stream is not True, "detection data stay resident: set stream=false")
         refuse(recipe.loss.label_smoothing == 0, "label smoothing is a classifier's: detectors have their own loss; "
                "set label_smoothing=0")

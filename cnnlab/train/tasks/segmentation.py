@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.augment import refuse_uncarried
+from cnnlab.data.augment.targets import IGNORE
 from cnnlab.data.tta import TTA
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.recipe import Recipe
@@ -66,20 +68,22 @@ class Segmentation(Task):
         return f"pixel accuracy {scores['pixel_acc']:.2%}, mIoU {scores['miou']:.3f}"
 
     def check(self, recipe: Recipe) -> None:
-        """Refuse what would move images without their targets: augmentation, TTA, resizing."""
-        refuse(not recipe.augment, "segmentation cannot augment yet (the ops move images, not their masks): set augment=[]")
+        """Refuse what would move images without their masks: mixing and policies, TTA, resizing."""
+        refuse_uncarried(recipe.augment, "masks")
         refuse(recipe.evaluation.tta is TTA.NONE, "segmentation has no test-time augmentation yet: set tta=none")
         refuse(recipe.data.input_size is None and recipe.data.input_pad == 0,
                "segmentation keeps the canvases' size: leave input_size and input_pad unset")
         refuse(recipe.runtime.stream is not True, "segmentation data stay resident: set stream=false")
 
     def loss(self, output: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (mean per-pixel cross-entropy, the logits)."""
-        return F.cross_entropy(output, target.long(), label_smoothing=self.config.label_smoothing), output
+        """Return (mean per-pixel cross-entropy over the pixels not IGNORE, the logits)."""
+        return F.cross_entropy(output, target.long(), ignore_index=IGNORE,
+                               label_smoothing=self.config.label_smoothing), output
 
-    def hits(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Return (correctly classified pixels, pixels)."""
-        return (logits.argmax(dim=1) == target).sum(), target.numel()
+    def hits(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (correctly classified pixels, pixels), both on the device; IGNORE pixels (moved in by augmentation) count in neither."""
+        known = target != IGNORE
+        return ((logits.argmax(dim=1) == target) & known).sum(), known.sum()
 
     def tally(self, device: torch.device, full: bool = False) -> SegmentationTally:
         """Return an empty tally of loss and confusion."""

@@ -100,8 +100,9 @@ def test_validation_computes_a_twelfth_and_agrees_on_what_it_computes() -> None:
 
 
 @pytest.mark.parametrize(("override", "words"), [
-    ("augment.flip=true", "detection cannot augment yet"), ("tta=flip", "no test-time augmentation"),
-    ("input_size=96", "keeps the canvases' size"), ("label_smoothing=0.1", "label smoothing is a classifier's"),
+    ("augment=[{op: mixup}]", "augment mixup cannot move boxes"), ("tta=flip", "no test-time augmentation"),
+    ("augment=[{op: center_crop, size: 32}]", "changes the image size"),
+    ("label_smoothing=0.1", "label smoothing is a classifier's"),
 ])
 def test_what_detection_refuses_is_one_line(override: str, words: str) -> None:
     from cnnlab.runs.recipe import load_recipe
@@ -118,9 +119,24 @@ def test_yolo_trains_on_digit_scenes_and_eval_agrees(tmp_path) -> None:
     out = tmp_path / "det"
     result = train_run("yolo_v1", "digits-det", out=str(out), overrides=("epochs=2", "data.train_images=256"), console=QUIET)
     data = json.loads((out / "data.json").read_text())
-    assert data["task"] == "detection" and data["input_size"] == [1, 64, 64] and len(data["classes"]) == 10
+    assert data["task"] == "detection" and data["input_size"] == [1, 96, 96] and len(data["classes"]) == 10
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert list(rows[0])[:7] == ["epoch", "train_loss", "train_cls_acc", "val_loss", "val_ap", "val_ap50", "val_ap75"]
     evaluation = evaluate_run(out)
     assert evaluation["ap"] == result["test_ap"] and evaluation["ap50"] == result["test_ap50"]
     assert len(evaluation["stats"]) == 12 and evaluation["images"] == 400
+
+
+def test_input_size_and_pad_move_the_boxes_with_the_canvases() -> None:
+    from cnnlab.data.placement import place
+    from cnnlab.data.sources import ImageSet
+
+    images = torch.zeros(2, 1, 96, 96, dtype=torch.uint8)
+    images[0, 0, 10:40, 20:50] = 255
+    targets = torch.tensor([[[4.0, 20, 10, 50, 40]], [[-1.0, -1, -1, -1, -1]]])
+    placed = place(ImageSet(images, targets, tuple("0123456789")), 48, 2, stream=False)
+    assert placed.images.shape == (2, 1, 52, 52)
+    assert placed.labels[0, 0].tolist() == [4.0, 12, 7, 27, 22]  # halved, then 2 px of padding
+    assert placed.labels[1, 0].tolist() == [-1.0] * 5
+    ys, xs = torch.nonzero(placed.images[0, 0] > 127, as_tuple=True)
+    assert (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) == (12, 7, 27, 22)

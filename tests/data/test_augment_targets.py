@@ -1,0 +1,107 @@
+"""Targets move with their images: a box drawn as a filled mask and moved by each geometric op stays its moved box."""
+
+import pytest
+import torch
+
+from cnnlab.data.augment import OPS
+from cnnlab.data.augment.targets import IGNORE, settle
+
+SIDE = 192  # canvas
+#: Ops whose moved box is the moved mask's box (IoU >= 0.98), and ops whose moved box encloses it.
+EXACT = {"flip": {}, "vflip": {}, "translate": {"padding": 24}, "scale": {"min_scale": 0.7, "max_scale": 1.3},
+         "resized_crop": {}, "center_crop": {"size": 160}, "random_crop": {"size": 150}}
+ENCLOSING = {"rotate": {"degrees": 40.0}, "shear": {"degrees": 25.0, "y_degrees": 15.0},
+             "perspective": {"distortion": 0.4}, "elastic": {"alpha": 34.0, "sigma": 4.0}}
+TRIALS = 12
+
+
+def _scene(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return an image, its one-box mask (1 inside, 0 outside) and its box row, a box of 100 to 140 px a side."""
+    g = torch.Generator().manual_seed(seed)
+    w, h = (int(v) for v in torch.randint(100, 141, (2,), generator=g))
+    x1, y1 = int(torch.randint(0, SIDE - w + 1, (1,), generator=g)), int(torch.randint(0, SIDE - h + 1, (1,), generator=g))
+    mask = torch.zeros(1, SIDE, SIDE, dtype=torch.uint8)
+    mask[0, y1 : y1 + h, x1 : x1 + w] = 1
+    box = torch.tensor([[[3.0, x1, y1, x1 + w, y1 + h], [-1, -1, -1, -1, -1]]])
+    return torch.rand(1, 1, SIDE, SIDE, generator=g), mask, box
+
+
+def _moved(op, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (moved image, moved mask, moved box rows) from one draw of the op's parameters."""
+    image, mask, box = _scene(seed)
+    fill = torch.zeros(1, 1, 1, 1)
+    out, moved_mask = op.with_targets(image, mask, torch.Generator().manual_seed(seed), fill)
+    again, moved_box = op.with_targets(image, box, torch.Generator().manual_seed(seed), fill)
+    assert torch.equal(out, again)  # one draw: the same image both times
+    assert torch.equal(out, op(image, torch.Generator().manual_seed(seed), fill))  # and the same as without targets
+    return out, moved_mask, moved_box
+
+
+def _mask_box(mask: torch.Tensor) -> torch.Tensor | None:
+    """Return the extent (x1, y1, x2, y2) of a mask's ones, pixel k covering [k, k + 1)."""
+    ys, xs = torch.nonzero(mask[0] == 1, as_tuple=True)
+    if not len(xs):
+        return None
+    return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    inter = (torch.minimum(a[2:], b[2:]) - torch.maximum(a[:2], b[:2])).clamp_min(0).prod()
+    union = (a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter
+    return float(inter / union)
+
+
+@pytest.mark.parametrize("tag", sorted(EXACT))
+def test_moved_box_is_the_moved_masks_box(tag: str) -> None:
+    op = OPS[tag](**EXACT[tag], **({} if tag in ("center_crop", "random_crop") else {"p": 1.0}))
+    worst = 1.0
+    for seed in range(TRIALS):
+        _, mask, rows = _moved(op, seed)
+        expected = _mask_box(mask)
+        if expected is None or (expected[2:] - expected[:2]).min() < 2:
+            assert rows[0, 0, 0] == -1  # the box left the image with its mask: dropped
+            continue
+        assert rows[0, 0, 0] == 3 and rows[0, 1, 0] == -1  # class kept, padding stays padding
+        worst = min(worst, _iou(rows[0, 0, 1:], expected))
+    assert worst >= 0.98, f"{tag}: worst IoU {worst:.4f}"
+
+
+@pytest.mark.parametrize("tag", sorted(ENCLOSING))
+def test_moved_box_encloses_the_moved_mask(tag: str) -> None:
+    op = OPS[tag](**ENCLOSING[tag], p=1.0)
+    for seed in range(TRIALS):
+        _, mask, rows = _moved(op, seed)
+        inside = _mask_box(mask)
+        if inside is None:
+            continue
+        box = rows[0, 0, 1:]
+        # Nearest neighbour takes a pixel whose centre falls inside: at most half a pixel past the box.
+        assert (box[:2] <= inside[:2] + 0.5).all() and (box[2:] >= inside[2:] - 0.5).all(), (tag, seed, box, inside)
+        assert _iou(box, inside) > 0.5  # enclosing, not the whole image
+
+
+def test_pixels_brought_in_are_ignored_not_background() -> None:
+    op = OPS["translate"](padding=20, p=1.0)
+    mask = torch.zeros(2, 32, 32, dtype=torch.uint8)
+    _, moved = op.with_targets(torch.rand(2, 1, 32, 32), mask, torch.Generator().manual_seed(1), torch.zeros(1, 1, 1, 1))
+    assert set(moved.unique().tolist()) <= {0, IGNORE} and (moved == IGNORE).any()
+
+
+def test_a_box_squeezed_below_two_pixels_is_dropped() -> None:
+    target = torch.tensor([[[1.0, 5, 5, 20, 20], [2.0, 10, 10, 30, 30], [-1, -1, -1, -1, -1]]])
+    moved = torch.tensor([[[-10.0, 5, -8.5, 20], [10.0, 10, 30, 30], [0, 0, 50, 50]]])
+    rows = settle(target, moved, 32, 32)
+    assert rows[0, 0].tolist() == [-1] * 5  # 1.5 px wide once clipped
+    assert rows[0, 1].tolist() == [2.0, 10, 10, 30, 30] and rows[0, 2].tolist() == [-1] * 5  # padding stays padding
+
+
+def test_photometric_ops_leave_targets_alone_and_mixing_is_refused() -> None:
+    from cnnlab.data.augment import refuse_uncarried
+    from cnnlab.errors import CnnlabError
+
+    image, mask, box = _scene(0)
+    op = OPS["brightness"](p=1.0)
+    assert torch.equal(op.with_targets(image, box, torch.Generator().manual_seed(0), torch.zeros(1, 1, 1, 1))[1], box)
+    for tag in ("mixup", "cutmix", "randaugment", "center_crop"):
+        with pytest.raises(CnnlabError, match=tag):
+            refuse_uncarried([OPS[tag]()], "boxes")
