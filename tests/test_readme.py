@@ -76,6 +76,12 @@ EXPECTED = {
     "cnnlab train --devices 2 --device cpu --out runs/ddp": ["test accuracy", "runs/ddp"],
     "cnnlab train --data digits-seg --out runs/seg": ["test pixel accuracy", "mIoU", "on 400 held-out images"],
     "cnnlab eval runs/seg": ["digits-seg test: pixel accuracy", "mIoU", "(400 images, best weights"],
+    "cnnlab train yolo_v1 --data digits-det --recipe detection --out runs/det epochs=3":
+        ["test AP", "AP50", "on 400 held-out images", "runs/det"],
+    "cnnlab eval runs/det": ["digits-det test: AP", "AP50", "per-class AP", "pr_curves.png"],
+    "cnnlab explain runs/det --box 0 --count 1": ["box 0"],
+    "cnnlab data export digits-det --out runs/digits-coco": ["instances.json", "400 images"],
+    "cnnlab train yolo_v1 --data coco:runs/digits-coco --out runs/det-coco epochs=1": ["test AP", "runs/det-coco"],
 }
 NEEDS_REAL_DATA = "--data-dir"
 

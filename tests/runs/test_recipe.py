@@ -66,7 +66,7 @@ def test_bad_overrides_are_one_line_errors(overrides: list[str], message: str) -
 
 
 def test_unknown_recipe_names_the_known_ones() -> None:
-    with pytest.raises(CnnlabError, match="ablation, cifar-augment, cifar-crops, default, degradation, digits, lenet-mnist, mnist-speed, resnet-cifar, segmentation, shuffled-pixels, snapshot-cifar, speedrun, transfer-cifar, transferability"):
+    with pytest.raises(CnnlabError, match="ablation, cifar-augment, cifar-crops, default, degradation, detection, digits, lenet-mnist, mnist-speed, resnet-cifar, segmentation, shuffled-pixels, snapshot-cifar, speedrun, transfer-cifar, transferability"):
         load_recipe("nonexistent")
 
 

@@ -43,7 +43,10 @@ def _same_end(a: Path, b: Path) -> None:
     assert _rows(a) == _rows(b)
 
 
-@pytest.fixture(scope="module", params=list(TASKS))
+# Detection's resume runs with every `make test`; the other two, which tests/train/test_resume.py and the
+# fault-injection test cover as well, run with `make test-slow`.
+@pytest.fixture(scope="module", params=[pytest.param(task, marks=[] if task == "detection" else [pytest.mark.slow])
+                                        for task in TASKS])
 def unbroken(request, tmp_path_factory) -> tuple[str, Path, dict]:
     model, data, overrides, _ = TASKS[request.param]
     out = tmp_path_factory.mktemp(request.param) / "whole"
