@@ -149,6 +149,10 @@ class CenterNet(nn.Module):
         self.size = _head(width, width, 2)
         self.offset = _head(width, width, 2)
 
+    def load_backbone(self, state: dict[str, torch.Tensor], source: str) -> int:
+        """Load a classifier's weights into the backbone (cnnlab.models.detector.Backbone); return the tensors taken."""
+        return self.backbone.load_classifier(state, source)
+
     def feature_layers(self) -> list[str]:
         """Return the backbone's two stages and the stride-4 map the heads read, shallow to deep."""
         return ["backbone.taps.0", "backbone.taps.1", "up4"]

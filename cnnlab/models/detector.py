@@ -40,6 +40,17 @@ class DetectorOutput(ABC):
         """Return the output with float32 tensors (after autocast)."""
 
 
+def adapt_channels(weight: torch.Tensor, shape: torch.Size, key: str, source: str) -> torch.Tensor:
+    """Return a first convolution's weight for another number of input channels: a grey one spread over RGB, or RGB summed."""
+    if weight.ndim == 4 and weight.shape[0] == shape[0] and weight.shape[2:] == shape[2:]:
+        if weight.shape[1] == 1:
+            return weight.expand(-1, shape[1], -1, -1) / shape[1]
+        if shape[1] == 1:
+            return weight.sum(1, keepdim=True)
+    raise CnnlabError(f"{source}: {key} has shape {tuple(weight.shape)}, the backbone needs {tuple(shape)}: "
+                      "the weights are of another architecture or variant")
+
+
 def object_rows(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (image index (n,), class (n,) int64, box (n, 4)) of the real rows of padded targets (B, M, 5)."""
     image, row = torch.nonzero(targets[..., 0] >= 0, as_tuple=True)
@@ -87,6 +98,26 @@ class Backbone(nn.Module):
         # fx calls the leaf layers directly, so a stage's own container never runs: each map passes an
         # identity instead, a module that hooks (Grad-CAM, activations) can read the map from.
         self.taps = nn.ModuleList(nn.Identity() for _ in self.stages)
+
+    def load_classifier(self, state: dict[str, torch.Tensor], source: str) -> int:
+        """Load the weights of a classifier of the backbone's architecture (a state dict); return how many tensors it took.
+
+        The cut keeps the classifier's own names for its layers, so each tensor goes where its name
+        says; a first convolution trained on grey images serves three channels as a third of it each
+        (a grey image repeated to RGB then gives the same response).
+        """
+        ours = self.body.state_dict()
+        taken = {}
+        for key, value in ours.items():
+            if key not in state:
+                raise CnnlabError(f"{source} has no {key}: its weights are not a {self.name}'s; give a run or weights "
+                                  f"file of {self.name}")
+            theirs = state[key]
+            if theirs.shape != value.shape:
+                theirs = adapt_channels(theirs, value.shape, key, source)
+            taken[key] = theirs
+        self.body.load_state_dict(taken)
+        return len(taken)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Return the chosen stages' feature maps, shallow to deep."""

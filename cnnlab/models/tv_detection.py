@@ -27,6 +27,9 @@ TV_DETECTORS = {"fasterrcnn_mobilenet_v3_large_fpn": None, "fasterrcnn_resnet50_
                 "retinanet_resnet50_fpn": None, "fcos_resnet50_fpn": None, "ssdlite320_mobilenet_v3_large": 320,
                 "maskrcnn_resnet50_fpn": None}
 PROPOSALS = 300  # region proposals kept after the RPN's NMS, in training and testing (torchvision: 2,000 and 1,000)
+# Regions a training image samples for the box head: Fast R-CNN's 128 (Girshick 2015, R = 128), not torchvision's 512.
+# The head's first layer reads 256 x 7 x 7 values per region, so on a CPU it dominates the step.
+SAMPLED_REGIONS = 128
 
 
 class TvDetectorOutput(DetectorOutput):
@@ -91,6 +94,28 @@ class TorchvisionDetector(nn.Module):
         """Return the lazy output of normalised images (B, C, H, W)."""
         return TvDetectorOutput(self, x)
 
+    def load_backbone(self, state: dict[str, torch.Tensor], source: str) -> int:
+        """Load a zoo classifier's `features` into the backbone's body, tensor by tensor in order; return how many.
+
+        The zoo registers its layers in torchvision's order (cnnlab.models.transfer), so the
+        classifier's features and torchvision's backbone body list the same tensors in the same
+        order under other names; every shape is checked, and a grey first convolution is spread over RGB.
+        """
+        from cnnlab.models.detector import adapt_channels
+
+        body = self.model.backbone.body
+        ours = list(body.state_dict().items())
+        theirs = [(k, v) for k, v in state.items() if k.startswith("features.")]
+        if len(theirs) != len(ours):
+            raise CnnlabError(f"{source} holds {len(theirs)} feature tensors and the backbone of tv/{self.tv_name} "
+                              f"{len(ours)}: give a run of its backbone's architecture (e.g. mobilenet_v3_large)")
+        taken = {}
+        for (key, value), (their_key, theirs_value) in zip(ours, theirs, strict=True):
+            taken[key] = theirs_value if theirs_value.shape == value.shape else adapt_channels(
+                theirs_value, value.shape, their_key, source)
+        body.load_state_dict(taken)
+        return len(taken)
+
     def feature_layers(self) -> list[str]:
         """Return the backbone's body: the map the heads read."""
         return ["model.backbone.body"]
@@ -108,7 +133,8 @@ def create_tv_detector(name: str, num_classes: int = 91, input_size: int | None 
         options.update(min_size=input_size, max_size=input_size)
     if name.startswith(("fasterrcnn", "maskrcnn")):
         options.update(rpn_pre_nms_top_n_train=PROPOSALS * 2, rpn_pre_nms_top_n_test=PROPOSALS * 2,
-                       rpn_post_nms_top_n_train=PROPOSALS, rpn_post_nms_top_n_test=PROPOSALS)
+                       rpn_post_nms_top_n_train=PROPOSALS, rpn_post_nms_top_n_test=PROPOSALS,
+                       box_batch_size_per_image=SAMPLED_REGIONS)
     options.update(kwargs)
     model = torchvision.models.get_model(name, **options)
     return TorchvisionDetector(model, name, num_classes)

@@ -138,6 +138,10 @@ class YoloV1(nn.Module):
             conv1x1(width, boxes * 5 + num_classes, bias=True),
         )
 
+    def load_backbone(self, state: dict[str, torch.Tensor], source: str) -> int:
+        """Load a classifier's weights into the backbone (cnnlab.models.detector.Backbone); return the tensors taken."""
+        return self.backbone.load_classifier(state, source)
+
     def feature_layers(self) -> list[str]:
         """Return the backbone's cut stage and the head's last hidden layer, shallow to deep."""
         return ["backbone.taps.0", "head.1"]

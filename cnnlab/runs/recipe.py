@@ -106,6 +106,9 @@ class ModelConfig:
 
     whiten_init: bool = False  # initialise the model's `whiten` conv from training patches (speednet)
     whiten_images: int = 5000  # images whose patches set the whitening: ~20 M 2x2 patches, plenty for a 12x12 covariance
+    # A detector's backbone starts from this classifier: a run directory or a .safetensors file of its
+    # weights (the backbone's architecture, e.g. mobilenet_v3_large for tv/fasterrcnn_mobilenet_v3_large_fpn).
+    backbone: str | None = None
 
     def __post_init__(self) -> None:
         _check([(self.whiten_images >= 1, "model.whiten_images must be >= 1")])
@@ -267,6 +270,7 @@ LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("schedule", "cycles"), 1),
     (("evaluation", "crop"), None),
     (("evaluation", "scales"), None),
+    (("model", "backbone"), None),
 )
 
 

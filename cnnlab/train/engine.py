@@ -211,7 +211,10 @@ class Trainer:
         if totals[2].item() == 0:
             raise CnnlabError(f"epoch {self.state.epoch + 1} found no readable training image: check the data's files")
         self.state.epoch += 1
-        return {"loss": totals[0].item() / totals[2].item(), self.task.train_metric: totals[1].item() / totals[3].item()}
+        # A detector that predicts nothing while training (torchvision's) counts no hits: its rate is NaN, not a figure.
+        predicted = totals[3].item()
+        return {"loss": totals[0].item() / totals[2].item(),
+                self.task.train_metric: totals[1].item() / predicted if predicted else float("nan")}
 
     def _shares(self) -> list[torch.Tensor]:
         """Return this rank's index tensor of each step of the epoch (one seeded global order)."""

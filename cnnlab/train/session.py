@@ -127,9 +127,31 @@ def build_network(plan: Plan, parts: Parts, target: torch.device, console: Conso
         console.print(f"warning: {BF16_ON_CPU}")
     torch.manual_seed(plan.recipe.seed)
     network = create_model(model, num_classes=len(parts.train.classes), in_chans=input_size[0], input_size=input_size[1])
+    if plan.recipe.model.backbone:
+        _start_backbone(network, plan.recipe.model.backbone, console)
     norm = _finetune(plan, model, network, console)
     console.print(summary(network, input_size).to_table())
     return Network(model, network, task, norm)
+
+
+def _start_backbone(network: nn.Module, source: str, console: Console) -> None:
+    """Load a run's (or a weights file's) classifier weights into a detector's backbone, with one line saying so."""
+    from safetensors.torch import load_file
+
+    from cnnlab.runs.load import load_run
+
+    if not hasattr(network, "load_backbone"):
+        raise CnnlabError(f"model.backbone={source} starts a detector's backbone; {type(network).__name__} is no detector: "
+                          "leave model.backbone out (finetune starts a classifier from a run)")
+    path = Path(source)
+    if path.is_dir():
+        state = load_run(path).model.state_dict()
+    elif path.suffix == ".safetensors" and path.is_file():
+        state = load_file(str(path))
+    else:
+        raise CnnlabError(f"model.backbone={source} is neither a run directory nor a .safetensors file: give one")
+    taken = network.load_backbone({k: v.detach().cpu() for k, v in state.items()}, source)
+    console.print(f"backbone: {taken} tensors from {source}")
 
 
 def run_callbacks(recipe: Recipe, run: Path, steps_per_epoch: int, console: Console) -> list[Callback]:

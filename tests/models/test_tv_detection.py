@@ -31,3 +31,33 @@ def test_mask_rcnn_without_masks_is_one_line() -> None:
     model = create_model("tv/maskrcnn_resnet50_fpn", num_classes=3, input_size=64).train()
     with pytest.raises(CnnlabError, match="instance masks"):
         model(torch.randn(2, 3, 64, 64)).loss(TARGETS.clamp_max(2))
+
+
+def test_a_zoo_classifier_becomes_the_backbone_and_computes_the_same_maps() -> None:
+    torch.manual_seed(0)
+    classifier = create_model("mobilenet_v3_large", num_classes=10, in_chans=1).eval()
+    detector = create_model("tv/fasterrcnn_mobilenet_v3_large_fpn", num_classes=10, input_size=128).eval()
+    taken = detector.load_backbone(classifier.state_dict(), "a test classifier")
+    assert taken == len(detector.model.backbone.body.state_dict())
+    grey = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        ours = classifier.forward_features(grey)
+        theirs = detector.model.backbone.body(grey.expand(-1, 3, -1, -1))["1"]  # the deepest map the FPN reads
+    assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_yolo_takes_its_backbone_from_a_classifier_by_name() -> None:
+    torch.manual_seed(0)
+    classifier = create_model("mobilenet_v3_small", num_classes=10, in_chans=1, norm_momentum=0.1).eval()
+    yolo = create_model("yolo_v1", num_classes=10, in_chans=1).eval()
+    yolo.load_backbone(classifier.state_dict(), "a test classifier")
+    x = torch.randn(2, 1, 128, 128)
+    with torch.no_grad():
+        stage = dict(classifier.named_modules())[yolo.backbone.stages[0].module]
+        seen = []
+        handle = stage.register_forward_hook(lambda module, inputs, out: seen.append(out))
+        classifier(x)
+        handle.remove()
+        assert torch.allclose(yolo.backbone(x)[0], seen[0], atol=1e-5)
+    with pytest.raises(CnnlabError, match="not a mobilenet_v3_small"):
+        yolo.load_backbone(create_model("small_cnn", num_classes=10, in_chans=1).state_dict(), "small_cnn weights")
