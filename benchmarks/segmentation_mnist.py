@@ -28,7 +28,6 @@ from cnnlab.train.run import train_run
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_name  # noqa: E402
 
-
 #: The ops the augmented U-Net trains with: each moves the masks with the canvas (IGNORE where pixels come in).
 AUGMENT = "augment=[{op: flip}, {op: translate, padding: 4}, {op: scale, min_scale: 0.85, max_scale: 1.15}]"
 

@@ -83,7 +83,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
     """Return the model behind its normalisation, the images to explain and where outputs go."""
     import torch
 
-    from cnnlab.data.images import read_image, resize_images
+    from cnnlab.data.images import read_image_file, resize_images
     from cnnlab.errors import CnnlabError
     from cnnlab.explain import PixelModel
     from cnnlab.train.distributed import init_distributed
@@ -92,9 +92,8 @@ def load_subject(args: argparse.Namespace) -> Subject:
     path = Path(args.subject)
     detector = False
     if path.is_dir():
-        from cnnlab.runs.load import load_run
-
         from cnnlab.runs.info import TaskName
+        from cnnlab.runs.load import load_run
 
         run = load_run(path, args.checkpoint, device)
         detector = run.info.task is TaskName.DETECTION
@@ -106,7 +105,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
         if args.images and detector:
             from cnnlab.data.boxes import letterbox
 
-            images = torch.stack([letterbox(_read(name, run.info.input_size[0]), run.info.input_size[1])[0]
+            images = torch.stack([letterbox(read_image_file(name, run.info.input_size[0]), run.info.input_size[1])[0]
                                   for name in args.images])
             names = [Path(n).stem for n in args.images]
         elif args.images:
@@ -130,28 +129,13 @@ def load_subject(args: argparse.Namespace) -> Subject:
         model = PixelModel(create_model(args.subject), (0.5,) * size[0], (0.25,) * size[0]).to(device)
         loaded = []
         for name in args.images:
-            image = read_image(Path(name), size[0])
-            if image is None:
-                raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
-            loaded.append(resize_images(image[None], size[1], size[2]))
+            loaded.append(resize_images(read_image_file(name, size[0])[None], size[1], size[2]))
         images, names = torch.cat(loaded), [Path(n).stem for n in args.images]
         classes = tuple(str(i) for i in range(model.model.num_classes)) if hasattr(model.model, "num_classes") else ()
         home = Path(".")
     layer = model.layer_name(args.layer) if args.layer else None
     return Subject(model, images.to(device).float() / 255.0, names, classes, home, layer, path.is_dir() and detector)
 
-
-def _read(name: str, channels: int) -> Any:
-    """Return an image file as uint8 (C, H, W), or one line when it cannot be read."""
-    from cnnlab.data.images import read_image
-    from cnnlab.errors import CnnlabError
-
-    if Path(name).is_dir():
-        raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
-    image = read_image(Path(name), channels)
-    if image is None:
-        raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
-    return image
 
 
 def run_explain(args: argparse.Namespace) -> int:

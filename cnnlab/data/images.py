@@ -58,6 +58,18 @@ def prepare_images(images: torch.Tensor, size: int | None, pad: int) -> torch.Te
     return images
 
 
+def read_image_file(name: str | Path, channels: int) -> torch.Tensor:
+    """Return an image file a user named as uint8 (C, H, W), or one line saying why it cannot be read."""
+    from cnnlab.errors import CnnlabError
+
+    if Path(name).is_dir():
+        raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
+    image = read_image(Path(name), channels)
+    if image is None:
+        raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+    return image
+
+
 def write_png(image: torch.Tensor, path: str | Path) -> None:
     """Write a uint8 image (C, H, W), grey or RGB, as a PNG file (Pillow: torchvision's encoders are deprecated)."""
     from PIL import Image

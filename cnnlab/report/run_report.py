@@ -20,12 +20,12 @@ from cnnlab.explain.pictures.exemplars import batches_of, crop, top_exemplars
 from cnnlab.explain.pictures.filters import filter_grid, tile
 from cnnlab.inspect.summary import summary
 from cnnlab.report import plots
+from cnnlab.report.detection import detection_section, pr_curves
 from cnnlab.report.facts import RunFacts, read_facts
 from cnnlab.report.page import render_page
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run, require_trained
 from cnnlab.runs.rundir import write_text
-from cnnlab.report.detection import detection_section, pr_curves
 from cnnlab.train.evaluation import score_run, score_tally
 
 DEFAULT_METHODS = ("gradcam", "integrated_gradients")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from cnnlab.data.collection import Images
-from cnnlab.data.images import prepare_images, read_image, resize_images
+from cnnlab.data.images import prepare_images, read_image_file, resize_images
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.placement import place
 from cnnlab.data.sources import load
@@ -61,11 +61,7 @@ class Run:
         channels, height, width = self.info.image_size
         loaded = []
         for name in paths:
-            if Path(name).is_dir():
-                raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
-            image = read_image(Path(name), channels)
-            if image is None:
-                raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+            image = read_image_file(name, channels)
             # Without a recipe resize the model saw images at their read size: bring this one there.
             loaded.append(image[None] if self.info.resize else resize_images(image[None], height, width))
         return self.prepare(torch.cat(loaded))

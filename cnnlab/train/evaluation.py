@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.collection import Images
 from cnnlab.data.boxes import letterbox
-from cnnlab.data.images import read_image
+from cnnlab.data.collection import Images
+from cnnlab.data.images import read_image_file
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.tta import TTA, Views, centre_crop
 from cnnlab.devices import device_of
@@ -179,11 +179,7 @@ def predict_boxes(run: Run, image_paths: list[str], min_score: float = 0.3) -> l
     channels, size = run.info.input_size[0], run.info.input_size[1]
     results = []
     for name in image_paths:
-        if Path(name).is_dir():
-            raise CnnlabError(f"{name} is a folder: give PNG or JPEG files")
-        image = read_image(Path(name), channels)
-        if image is None:
-            raise CnnlabError(f"cannot read image {name}: give a PNG or JPEG file")
+        image = read_image_file(name, channels)
         canvas, placement = letterbox(image, size)
         found = detections(run.model(run.normalisation(canvas[None].to(device))))[0]
         keep = found.scores >= min_score

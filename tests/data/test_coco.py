@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from cnnlab.data.coco import read_coco, save_directly, write_coco
 from cnnlab.data.images import write_png
 from cnnlab.data.sources import load

@@ -12,8 +12,8 @@ from cnnlab.models.yolo import YoloOutput, paired_iou
 
 def _hand_loss(raw: torch.Tensor, targets: torch.Tensor, image: int, boxes: int = 2) -> float:
     """The paper's Eq. 3, one cell and one predictor at a time, in plain Python."""
-    batch, side, _, depth = raw.shape
-    classes, cell = depth - 5 * boxes, image / side
+    batch, side, _, _ = raw.shape
+    cell = image / side  # the classes are the last depth - 5 * boxes values
     sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
     owner = {}
     for b in range(batch):

@@ -21,7 +21,14 @@ from cnnlab.models.detector import DetectorOutput
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.recipe import Recipe
 from cnnlab.train.tasks.base import Tally, Task, refuse
-from cnnlab.train.tasks.coco_ap import IOU_THRESHOLDS, RECALL_POINTS, Detected, Evaluation, Truth, evaluate
+from cnnlab.train.tasks.coco_ap import (
+    IOU_THRESHOLDS,
+    RECALL_POINTS,
+    Detected,
+    Evaluation,
+    Truth,
+    evaluate,
+)
 from cnnlab.train.tasks.postprocess import Detections, detect
 
 #: Decoding for scoring (torchvision's detectors default to a 0.05 score threshold and 100 per image).
