@@ -19,7 +19,7 @@ from cnnlab.data.augment import refuse_uncarried
 from cnnlab.data.tta import TTA
 from cnnlab.models.detector import DetectorOutput
 from cnnlab.runs.info import TaskName
-from cnnlab.runs.recipe import Recipe
+from cnnlab.runs.recipe import Adversary, Recipe
 from cnnlab.train.tasks.base import Tally, Task, refuse
 from cnnlab.train.tasks.coco_ap import (
     IOU_THRESHOLDS,
@@ -127,6 +127,8 @@ class Detection(Task):
         refuse(recipe.runtime.stream is not True, "detection data stay resident: set stream=false")
         refuse(recipe.loss.label_smoothing == 0, "label smoothing is a classifier's: detectors have their own loss; "
                "set label_smoothing=0")
+        refuse(recipe.adversarial.method is Adversary.NONE, "adversarial training attacks a classifier's loss: "
+               "leave adversarial out for detection")
 
     def loss(self, output: Any, target: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """Return (the detector's loss, its output)."""

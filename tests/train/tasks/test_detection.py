@@ -102,7 +102,7 @@ def test_validation_computes_a_twelfth_and_agrees_on_what_it_computes() -> None:
 @pytest.mark.parametrize(("override", "words"), [
     ("augment=[{op: mixup}]", "augment mixup cannot move boxes"), ("tta=flip", "no test-time augmentation"),
     ("augment=[{op: center_crop, size: 32}]", "changes the image size"),
-    ("label_smoothing=0.1", "label smoothing is a classifier's"),
+    ("label_smoothing=0.1", "label smoothing is a classifier's"), ("adversarial.method=fgsm", "adversarial training"),
 ])
 def test_what_detection_refuses_is_one_line(override: str, words: str) -> None:
     from cnnlab.runs.recipe import load_recipe
