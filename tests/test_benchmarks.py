@@ -98,3 +98,18 @@ def test_augment_study_runs_its_three_arms() -> None:
     assert figures_are_finite_and_positive(result) > 3
     assert list(result["arms"]) == ["none", "flip+crop", "flip+crop+ra+cutout"] and result["train_images"] == 100
     assert all(len(arm["runs"]) == 2 and 0 <= arm["mean_top1"] <= 1 for arm in result["arms"].values())
+
+
+@pytest.mark.slow  # three detectors and a backbone run: minutes
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train-images-idx3-ubyte.gz").exists(),
+                    reason="the backbone trains on MNIST from ../shared/data")
+def test_detection_benchmark_prints_its_verdict() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "detection_mnist.py"), "--data", "digits-det", "--epochs", "1",
+               "--backbone-epochs", "1", "--train-images", "128", "--timed-images", "32",
+               "--data-dir", str(ROOT.parent / "shared" / "data")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    for model in ("yolo_v1", "centernet", "tv/fasterrcnn_mobilenet_v3_large_fpn"):
+        assert result[model]["inference_images_per_second"] > 0 and 0 <= result[model]["test_ap50"] <= 1
+    assert result["verdict"].startswith("YOLO v1 is") and isinstance(result["yolo_faster"], bool)

@@ -432,7 +432,7 @@ DETECTION_SPECS = {"mnist-det": (10_000, 2_000, 128, (16, 48), (1, 6)), "digits-
 
 
 def load_detection(spec: str, data_dir: str | Path | None = None) -> DataSplits:
-    """Return digit scenes with box targets: MNIST digits on 128x128, or 8x8 digits (as 16x16) on 64x64."""
+    """Return digit scenes with box targets: MNIST digits on 128x128, or 8x8 digits (as 16x16) on 96x96."""
     train_count, test_count, side, scale, per_canvas = DETECTION_SPECS[spec]
     parts = _digit_parts(spec == "mnist-det", data_dir)
     made = [ImageSet(*detection.digit_scenes(part.images, part.labels, count, side, per_canvas, scale, seed=seed),

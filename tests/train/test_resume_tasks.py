@@ -43,8 +43,8 @@ def _same_end(a: Path, b: Path) -> None:
     assert _rows(a) == _rows(b)
 
 
-# Detection's resume runs with every `make test`; the other two, which tests/train/test_resume.py and the
-# fault-injection test cover as well, run with `make test-slow`.
+# Detection's Ctrl-C resume runs with every `make test`; the kills, and the other two tasks (which
+# tests/train/test_resume.py and the fault-injection test cover as well), run with `make test-slow`.
 @pytest.fixture(scope="module", params=[pytest.param(task, marks=[] if task == "detection" else [pytest.mark.slow])
                                         for task in TASKS])
 def unbroken(request, tmp_path_factory) -> tuple[str, Path, dict]:
@@ -66,6 +66,7 @@ def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(unbroken, tmp_path, monkeypat
     assert resumed["test_loss"] == summary["test_loss"] and resumed["epochs"] == 3
 
 
+@pytest.mark.slow  # a process start and a kill per task: with `make test-slow`
 def test_kill_9_mid_run_then_resume_is_bit_exact(unbroken, tmp_path) -> None:
     task, whole, summary = unbroken
     model, data, overrides, _ = TASKS[task]
