@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.detector import Backbone, DetectorOutput, object_rows
+from cnnlab.models.detector import Backbone, DetectorOutput
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv1x1
 
@@ -49,24 +49,32 @@ class CenterNetOutput(DetectorOutput):
         return CenterNetOutput(self.heat.float(), self.size.float(), self.offset.float(), self.image_size)
 
     def _centres(self, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Return (image, class, centre on the grid (n, 2) as floats, its cell (n, 2) as ints, size on the grid (n, 2))."""
-        image, classes, box = object_rows(targets)
+        """Return, for every row of the targets (B * M of them): image, class, centre on the grid (n, 2), its cell (n, 2),
+        size on the grid (n, 2) and whether it is an object.
+
+        Every row is computed and padding is weighed out, never picked out: picking (nonzero) would
+        make the host wait for the device once a step.
+        """
+        batch, rows = targets.shape[:2]
+        valid = (targets[..., 0] >= 0).reshape(-1)
+        classes, box = targets[..., 0].long().clamp_min(0).reshape(-1), targets[..., 1:].reshape(-1, 4)
+        image = torch.arange(batch, device=targets.device).repeat_interleave(rows)
         height, width = self.heat.shape[-2:]
         centre = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], dim=1) / STRIDE
         cell = torch.stack([centre[:, 0].long().clamp(0, width - 1), centre[:, 1].long().clamp(0, height - 1)], dim=1)
         size = torch.stack([box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], dim=1) / STRIDE
-        return image, classes, centre, cell, size
+        return image, classes, centre, cell, size, valid
 
     def heat_target(self, targets: torch.Tensor) -> torch.Tensor:
         """Return the Gaussian-splatted target heatmap (B, C, h, w): 1 exactly at each centre cell."""
-        image, classes, _, cell, size = self._centres(targets)
+        image, classes, _, cell, size, valid = self._centres(targets)
         batch, channels, height, width = self.heat.shape
         sigma = (SPREAD * size / 6).clamp_min(1e-3)  # (n, 2)
         xs = torch.arange(width, device=cell.device, dtype=self.heat.dtype)
         ys = torch.arange(height, device=cell.device, dtype=self.heat.dtype)
         gx = ((xs[None, :] - cell[:, :1]) / sigma[:, :1]).square()  # (n, w)
         gy = ((ys[None, :] - cell[:, 1:]) / sigma[:, 1:]).square()  # (n, h)
-        splats = torch.exp(-(gy[:, :, None] + gx[:, None, :]) / 2)  # (n, h, w)
+        splats = torch.exp(-(gy[:, :, None] + gx[:, None, :]) / 2) * valid.view(-1, 1, 1)  # (n, h, w); padding: 0
         target = torch.zeros(batch * channels, height * width, device=cell.device, dtype=self.heat.dtype)
         index = (image * channels + classes)[:, None].expand(-1, height * width)
         target = target.scatter_reduce(0, index, splats.reshape(len(splats), -1), reduce="amax")
@@ -74,7 +82,8 @@ class CenterNetOutput(DetectorOutput):
 
     def loss(self, targets: torch.Tensor) -> torch.Tensor:
         """Return focal heatmap loss + 0.1 size L1 + 1 offset L1, each over the number of objects (the paper's Eq. 1-3)."""
-        image, _, centre, cell, size = self._centres(targets)
+        image, _, centre, cell, size, valid = self._centres(targets)
+        weight = valid.to(self.size.dtype).unsqueeze(1)
         wanted = self.heat_target(targets)
         # log-sigmoid, not log of the sigmoid: the same value without log(0) at confident pixels.
         log_p, log_not_p = F.logsigmoid(self.heat), F.logsigmoid(-self.heat)
@@ -82,18 +91,18 @@ class CenterNetOutput(DetectorOutput):
         peak = wanted == 1
         positive = ((1 - p).pow(ALPHA) * log_p).masked_fill(~peak, 0.0).sum()
         negative = ((1 - wanted).pow(BETA) * p.pow(ALPHA) * log_not_p).masked_fill(peak, 0.0).sum()
-        objects = torch.ones_like(image).sum().clamp_min(1)
+        objects = valid.sum().clamp_min(1)
         focal = -(positive + negative) / objects
         at = (image, slice(None), cell[:, 1], cell[:, 0])
-        size_error = (self.size[at] - size).abs().sum() / objects
-        offset_error = (self.offset[at] - (centre - cell)).abs().sum() / objects
+        size_error = ((self.size[at] - size).abs() * weight).sum() / objects
+        offset_error = ((self.offset[at] - (centre - cell)).abs() * weight).sum() / objects
         return focal + SIZE_WEIGHT * size_error + OFFSET_WEIGHT * offset_error
 
     def hits(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (objects whose centre cell's strongest class is theirs, objects)."""
-        image, classes, _, cell, _ = self._centres(targets)
+        image, classes, _, cell, _, valid = self._centres(targets)
         strongest = self.heat[image, :, cell[:, 1], cell[:, 0]].argmax(dim=1)
-        return (strongest == classes).sum(), torch.ones_like(classes).sum()
+        return ((strongest == classes) & valid).sum(), valid.sum()
 
     def candidates(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return a box per grid cell (B, h*w, 4) in input pixels and its class scores, zero off the heatmap's 3x3 peaks."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.detector import Backbone, DetectorOutput, object_rows
+from cnnlab.models.detector import Backbone, DetectorOutput
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv1x1
 
@@ -70,47 +70,57 @@ class YoloOutput(DetectorOutput):
         return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
     def _assign(self, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Return (image, row, column, class, box) of each object kept, one per cell (the image's last row wins)."""
-        image, classes, box = object_rows(targets)
+        """Return, for every row of the targets (B, M): image, cell row, cell column, class, box and whether it is kept.
+
+        A row is kept when it is an object and the last of its image's rows in its cell. Every row
+        is computed and padding is weighed out, never picked out: picking (nonzero) would make the
+        host wait for the device once a step.
+        """
         batch, rows, cols = self.raw.shape[:3]
-        centre_x, centre_y = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
+        valid = targets[..., 0] >= 0
+        classes, box = targets[..., 0].long().clamp_min(0), targets[..., 1:]
+        image = torch.arange(batch, device=targets.device).view(-1, 1).expand_as(classes)
+        centre_x, centre_y = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
         row = (centre_y / self.cell[0]).long().clamp(0, rows - 1)
         col = (centre_x / self.cell[1]).long().clamp(0, cols - 1)
-        flat = (image * rows + row) * cols + col
-        order = torch.arange(len(flat), device=flat.device)
-        last = torch.full((batch * rows * cols,), -1, device=flat.device, dtype=torch.long)
-        last = last.scatter_reduce(0, flat, order, reduce="amax")
-        kept = last[flat] == order
-        return image[kept], row[kept], col[kept], classes[kept], box[kept]
+        cells = batch * rows * cols
+        flat = torch.where(valid, (image * rows + row) * cols + col, cells)  # padding goes to a spare slot
+        order = torch.arange(flat.numel(), device=flat.device).view_as(flat)
+        last = torch.full((cells + 1,), -1, device=flat.device, dtype=torch.long)
+        last = last.scatter_reduce(0, flat.reshape(-1), order.reshape(-1), reduce="amax")
+        kept = valid & (last[flat] == order)
+        return image, row, col, classes, box, kept
 
     def loss(self, targets: torch.Tensor) -> torch.Tensor:
         """Return the paper's sum-squared loss per image (Eq. 3) against targets (B, M, 5)."""
-        image, row, col, classes, box = self._assign(targets)
+        image, row, col, classes, box, kept = self._assign(targets)
         height, width = self.image_size
-        predicted = self.boxes()[image, row, col]  # (n, boxes, 4)
-        iou = paired_iou(predicted, box[:, None, :]).detach()
-        responsible = iou.argmax(dim=1)  # (n,)
+        weight = kept.to(self.xy.dtype)
+        predicted = self.boxes()[image, row, col]  # (B, M, boxes, 4)
+        iou = paired_iou(predicted, box.unsqueeze(-2)).detach()
+        responsible = iou.argmax(dim=-1)  # (B, M)
         chosen = (image, row, col, responsible)
-        centre_x, centre_y = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
-        offset = torch.stack([centre_x / self.cell[1] - col, centre_y / self.cell[0] - row], dim=1)
-        root = torch.stack([((box[:, 2] - box[:, 0]) / width).clamp_min(0).sqrt(),
-                            ((box[:, 3] - box[:, 1]) / height).clamp_min(0).sqrt()], dim=1)
-        coordinates = (self.xy[chosen] - offset).square().sum() + (self.root_wh[chosen] - root).square().sum()
-        target_confidence = iou.gather(1, responsible[:, None]).squeeze(1)
-        with_object = (self.confidence[chosen] - target_confidence).square().sum()
-        mask = torch.zeros_like(self.confidence, dtype=torch.bool)
-        mask[chosen] = True
+        centre_x, centre_y = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
+        offset = torch.stack([centre_x / self.cell[1] - col, centre_y / self.cell[0] - row], dim=-1)
+        root = torch.stack([((box[..., 2] - box[..., 0]) / width).clamp_min(0).sqrt(),
+                            ((box[..., 3] - box[..., 1]) / height).clamp_min(0).sqrt()], dim=-1)
+        coordinates = (((self.xy[chosen] - offset).square().sum(-1) + (self.root_wh[chosen] - root).square().sum(-1))
+                       * weight).sum()
+        target_confidence = iou.gather(-1, responsible.unsqueeze(-1)).squeeze(-1)
+        with_object = ((self.confidence[chosen] - target_confidence).square() * weight).sum()
+        # Kept rows hold distinct cells, so adding their weights marks each responsible predictor once.
+        mask = torch.zeros_like(self.confidence).index_put_(chosen, weight, accumulate=True) > 0
         without_object = self.confidence.masked_fill(mask, 0.0).square().sum()
         one_hot = F.one_hot(classes, self.probs.shape[-1]).to(self.probs.dtype)
-        class_error = (self.probs[image, row, col] - one_hot).square().sum()
+        class_error = ((self.probs[image, row, col] - one_hot).square().sum(-1) * weight).sum()
         total = self.coord * coordinates + with_object + self.noobj * without_object + class_error
         return total / len(self.raw)
 
     def hits(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (objects whose cell's most probable class is theirs, objects kept)."""
-        image, row, col, classes, _ = self._assign(targets)
-        correct = (self.probs[image, row, col].argmax(dim=-1) == classes).sum()
-        return correct, torch.ones_like(classes).sum()
+        image, row, col, classes, _, kept = self._assign(targets)
+        correct = ((self.probs[image, row, col].argmax(dim=-1) == classes) & kept).sum()
+        return correct, kept.sum()
 
     def candidates(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return every predictor's box (B, S*S*boxes, 4), clipped to the image, and its class scores (confidence x P(class))."""

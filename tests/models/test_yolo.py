@@ -98,3 +98,21 @@ def test_boxes_and_class_scores_decode_as_the_paper_says() -> None:
 def test_a_backbone_without_that_stride_is_one_line() -> None:
     with pytest.raises(CnnlabError, match="no stage of stride 64"):
         create_model("yolo_v1", num_classes=3, in_chans=1, stride=64)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["yolo_v1", "centernet"])
+def test_a_detectors_loss_and_hits_make_no_host_sync(name: str) -> None:
+    model = create_model(name, num_classes=10, in_chans=1).cuda()
+    targets = torch.full((4, 6, 5), -1.0, device="cuda")
+    targets[0, 0] = torch.tensor([3.0, 10, 10, 40, 50], device="cuda")
+    targets[2, :2] = torch.tensor([[1.0, 60, 60, 90, 100], [7.0, 0, 0, 20, 30]], device="cuda")
+    x = torch.randn(4, 1, 128, 128, device="cuda")
+    output = model(x)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        output.loss(targets).backward()
+        output.hits(targets)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
