@@ -36,7 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     option(pred, Spec("run", Text(), "run directory written by cnnlab train", extra={"metavar": "RUN"}))
     option(pred, Spec("images", Text(), "image files", nargs="+", extra={"metavar": "FILE"}))
     option(pred, Spec("--top-k", Integer(1, 100_000), "classes to show per image", 5))
-    option(pred, Spec("--min-score", Number(0.0, 1.0), "detection runs: the lowest score of a box drawn and listed", 0.3))
+    option(pred, Spec("--min-score", Number(0.05, 1.0), "detection runs: the lowest score of a box drawn and listed "
+                      "(scoring keeps boxes from 0.05)", 0.3))
     add(pred, "out", help="detection runs: folder for each image with its boxes drawn (NAME.png) and predictions.json "
                           "(default: RUN/predictions)")
     add(pred, "checkpoint")
@@ -151,11 +152,14 @@ def _predict_boxes(args: argparse.Namespace, run: object) -> int:
 
     results = predict_boxes(run, args.images, args.min_score)
     out = Output(args.out if args.out is not None else str(Path(args.run) / "predictions"))
-    stems: dict[str, int] = {}
+    used: set[str] = set()
     for item in results:
-        stem = Path(item["image"]).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        name = f"{stem}.png" if stems[stem] == 1 else f"{stem}-{stems[stem]}.png"  # two files of one name both stay
+        stem, count = Path(item["image"]).stem, 1
+        name = f"{stem}.png"
+        while name in used:  # two files of one name (or a-2.png beside a.png twice) all stay
+            count += 1
+            name = f"{stem}-{count}.png"
+        used.add(name)
         found = item.pop("detections")
         drawn = draw_detections(item.pop("pixels"), torch.tensor([d["box"] for d in found]).reshape(-1, 4),
                                 [f"{d['class']} {d['score']:.2f}" for d in found],

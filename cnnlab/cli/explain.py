@@ -102,10 +102,14 @@ def load_subject(args: argparse.Namespace) -> Subject:
                               f"--box explains a detector's boxes, and {path} is a {run.info.task.value} run: leave it out")
         model = PixelModel(run.model, run.normalisation.mean, run.normalisation.std).to(device)
         classes, home = run.classes, path
+        if detector and run.info.model.startswith("tv/"):
+            raise CnnlabError(f"--box explains yolo_v1 and centernet runs; {run.info.model} decodes and ranks its boxes "
+                              "anew for every perturbed image, so box K would not stay one box: explain a zoo detector")
         if args.images and detector:
-            from cnnlab.data.boxes import letterbox
+            from cnnlab.data.boxes import letterbox_padded
 
-            images = torch.stack([letterbox(read_image_file(name, run.info.input_size[0]), run.info.input_size[1])[0]
+            size = run.info.input_size[1] - 2 * run.info.pad  # letterboxed as the run's images were, then padded
+            images = torch.stack([letterbox_padded(read_image_file(name, run.info.input_size[0]), size, run.info.pad)[0]
                                   for name in args.images])
             names = [Path(n).stem for n in args.images]
         elif args.images:

@@ -58,6 +58,15 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
 LEGIBLE_SIDE = 384
 
 
+def letterbox_padded(image: torch.Tensor, size: int, pad: int) -> tuple[torch.Tensor, Letterbox]:
+    """Return an image letterboxed to size x size then zero-padded by `pad`, as a run placed its images, and the placement."""
+    canvas, placement = letterbox(image, size)
+    if pad:
+        canvas = F.pad(canvas, (pad, pad, pad, pad))
+        placement = Letterbox(placement.scale, placement.left + pad, placement.top + pad)
+    return canvas, placement
+
+
 def place_with_boxes(images: torch.Tensor, targets: torch.Tensor, size: int | None,
                      pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return uint8 images (N, C, H, W) letterboxed to size x size and zero-padded by `pad`, their box rows (N, M, 5) moved alike."""

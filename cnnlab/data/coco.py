@@ -17,6 +17,7 @@ targets (they mark groups no single box covers). `CocoSet.left_out` says what an
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,50 +96,61 @@ def _image_file(folder: Path, name: str) -> Path:
 
 
 def _channels(files: list[Path]) -> int:
-    """Return 1 when the first readable image is grey, else 3."""
+    """Return 1 when every readable image is grey, else 3 (a colour image among grey ones keeps its colour)."""
     from PIL import Image
 
     for path in files:
         try:
-            with Image.open(path) as image:
-                return 1 if image.mode in ("1", "L", "I;16", "I") else 3
+            with Image.open(path) as image:  # the header only: no pixels are decoded
+                if image.mode not in ("1", "L", "I;16", "I"):
+                    return 3
         except OSError:
             continue
-    return 3
+    return 1
 
 
-def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...] | None = None) -> CocoSet:
+def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...] | None = None,
+              channels: int | None = None) -> CocoSet:
     """Return the images and box targets of a COCO folder, letterboxed to size x size (default: their one size).
 
-    `classes` fixes the class order (a test split read with its training split's classes).
+    `classes` and `channels` fix the class order and the channels (a test split read as its
+    training split was). With `size`, each image is letterboxed as it is read, so a large folder
+    holds only canvases of that size in memory.
     """
     source = find_json(Path(path))
     data = read_json(source)
     folder = source.parent
-    categories = sorted(data["categories"], key=lambda c: c.get("id", 0))
+    if not all(isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c.get("id"), bool)
+               for c in data["categories"]):
+        raise CnnlabError(f"{source} has a category that is not an object with an integer id: every category needs "
+                          "{\"id\": N, \"name\": ...}")
+    categories = sorted(data["categories"], key=lambda c: c["id"])
     names = tuple(str(c.get("name", c.get("id"))) for c in categories)
     if classes is not None and names != classes:
         raise CnnlabError(f"{source} has the categories {', '.join(names)}, not the training set's {', '.join(classes)}: "
                           "give splits of one data set")
     index_of = {c.get("id"): k for k, c in enumerate(categories)}
     left_out: Counter = Counter()
-    entries = [e for e in data["images"] if isinstance(e, dict) and "id" in e and "file_name" in e]
+    entries = [e for e in data["images"] if isinstance(e, dict) and isinstance(e.get("id"), int | str)
+               and "file_name" in e]
     if len(entries) < len(data["images"]):
         left_out["image entries without id or file_name"] += len(data["images"]) - len(entries)
     files = [_image_file(folder, str(e["file_name"])) for e in entries]
-    channels = _channels(files)
-    pixels: dict[Any, torch.Tensor] = {}
+    channels = channels or _channels(files)
+    # Each image read: its pixels (letterboxed at once when the size is known), placement and own (H, W).
+    pixels: dict[Any, tuple[torch.Tensor, Any, tuple[int, int]]] = {}
     for entry, file in zip(entries, files, strict=True):
         image = read_image(file, channels) if file.is_file() else None
         if image is None:
             left_out["missing or unreadable images"] += 1
             continue
-        pixels[entry["id"]] = image
+        own = (int(image.shape[1]), int(image.shape[2]))
+        pixels[entry["id"]] = (*letterbox(image, size), own) if size is not None else (image, None, own)
     if not pixels:
         raise CnnlabError(f"{source} names {len(entries)} images and none could be read from {folder}: "
                           "put the image files beside the JSON (or in images/)")
-    sizes = {tuple(image.shape[1:]) for image in pixels.values()}
     if size is None:
+        sizes = {own for _, _, own in pixels.values()}
         if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
             raise CnnlabError(f"{source} holds images of {len(sizes)} sizes (or not square): set input_size=N to "
                               "letterbox them to N x N")
@@ -149,18 +161,18 @@ def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...
         if reason:
             left_out[reason] += 1
             continue
-        image = pixels[note["image_id"]]
+        height, width = pixels[note["image_id"]][2]
         x, y, w, h = (float(v) for v in note["bbox"])
         x1, y1 = max(x, 0.0), max(y, 0.0)
-        x2, y2 = min(x + w, float(image.shape[2])), min(y + h, float(image.shape[1]))
+        x2, y2 = min(x + w, float(width)), min(y + h, float(height))
         if x2 - x1 < 1 or y2 - y1 < 1:
             left_out["boxes outside their image"] += 1
             continue
         rows[note["image_id"]].append([float(index_of[note["category_id"]]), x1, y1, x2, y2])
     images, targets = [], []
     most = max(1, *(len(r) for r in rows.values()))
-    for key, image in pixels.items():
-        canvas, placement = letterbox(image, size)
+    for key, (image, placement, _) in pixels.items():
+        canvas, placement = (image, placement) if placement is not None else letterbox(image, size)
         target = torch.full((most, 5), -1.0)
         if rows[key]:
             found = torch.tensor(rows[key])
@@ -177,12 +189,13 @@ def _annotation_problem(note: Any, pixels: dict[Any, torch.Tensor], index_of: di
     """Return why an annotation is left out ("" when it is kept)."""
     if not isinstance(note, dict):
         return "annotations that are not objects"
-    if note.get("image_id") not in pixels:
+    if not isinstance(note.get("image_id"), int | str) or note.get("image_id") not in pixels:
         return "boxes of unknown or unread images"
-    if note.get("category_id") not in index_of:
+    if not isinstance(note.get("category_id"), int) or note.get("category_id") not in index_of:
         return "boxes of unknown category ids"
     box = note.get("bbox")
-    if not isinstance(box, list | tuple) or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
+    if (not isinstance(box, list | tuple) or len(box) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
         return "annotations without an [x, y, w, h] bbox"
     if box[2] <= 0 or box[3] <= 0:
         return "boxes of zero or negative width or height"

@@ -447,7 +447,7 @@ def load_coco(path: str, test_fraction: float = 0.2, seed: int = 0, resize: int 
     parts = [root / "train", root / "test"]
     if all(p.is_dir() for p in parts):
         train = coco.read_coco(parts[0], resize)
-        test = coco.read_coco(parts[1], resize, train.classes)
+        test = coco.read_coco(parts[1], resize or train.images.shape[-1], train.classes, train.images.shape[1])
         for name, part in zip(("train", "test"), (train, test), strict=True):
             _note(part.summary(f"coco:{root / name}"))
         return DataSplits(*(ImageSet(p.images, p.targets, p.classes, p.images_left_out) for p in (train, test)))

@@ -78,6 +78,10 @@ class Backbone(nn.Module):
     def __init__(self, name: str, in_chans: int, strides: tuple[int, ...], input_size: tuple[int, int, int],
                  options: dict[str, object] | None = None) -> None:
         super().__init__()
+        side, step = input_size[1], max(strides)
+        if side % step:
+            fit = max(step, round(side / step) * step)
+            raise CnnlabError(f"input size {side} is not a multiple of the backbone's stride {step}: use input_size={fit}")
         # Imported here: torch.fx's tracer brings torch._dynamo and sympy (3 s), which no classifier needs.
         from torchvision.models.feature_extraction import create_feature_extractor
 

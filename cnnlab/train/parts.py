@@ -14,7 +14,7 @@ import torch
 from cnnlab.data.collection import Images
 from cnnlab.data.loader import sample_indices
 from cnnlab.data.placement import check_fits, place, too_big
-from cnnlab.data.sources import DataSplits, labelled_split, load, shuffle_labels, split
+from cnnlab.data.sources import DataSplits, ImageSet, labelled_split, load, shuffle_labels, split
 from cnnlab.errors import CnnlabError
 from cnnlab.runs.recipe import Recipe
 from cnnlab.train.distributed import Distributed
@@ -61,7 +61,11 @@ def run_data(spec: str, data_dir: str | None, recipe: Recipe, dist: Distributed,
     train, pseudo = _labelled(train, recipe, resume)
     size, pad = recipe.data.input_size, recipe.data.input_pad
     check_fits(train, size, pad, recipe.batch_size, device)
-    stream = recipe.runtime.stream if recipe.runtime.stream is not None else too_big(train, size, pad, device)
+    dense = isinstance(train, ImageSet) and train.labels.ndim > 1  # masks and boxes are never streamed
+    if recipe.runtime.stream is None and dense and too_big(train, size, pad, device):
+        raise CnnlabError(f"{spec} does not fit in memory ({len(train)} images), and masks and boxes stay resident: "
+                          "use a smaller input_size or data.train_images")
+    stream = recipe.runtime.stream if recipe.runtime.stream is not None else (not dense and too_big(train, size, pad, device))
     stream = bool(dist.broadcast(stream))  # every rank must read its data the same way
     train, val, test = (None if part is None else place(part, size, pad, stream, recipe.runtime.workers)
                         for part in (train, val, splits.test))

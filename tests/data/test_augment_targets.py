@@ -105,3 +105,10 @@ def test_photometric_ops_leave_targets_alone_and_mixing_is_refused() -> None:
     for tag in ("mixup", "cutmix", "randaugment", "center_crop"):
         with pytest.raises(CnnlabError, match=tag):
             refuse_uncarried([OPS[tag]()], "boxes")
+
+
+def test_a_box_already_small_stays_when_a_move_keeps_its_size() -> None:
+    target = torch.tensor([[[1.0, 10, 10, 11.5, 20], [-1, -1, -1, -1, -1]]])
+    _, moved = OPS["flip"](p=1.0).with_targets(torch.rand(1, 1, 32, 32), target, torch.Generator().manual_seed(0),
+                                                torch.zeros(1, 1, 1, 1))
+    assert moved[0, 0].tolist() == [1.0, 20.5, 10, 22, 20]  # 1.5 px wide before and after: an object still

@@ -69,6 +69,25 @@ def test_bad_annotations_and_images_are_left_out_and_counted(tmp_path) -> None:
     assert line.startswith("coco:x: left out") and "\n" not in line and "no box of dog" in line
 
 
+def test_nan_boxes_and_bad_categories_do_not_pass(tmp_path) -> None:
+    folder = _folder(tmp_path, [_note(1, 7, [1, 1, float("nan"), 5]), _note(1, [7], [1, 1, 5, 5]), _note(1, 7, [1, 1, 5, 5])])
+    read = read_coco(folder)
+    assert read.targets.shape[1] == 1 and read.targets[0, 0].tolist() == [1.0, 1, 1, 6, 6]
+    assert read.left_out["annotations without an [x, y, w, h] bbox"] == 1
+    assert read.left_out["boxes of unknown category ids"] == 1
+    data = json.loads((folder / "instances.json").read_text())
+    data["categories"].append({"id": "9", "name": "text id"})
+    (folder / "instances.json").write_text(json.dumps(data))
+    with pytest.raises(CnnlabError, match="integer id"):
+        read_coco(folder)
+
+
+def test_a_colour_image_among_grey_ones_keeps_its_colour(tmp_path) -> None:
+    folder = _folder(tmp_path, [])
+    write_png(torch.zeros(3, 48, 48, dtype=torch.uint8), folder / "images" / "1.png")
+    assert read_coco(folder).images.shape[1] == 3
+
+
 @pytest.mark.parametrize(("content", "words"), [
     ("", "is empty"), ('{"images": [{"id": 1', "is not valid JSON"), ('{"images": []}', "has no annotations, categories"),
 ])

@@ -7,8 +7,8 @@ transforms move `tv_tensors` with their image:
 - a box (class, x1, y1, x2, y2), in pixel units where pixel k covers [k, k + 1), becomes the
   enclosing box of its moved corners (affine and perspective ops map straight edges to straight
   edges), or the extent of the output pixels whose source lies inside it (elastic, whose field
-  can fold), then is clipped to the image; a box left
-  narrower or shorter than MIN_SIDE pixels is dropped (its row becomes padding, class -1).
+  can fold), then is clipped to the image; a box the move left narrower or shorter than MIN_SIDE
+  pixels is dropped (its row becomes padding, class -1), one that was that small before stays.
 Photometric, filter, weather and occlusion ops leave targets alone. Ops that would need to move
 targets another way (mixing, the policies' random op choice) are refused with one line.
 """
@@ -71,8 +71,11 @@ def settle(target: torch.Tensor, moved: torch.Tensor, height: int, width: int) -
     """Return box rows with `moved` coordinates (B, M, 4) clipped to the image, thin boxes and padding as class -1."""
     limit = moved.new_tensor([width, height, width, height])
     clipped = torch.minimum(moved.clamp_min(0), limit)
-    keep = ((clipped[..., 2] - clipped[..., 0]) >= MIN_SIDE) & ((clipped[..., 3] - clipped[..., 1]) >= MIN_SIDE)
-    keep = keep & (target[..., 0] >= 0)
+    sides = clipped[..., 2:] - clipped[..., :2]
+    before = target[..., 3:5] - target[..., 1:3]
+    # A box the move left thinner than MIN_SIDE is dropped; one that was that thin already stays
+    # (a flip must not turn a small object into background), unless nothing of it is left.
+    keep = (((sides >= MIN_SIDE) | (sides >= before - 1e-4)) & (sides > 0)).all(-1) & (target[..., 0] >= 0)
     rows = torch.cat([target[..., :1], clipped], -1)
     return torch.where(keep.unsqueeze(-1), rows, torch.full_like(rows, -1.0))
 
