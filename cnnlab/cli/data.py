@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnlab.cli.domains import Choice, Text
+from cnnlab.cli.numeric import Integer
 from cnnlab.cli.options import Spec, add, option
 
 
@@ -17,6 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         extra={"metavar": "SPEC"}))
     add(parser, "data_dir")
     add(parser, "seed", default=0, help="the held-out split of a COCO folder without train/ and test/")
+    option(parser, Spec("--input-size", Integer(8, 4096), "letterbox every image to N x N, its boxes with it "
+                        "(needed for a COCO folder of mixed sizes)", extra={"metavar": "N"}))
     add(parser, "out", help="folder to write train/ and test/ into, each images/ and instances.json")
     parser.set_defaults(func=run_data)
 
@@ -30,7 +33,11 @@ def run_data(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise CnnlabError("give --out FOLDER to write the COCO folders into")
-    splits = load(args.spec, args.data_dir, seed=args.seed)
+    splits = load(args.spec, args.data_dir, seed=args.seed, resize=args.input_size)
+    if args.input_size is not None:  # generated sets are one size: letterbox them like a COCO folder's images
+        from cnnlab.data.placement import place
+
+        splits = type(splits)(*(place(part, args.input_size, 0, stream=False) for part in (splits.train, splits.test)))
     if not (splits.train.labels.ndim == 3 and splits.train.labels.is_floating_point()):
         raise CnnlabError(f"{args.spec} has no boxes: export writes detection data (mnist-det, digits-det, coco:PATH)")
     out = Output(args.out)

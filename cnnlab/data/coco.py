@@ -152,8 +152,8 @@ def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...
     if size is None:
         sizes = {own for _, _, own in pixels.values()}
         if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
-            raise CnnlabError(f"{source} holds images of {len(sizes)} sizes (or not square): set input_size=N to "
-                              "letterbox them to N x N")
+            raise CnnlabError(f"{source} holds images of {len(sizes)} sizes (or not square): letterbox them to N x N "
+                              "with input_size=N (cnnlab data export: --input-size N)")
         size = next(iter(sizes))[0]
     rows: dict[Any, list[list[float]]] = {key: [] for key in pixels}
     for note in data["annotations"]:

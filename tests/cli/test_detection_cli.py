@@ -72,3 +72,13 @@ def test_detection_refusals_are_one_line(detection_run, tmp_path, capsys) -> Non
         error = capsys.readouterr().err
         assert words in error and error.count("\n") == 1, (argv, error)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_export_letterboxes_to_an_input_size(tmp_path, capsys) -> None:
+    assert main(["data", "export", "digits-det", "--input-size", "48", "--out", str(tmp_path / "small")]) == 0
+    again = load(f"coco:{tmp_path / 'small'}")
+    original = load("digits-det").test
+    assert again.test.images.shape[-2:] == (48, 48)
+    assert torch.allclose(again.test.labels[:, : original.labels.shape[1]],
+                          torch.where(original.labels[..., :1] >= 0, original.labels * torch.tensor([1, .5, .5, .5, .5]),
+                                      original.labels), atol=1e-3)

@@ -101,7 +101,7 @@ def test_a_damaged_json_is_one_line(tmp_path, content: str, words: str) -> None:
 
 def test_images_of_mixed_sizes_are_letterboxed_with_their_boxes(tmp_path) -> None:
     folder = _folder(tmp_path, [_note(1, 7, [10, 0, 20, 40]), _note(2, 3, [0, 0, 30, 30])], sizes=((40, 80), (30, 30)))
-    with pytest.raises(CnnlabError, match="set input_size"):
+    with pytest.raises(CnnlabError, match="with input_size=N"):
         read_coco(folder)
     read = read_coco(folder, size=64)
     assert read.images.shape == (2, 1, 64, 64)
