@@ -82,20 +82,21 @@ def run_augment(args: argparse.Namespace) -> int:
     out = Output(folder)
     ops = _ops(args.policy)  # a bad op or parameter fails here, before any data is read
     train = load(args.data, args.data_dir, seed=args.seed).train
-    targets = getattr(train, "labels", None)
-    kind = "boxes" if targets is not None and targets.is_floating_point() else "masks"
-    if targets is not None and targets.dim() != 1:
-        from cnnlab.data.augment import refuse_uncarried
+    from cnnlab.data.augment import refuse_uncarried
+    from cnnlab.data.augment.targets import TargetKind, kind_of
 
-        refuse_uncarried(ops, kind)  # as training would: an op that cannot move the targets is one line here too
+    targets = getattr(train, "labels", None)
+    kind = TargetKind.LABELS if targets is None else kind_of(targets)
+    if kind is not TargetKind.LABELS:
+        refuse_uncarried(ops, kind.value)  # as training would: an op that cannot move the targets is one line here too
     norm = Normalisation.of(train.sample_batches())
     index = sample_indices(len(train), args.n, args.seed)
     images, labels = next(iter(train.batches([index], torch.device("cpu"))))
     augmentation = Augmentation.for_data(ops, train, norm, len(train.classes))
     pictures = views(augmentation, images, labels, args.draws, args.seed)
     names = " -> ".join(op.tag for op in ops) or "no ops"
-    rows = ([f"{int((label[:, 0] >= 0).sum())} boxes" for label in labels] if kind == "boxes" and labels.dim() == 3
-            else ["canvas"] * len(labels) if labels.dim() == 3 else [train.classes[int(label)] for label in labels])
+    rows = ([f"{int((label[:, 0] >= 0).sum())} boxes" for label in labels] if kind is TargetKind.BOXES
+            else ["canvas"] * len(labels) if kind is TargetKind.MASKS else [train.classes[int(label)] for label in labels])
     picture = out.bytes(legacy or "augment.png", augment_grid(pictures, rows,
                                                               f"{args.data}: {names} ({args.draws} draws of each image)"))
     out.json("augment.json", {"data": args.data, "seed": args.seed, "images": index.tolist(), "augment": [to_plain(op) for op in ops]})

@@ -26,8 +26,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_data(args: argparse.Namespace) -> int:
     """Write the spec's train and test splits as COCO folders and print where."""
+    from cnnlab.data.augment.targets import TargetKind, kind_of
     from cnnlab.data.coco import write_coco
-    from cnnlab.data.sources import load
+    from cnnlab.data.sources import DataSplits, load
     from cnnlab.errors import CnnlabError
     from cnnlab.runs.outputs import Output
 
@@ -37,8 +38,8 @@ def run_data(args: argparse.Namespace) -> int:
     if args.input_size is not None:  # generated sets are one size: letterbox them like a COCO folder's images
         from cnnlab.data.placement import place
 
-        splits = type(splits)(*(place(part, args.input_size, 0, stream=False) for part in (splits.train, splits.test)))
-    if not (splits.train.labels.ndim == 3 and splits.train.labels.is_floating_point()):
+        splits = DataSplits(*(place(part, args.input_size, 0, stream=False) for part in (splits.train, splits.test)))
+    if kind_of(splits.train.labels) is not TargetKind.BOXES:
         raise CnnlabError(f"{args.spec} has no boxes: export writes detection data (mnist-det, digits-det, coco:PATH)")
     out = Output(args.out)
     out.check(["train", "test"])

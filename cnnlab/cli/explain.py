@@ -105,14 +105,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
         if detector and run.info.model.startswith("tv/"):
             raise CnnlabError(f"--box explains yolo_v1 and centernet runs; {run.info.model} decodes and ranks its boxes "
                               "anew for every perturbed image, so box K would not stay one box: explain a zoo detector")
-        if args.images and detector:
-            from cnnlab.data.boxes import letterbox_padded
-
-            size = run.info.input_size[1] - 2 * run.info.pad  # letterboxed as the run's images were, then padded
-            images = torch.stack([letterbox_padded(read_image_file(name, run.info.input_size[0]), size, run.info.pad)[0]
-                                  for name in args.images])
-            names = [Path(n).stem for n in args.images]
-        elif args.images:
+        if args.images:
             images = run.read_images(args.images)
             names = [Path(n).stem for n in args.images]
         else:
@@ -144,11 +137,8 @@ def load_subject(args: argparse.Namespace) -> Subject:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Write per image: an overlay PNG per method (a grid for several), the raw maps as safetensors, a JSON."""
-    from safetensors.torch import save_file
-
     from cnnlab.explain import attribute, list_methods
     from cnnlab.explain.api import method_options
-    from cnnlab.explain.pictures.render import grid, overlay
 
     if args.list:
         print("\n".join(list_methods()))
@@ -158,8 +148,7 @@ def run_explain(args: argparse.Namespace) -> int:
     methods, options, subject, out = prepare(args, "explain")
     if subject.detector:
         return _explain_boxes(args, methods, options, subject, out)
-    picture = f"_{methods[0]}.png" if len(methods) == 1 else "_grid.png"
-    out.check([f"{name}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", picture)])
+    out.check([f"{name}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", _picture(methods))])
     results = {}
     for method in methods:
         taken = method_options(method, options, args.seed)
@@ -176,8 +165,6 @@ def run_explain(args: argparse.Namespace) -> int:
     for index, name in enumerate(subject.names):
         target = int(first.targets[index])
         label = subject.classes[target] if target < len(subject.classes) else str(target)
-        maps = {m: a.maps[index].contiguous().cpu() for m, a in results.items()}
-        out.write(f"{name}.safetensors", lambda path, maps=maps: save_file(maps, str(path)))
         record = {
             "image": name, "target": target, "class": label,
             "probability": round(float(probabilities[index]), 6),
@@ -185,40 +172,52 @@ def run_explain(args: argparse.Namespace) -> int:
                             "layer": a.layer} for m, a in results.items()},
         }
         out.json(f"{name}.json", record)
-        image = subject.images[index]
-        if len(results) == 1:
-            method, attribution = next(iter(results.items()))
-            heat, title = attribution.heatmap()[index], f"{method}: {label} ({record['probability']:.0%})"
-            out.write(f"{name}_{method}.png", lambda path, image=image, heat=heat, title=title: overlay(image, heat, path, title))
-        else:
-            heats = {m: a.heatmap()[index] for m, a in results.items()}
-            title = f"{label} ({record['probability']:.0%})"
-            out.write(f"{name}_grid.png", lambda path, image=image, heats=heats, title=title: grid(image, heats, path, title))
+        _write_maps(out, name, subject.images[index], results, index, f"{label} ({record['probability']:.0%})")
     timings = ", ".join(f"{m} {a.seconds:.2f}s" for m, a in results.items())
     print(f"explained {len(subject.names)} images with {len(results)} methods ({timings}); wrote {out.folder}")
     return 0
+
+
+def _picture(methods: list[str]) -> str:
+    """Return the suffix of an image's picture: _METHOD.png for one method, _grid.png for several."""
+    return f"_{methods[0]}.png" if len(methods) == 1 else "_grid.png"
+
+
+def _write_maps(out: Output, stem: str, image: Any, results: dict[str, Any], index: int, caption: str) -> None:
+    """Write one image's raw maps (STEM.safetensors) and its picture: an overlay for one method, a grid for several."""
+    from safetensors.torch import save_file
+
+    from cnnlab.explain.pictures.render import grid, overlay
+
+    maps = {m: a.maps[index].contiguous().cpu() for m, a in results.items()}
+    out.write(f"{stem}.safetensors", lambda path: save_file(maps, str(path)))
+    if len(results) == 1:
+        method, attribution = next(iter(results.items()))
+        heat = attribution.heatmap()[index]
+        out.write(f"{stem}_{method}.png", lambda path: overlay(image, heat, path, f"{method}: {caption}"))
+    else:
+        heats = {m: a.heatmap()[index] for m, a in results.items()}
+        out.write(f"{stem}_grid.png", lambda path: grid(image, heats, path, caption))
 
 
 def _explain_boxes(args: argparse.Namespace, methods: list[str], options: dict[str, Any], subject: Subject,
                    out: Output) -> int:
     """Write, per image, the maps of its --box K-th surest detection's class score, with the box drawn, and a JSON."""
     import torch
-    from safetensors.torch import save_file
     from torchvision.utils import draw_bounding_boxes
 
     from cnnlab.errors import CnnlabError
     from cnnlab.explain import PixelModel, attribute, list_methods
     from cnnlab.explain.api import method_options
     from cnnlab.explain.kit.pixels import BoxScore
-    from cnnlab.explain.pictures.render import grid, overlay
     from cnnlab.train.tasks.detection import SCORE_THRESHOLD, detections
 
     if args.target is not None:
         raise CnnlabError("--target is a classifier's: a box is explained for its own class; leave --target out")
     pixel, detector = subject.model, subject.model.model
     mean, std = tuple(pixel.mean.flatten().tolist()), tuple(pixel.std.flatten().tolist())
-    picture = f"_box{args.box}_{methods[0]}.png" if len(methods) == 1 else f"_box{args.box}_grid.png"
-    out.check([f"{name}_box{args.box}{suffix}" for name in subject.names for suffix in (".safetensors", ".json", picture)])
+    out.check([f"{name}_box{args.box}{suffix}" for name in subject.names
+               for suffix in (".safetensors", ".json", _picture(methods))])
     explained = 0
     for index, name in enumerate(subject.names):
         image = subject.images[index : index + 1]
@@ -238,22 +237,12 @@ def _explain_boxes(args: argparse.Namespace, methods: list[str], options: dict[s
         label = f"{subject.classes[target]} {float(found.scores[args.box]):.2f}"
         drawn = draw_bounding_boxes((image[0].cpu() * 255).round().to(torch.uint8).expand(3, -1, -1),
                                     torch.tensor([box]), colors="#d62728", width=1).float() / 255
-        maps = {m: a.maps[0].contiguous().cpu() for m, a in results.items()}
         stem = f"{name}_box{args.box}"
-        out.write(f"{stem}.safetensors", lambda path, maps=maps: save_file(maps, str(path)))
         out.json(f"{stem}.json", {"image": name, "box": args.box, "candidate": candidate, "class": subject.classes[target],
                                   "target": target, "score": round(float(found.scores[args.box]), 6), "xyxy": box,
                                   "methods": {m: {"seconds": round(a.seconds, 6), "options": _plain(a.options),
                                                   "layer": a.layer} for m, a in results.items()}})
-        if len(results) == 1:
-            method, attribution = next(iter(results.items()))
-            heat = attribution.heatmap()[0]
-            out.write(f"{stem}_{method}.png", lambda path, heat=heat, drawn=drawn, title=f"{method}: box {args.box}, {label}":
-                      overlay(drawn, heat, path, title))
-        else:
-            heats = {m: a.heatmap()[0] for m, a in results.items()}
-            out.write(f"{stem}_grid.png", lambda path, heats=heats, drawn=drawn, title=f"box {args.box}: {label}":
-                      grid(drawn, heats, path, title))
+        _write_maps(out, stem, drawn, results, 0, f"box {args.box}: {label}")
         explained += 1
     if not explained:
         print(f"no image has a box {args.box} scoring {SCORE_THRESHOLD} or more: nothing written (try --box 0, or "

@@ -54,10 +54,6 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
     return canvas, Letterbox(scale, left, top)
 
 
-#: Pictures smaller than this (the shorter side) are enlarged by a whole factor before drawing, so labels stay legible.
-LEGIBLE_SIDE = 384
-
-
 def letterbox_padded(image: torch.Tensor, size: int, pad: int) -> tuple[torch.Tensor, Letterbox]:
     """Return an image letterboxed to size x size then zero-padded by `pad`, as a run placed its images, and the placement."""
     canvas, placement = letterbox(image, size)
@@ -71,22 +67,27 @@ def place_with_boxes(images: torch.Tensor, targets: torch.Tensor, size: int | No
                      pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return uint8 images (N, C, H, W) letterboxed to size x size and zero-padded by `pad`, their box rows (N, M, 5) moved alike."""
     if size is not None and tuple(images.shape[-2:]) != (size, size):
-        placed = [letterbox(image, size) for image in images]
-        images = torch.stack([canvas for canvas, _ in placed])
-        placement = placed[0][1]  # one size in: one placement for all
-        moved = placement.forward(targets[..., 1:])
-        targets = torch.where(targets[..., :1] >= 0, torch.cat([targets[..., :1], moved], -1), targets)
-    if pad:
-        images = F.pad(images, (pad, pad, pad, pad))
-        targets = torch.where(targets[..., :1] >= 0, targets + targets.new_tensor([0, pad, pad, pad, pad]), targets)
-    return images, targets
+        placed = [letterbox_padded(image, size, pad) for image in images]
+        images, placement = torch.stack([canvas for canvas, _ in placed]), placed[0][1]  # one size in: one placement
+    else:
+        images, placement = F.pad(images, (pad, pad, pad, pad)) if pad else images, Letterbox(1.0, pad, pad)
+    moved = torch.cat([targets[..., :1], placement.forward(targets[..., 1:])], -1)
+    return images, torch.where(targets[..., :1] >= 0, moved, targets)
+
+
+#: Pictures smaller than this (the shorter side) are enlarged by a whole factor before drawing, so labels stay legible.
+LEGIBLE_SIDE = 384
 
 
 def draw_detections(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], classes: torch.Tensor,
-                    width: int = 2) -> torch.Tensor:
-    """Return the uint8 image (C, H, W) as RGB, enlarged when small, with each box drawn in its class's colour and labelled."""
+                    width: int = 2, enlarge: bool = True) -> torch.Tensor:
+    """Return the uint8 image (C, H, W) as RGB with each box drawn in its class's colour and labelled.
+
+    With `enlarge` a small image is first enlarged by a whole factor (nearest neighbour) to at least
+    LEGIBLE_SIDE; without, it keeps its size (a grid of many pictures, an overlay beside a map).
+    """
     rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    factor = max(1, -(-LEGIBLE_SIDE // min(rgb.shape[1:])))
+    factor = max(1, -(-LEGIBLE_SIDE // min(rgb.shape[1:]))) if enlarge else 1
     if factor > 1:  # nearest neighbour: every pixel stays visible as it was
         rgb = rgb.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
     colours = [PALETTE[int(c) % len(PALETTE)] for c in classes]

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import torch
 
+from cnnlab.data.augment.targets import TargetKind, kind_of
 from cnnlab.data.boxes import place_with_boxes
 from cnnlab.data.collection import Images
 from cnnlab.data.images import prepare_images
@@ -73,7 +74,7 @@ def place(data: Images, size: int | None, pad: int, stream: bool,
         if data.soft is not None:
             raise CnnlabError("soft targets (pseudo-labels) are held with images in memory: set runtime.stream=false")
         return StreamedImages(data.images, data.labels, data.classes, data.images.shape[1], size, pad, workers)
-    if data.labels.ndim == 3 and data.labels.is_floating_point():  # box rows: they move with their images
+    if kind_of(data.labels) is TargetKind.BOXES:  # box rows: they move with their images
         return ImageSet(*place_with_boxes(data.images, data.labels, size, pad), data.classes, data.skipped)
     return ImageSet(prepare_images(data.images, size, pad), data.labels, data.classes, data.skipped, data.soft)
 

@@ -26,7 +26,7 @@ from cnnlab.report.page import render_page
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.load import Run, load_run, require_trained
 from cnnlab.runs.rundir import write_text
-from cnnlab.train.evaluation import score_run, score_tally
+from cnnlab.train.evaluation import score_tally
 
 DEFAULT_METHODS = ("gradcam", "integrated_gradients")
 SECTIONS = ("run", "layers", "curves", "per-class", "mistakes", "inside", "health")
@@ -122,25 +122,21 @@ def report_context(path: str | Path, methods: Sequence[str] = DEFAULT_METHODS, d
     require_trained(facts.path, finished=True)  # the page headlines summary.json's figures: only a finished run has them
     run = load_run(facts.path, device=device)
     test = run.test_split(data_dir)
-    if facts.info.task is TaskName.DETECTION:
-        scores, tally = score_tally(run, test)
-        return {
-            "facts": facts, "figures": facts.figures(), "recipe_yaml": run.recipe.to_yaml(), "scores": scores,
-            "layers": _layer_table(run), "curves": plots.curves([(facts.name, facts.metrics)]) if facts.metrics else None,
-            "detection": detection_section(scores, tally, test.resident(), run.classes), "pr_curves": pr_curves(scores),
-            "health": _health(facts), "sections": DETECTION_SECTIONS, "streamed": test.resident() is None,
-        }
-    scores = score_run(run, test)
+    scores, tally = score_tally(run, test)
     images = test.resident()  # None for a streamed split: tables without pictures
+    common = {
+        "facts": facts, "figures": facts.figures(), "recipe_yaml": run.recipe.to_yaml(), "scores": scores,
+        "layers": _layer_table(run), "curves": plots.curves([(facts.name, facts.metrics)]) if facts.metrics else None,
+        "health": _health(facts), "streamed": images is None,
+    }
+    if facts.info.task is TaskName.DETECTION:
+        return {**common, "detection": detection_section(scores, tally, images, run.classes),
+                "pr_curves": pr_curves(scores), "sections": DETECTION_SECTIONS}
     return {
-        "facts": facts, "figures": facts.figures(), "recipe_yaml": run.recipe.to_yaml(),
-        "scores": scores, "layers": _layer_table(run),
-        "curves": plots.curves([(facts.name, facts.metrics)]) if facts.metrics else None,
-        "confusion": plots.confusion(scores["confusion_matrix"], run.classes),
+        **common, "confusion": plots.confusion(scores["confusion_matrix"], run.classes),
         "per_class": _per_class(scores, run.classes),
         "mistakes": _mistakes(run, images, scores, methods, mistakes), "methods": list(methods),
-        "inside": _inside(run, images), "health": _health(facts), "sections": SECTIONS,
-        "streamed": images is None,
+        "inside": _inside(run, images), "sections": SECTIONS,
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.data.boxes import Letterbox, letterbox_padded
 from cnnlab.data.collection import Images
 from cnnlab.data.images import prepare_images, read_image_file, resize_images
 from cnnlab.data.normalise import Normalisation
@@ -23,7 +24,7 @@ from cnnlab.data.sources import load
 from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import create_model
 from cnnlab.runs.checkpoint import load_checkpoint, recover
-from cnnlab.runs.info import RunInfo
+from cnnlab.runs.info import RunInfo, TaskName
 from cnnlab.runs.recipe import Recipe, Weights, load_recipe
 
 
@@ -56,8 +57,16 @@ class Run:
         """Return uint8 images (N, C, H, W) resized and padded as the run's training images were."""
         return prepare_images(images, self.info.resize, self.info.pad)
 
+    def read_placed(self, name: str) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+        """Return a detection run's image file as read (C, H, W), letterboxed and padded as the run placed its images, and how."""
+        image = read_image_file(name, self.info.image_size[0])
+        canvas, placement = letterbox_padded(image, self.info.input_size[1] - 2 * self.info.pad, self.info.pad)
+        return image, canvas, placement
+
     def read_images(self, paths: list[str] | tuple[str, ...]) -> torch.Tensor:
         """Return uint8 images (N, C, H, W) of image files, read, sized and prepared as the run's images were."""
+        if self.info.task is TaskName.DETECTION:  # boxes keep their shapes: letterboxed, not stretched
+            return torch.stack([self.read_placed(name)[1] for name in paths])
         channels, height, width = self.info.image_size
         loaded = []
         for name in paths:

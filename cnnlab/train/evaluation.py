@@ -15,9 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.boxes import letterbox_padded
 from cnnlab.data.collection import Images
-from cnnlab.data.images import read_image_file
 from cnnlab.data.normalise import Normalisation
 from cnnlab.data.tta import TTA, Views, centre_crop
 from cnnlab.devices import device_of
@@ -176,12 +174,9 @@ def predict_boxes(run: Run, image_paths: list[str], min_score: float = 0.3) -> l
     if run.info.task is not TaskName.DETECTION:
         raise CnnlabError(f"{run.path} is a {run.info.task.value} run: boxes come from detection runs")
     device = device_of(run.model)
-    channels, pad = run.info.input_size[0], run.info.pad
-    size = run.info.input_size[1] - 2 * pad  # the square the run letterboxed to, before its padding
     results = []
     for name in image_paths:
-        image = read_image_file(name, channels)
-        canvas, placement = letterbox_padded(image, size, pad)
+        image, canvas, placement = run.read_placed(name)
         found = detections(run.model(run.normalisation(canvas[None].to(device))))[0]
         keep = found.scores >= min_score
         boxes = placement.inverse(found.boxes[keep].cpu(), image.shape[1], image.shape[2])

@@ -44,10 +44,9 @@ def _marked(pixels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         for image, rows in zip(pixels, targets, strict=True):
             rows = rows[rows[:, 0] >= 0]
             uint8 = image.mul(255).round().clamp(0, 255).to(torch.uint8)
-            picture = draw_detections(uint8, rows[:, 1:], [str(int(c)) for c in rows[:, 0]], rows[:, 0].long(), width=1)
-            # draw_detections enlarges small images: bring them back to the grid's size.
-            picture = torch.nn.functional.interpolate(picture[None].float(), size=image.shape[-2:], mode="nearest")[0]
-            drawn.append(picture / 255)
+            picture = draw_detections(uint8, rows[:, 1:], [str(int(c)) for c in rows[:, 0]], rows[:, 0].long(), width=1,
+                                      enlarge=False)
+            drawn.append(picture.float() / 255)
         return torch.stack(drawn)
     rgb = pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
     palette = torch.tensor([[int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)] for h in PALETTE])

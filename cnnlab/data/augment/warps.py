@@ -97,12 +97,7 @@ def affine_grid(inverse: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def affine(x: torch.Tensor, fill: torch.Tensor, *, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
            scale: torch.Tensor | None = None, shear: torch.Tensor | None = None) -> torch.Tensor:
     """Return x rotated, shifted (pixels), scaled and sheared per image; parameters left out are the identity."""
-    count, device = x.shape[0], x.device
-    angle = torch.zeros(count, device=device) if angle is None else angle
-    shift = torch.zeros(count, 2, device=device) if shift is None else shift
-    scale = torch.ones(count, device=device) if scale is None else scale
-    shear = torch.zeros(count, 2, device=device) if shear is None else shear
-    return warp_affine(x, inverse_affine(angle, shift, scale, shear), fill)
+    return warp_affine(x, _matrices(x.shape[0], x.device, angle, shift, scale, shear), fill)
 
 
 @dataclass(frozen=True)
@@ -129,13 +124,14 @@ class _Affine(Op):
         return enclose(affine_forward(inverse, corners(boxes), *shape[1:]))
 
 
-def _matrices(count: int, device: torch.device, angle: torch.Tensor | None = None, scale: torch.Tensor | None = None,
-              shear: torch.Tensor | None = None) -> torch.Tensor:
+def _matrices(count: int, device: torch.device, angle: torch.Tensor | None = None, shift: torch.Tensor | None = None,
+              scale: torch.Tensor | None = None, shear: torch.Tensor | None = None) -> torch.Tensor:
     """Return inverse_affine's matrices with the parameters left out as the identity."""
     angle = torch.zeros(count, device=device) if angle is None else angle
+    shift = torch.zeros(count, 2, device=device) if shift is None else shift
     scale = torch.ones(count, device=device) if scale is None else scale
     shear = torch.zeros(count, 2, device=device) if shear is None else shear
-    return inverse_affine(angle, torch.zeros(count, 2, device=device), scale, shear)
+    return inverse_affine(angle, shift, scale, shear)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.data.augment.targets import TargetKind, kind_of
 from cnnlab.runs.info import TaskName
 from cnnlab.runs.recipe import LossConfig
 from cnnlab.train.tasks.base import Tally, Task
@@ -29,9 +30,8 @@ def describe(scores: dict[str, Any]) -> str:
 
 def task_of_targets(labels: torch.Tensor) -> TaskName:
     """Return the task a data set's targets imply: one per image classification, one per pixel segmentation, box rows detection."""
-    if labels.ndim == 3 and labels.is_floating_point():
-        return TaskName.DETECTION
-    return TaskName.SEGMENTATION if labels.ndim > 1 else TaskName.CLASSIFICATION
+    kind = kind_of(labels)
+    return {TargetKind.BOXES: TaskName.DETECTION, TargetKind.MASKS: TaskName.SEGMENTATION}.get(kind, TaskName.CLASSIFICATION)
 
 
 __all__ = ["TASKS", "Classification", "Detection", "Segmentation", "Tally", "Task", "describe", "task_for", "task_of_targets"]
