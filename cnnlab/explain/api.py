@@ -20,7 +20,7 @@ from torch import nn
 
 import cnnlab.explain.methods  # noqa: F401  (importing the methods package registers every method)
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.kit.batching import predict
+from cnnlab.explain.kit.batching import not_logits, predict
 from cnnlab.explain.kit.hooks import preserved, resolve_layer
 from cnnlab.explain.kit.memory import auto_max_batch
 from cnnlab.explain.kit.noise import TUNNELS, smooth
@@ -108,8 +108,8 @@ def _classes(model: nn.Module, forward: Forward, images: torch.Tensor) -> int:
         return layer.out_features
     with torch.no_grad():
         out = forward(images[:1])
-    if out.ndim != 2:
-        raise CnnlabError(f"{type(model).__name__} returns {tuple(out.shape)}, not (N, classes) logits: explain a classifier")
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise CnnlabError(not_logits(out, type(model).__name__))
     return out.shape[1]
 
 
@@ -159,9 +159,9 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str, target: int |
         # The memory probe (once per model and input shape) when no chunk size is given.
         rows = max_batch or auto_max_batch(forward, images)
         # The logits pass only when the targets are the predictions; given targets cost no extra pass.
-        logits = predict(forward, images, rows) if target is None else None
+        logits = predict(forward, images, rows, type(model).__name__) if target is None else None
         if logits is not None and logits.ndim != 2:
-            raise CnnlabError(f"{type(model).__name__} returns {tuple(logits.shape)}, not (N, classes) logits: explain a classifier")
+            raise CnnlabError(not_logits(logits, type(model).__name__))
         classes = logits.shape[1] if logits is not None else _classes(model, forward, images)
         targets = logits.argmax(dim=1) if logits is not None else _targets(target, len(images), classes, device)
         layer_name, layer_module = None, None

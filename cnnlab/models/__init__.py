@@ -25,7 +25,14 @@ from cnnlab.models import (  # noqa: F401
     yolo,
 )
 from cnnlab.models.base import AuxOutput, Classifier, FeatureInfo, feature_info
-from cnnlab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from cnnlab.models.registry import (
+    ModelInfo,
+    create_model,
+    is_detector,
+    list_models,
+    model_info,
+    register_model,
+)
 from cnnlab.models.transfer import load_torchvision_state_dict
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "Classifier",
     "ModelInfo",
     "create_model",
+    "is_detector",
     "list_models",
     "load_torchvision_state_dict",
     "model_info",

@@ -137,14 +137,18 @@ def test_every_method_keeps_its_maps_on_the_gpu() -> None:
 @pytest.mark.slow
 def test_every_zoo_classifier_explains_and_dense_models_are_refused() -> None:
     """Grad-CAM at the default layer and saliency, on every zoo model at its smallest evaluation size."""
-    from cnnlab.models import create_model, list_models, model_info
+    from cnnlab.models import create_model, is_detector, list_models, model_info
 
     for name in list_models():
         info = model_info(name)
         size = max(info.min_eval_size, 32)
         model = create_model(name, num_classes=4)
         x = torch.rand(1, info.input_size[0], size, size)
-        if info.family == "unet" or name == "pointwise":
+        if is_detector(name):
+            x = torch.rand(1, *info.input_size)
+            with pytest.raises(CnnlabError, match="detector's boxes are explained one at a time"):
+                attribute(model, x, "saliency")
+        elif info.family == "unet" or name == "pointwise":
             with pytest.raises(CnnlabError, match="not \\(N, classes\\) logits"):
                 attribute(model, x, "saliency")
         else:

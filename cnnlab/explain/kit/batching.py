@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from cnnlab.errors import CnnlabError
 from cnnlab.explain.kit.types import Forward
 
 
@@ -78,7 +79,18 @@ def sampled_scores(forward: Forward, targets: torch.Tensor, count: int, samples:
 
 
 @torch.no_grad()
-def predict(forward: Forward, images: torch.Tensor, max_batch: int) -> torch.Tensor:
+def predict(forward: Forward, images: torch.Tensor, max_batch: int, name: str = "the model") -> torch.Tensor:
     """Return the logits of `images`, chunked."""
-    return torch.cat([forward(images[i:i + max_batch]) for i in range(0, len(images), max_batch)])
+    outs = [forward(images[i:i + max_batch]) for i in range(0, len(images), max_batch)]
+    if not isinstance(outs[0], torch.Tensor):
+        raise CnnlabError(not_logits(outs[0], name))
+    return torch.cat(outs)
+
+
+def not_logits(out: object, model: str) -> str:
+    """Return the one-line refusal for `model` whose forward gives `out` instead of (N, classes) logits."""
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    hint = (": a detector's boxes are explained one at a time (cnnlab explain RUN --box K)"
+            if hasattr(out, "candidates") else ": explain a classifier")
+    return f"{model} returns {shape}, not (N, classes) logits{hint}"
 
