@@ -11,7 +11,9 @@ The protocol is COCO's (Lin et al. 2014; the `cocoapi` evaluation code's documen
 - precision is made monotone from the right and read at 101 recall points (the first point at
   or beyond each), recall is the last one reached; a class with no non-ignored box has neither
   (-1), and a figure is the mean over the entries that exist (-1 when none does).
-Boxes are (x1, y1, x2, y2) in pixels; areas of detections are their box areas.
+Boxes are (x1, y1, x2, y2) in pixels; areas of detections are their box areas. With
+`iou_type="segm"` (COCO's mask AP) the overlaps are those of the instance masks and a detection's
+area is its mask's pixel count; everything else is the same.
 """
 
 from __future__ import annotations
@@ -35,21 +37,23 @@ STATS = (("AP", "ap", None, "all", 100), ("AP50", "ap", 0.5, "all", 100), ("AP75
 
 @dataclass(frozen=True)
 class Truth:
-    """One image's ground truth: boxes (M, 4) x1y1x2y2, classes (M,), crowd flags (M,) and areas (M,)."""
+    """One image's ground truth: boxes (M, 4) x1y1x2y2, classes (M,), crowd flags (M,), areas (M,), masks (M, H, W) if any."""
 
     boxes: np.ndarray
     classes: np.ndarray
     crowd: np.ndarray
     areas: np.ndarray
+    masks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Detected:
-    """One image's detections: boxes (K, 4) x1y1x2y2, scores (K,) and classes (K,)."""
+    """One image's detections: boxes (K, 4) x1y1x2y2, scores (K,), classes (K,) and masks (K, H, W) if any."""
 
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    masks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,31 @@ def box_iou(detections: np.ndarray, truths: np.ndarray, crowd: np.ndarray) -> np
     union = np.where(crowd[None, :], area_d[:, None], area_d[:, None] + area_g[None, :] - inter)
     # Two empty boxes meet nowhere: 0, not 0/0.
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def mask_iou(detections: np.ndarray, truths: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """Return the IoU (K, M) of masks (K, H, W) and (M, H, W); against a crowd mask, the intersection over the detection's area."""
+    pixels = int(np.prod(truths.shape[1:]))
+    # float32 counts pixels exactly up to 2**24, a 4096x4096 image.
+    d = detections.reshape(len(detections), pixels).astype(np.float32)
+    g = truths.reshape(len(truths), pixels).astype(np.float32)
+    inter = (d @ g.T).astype(np.float64)
+    area_d, area_g = d.sum(1, dtype=np.float64), g.sum(1, dtype=np.float64)
+    union = np.where(crowd[None, :], area_d[:, None], area_d[:, None] + area_g[None, :] - inter)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _overlaps(truth: Truth, g: np.ndarray, found: Detected, d: np.ndarray, order: np.ndarray,
+              iou_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return the IoU (K, M) of one image's detections `d` (in `order`) with its truths `g`, and the detections' areas."""
+    crowd = truth.crowd[g].astype(bool)
+    if iou_type == "bbox":
+        boxes = found.boxes[d][order]
+        return box_iou(boxes, truth.boxes[g], crowd), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    if truth.masks is None or found.masks is None:
+        raise ValueError("mask AP needs masks on both the truths and the detections")
+    masks = found.masks[d][order]
+    return mask_iou(masks, truth.masks[g], crowd), masks.sum((1, 2)).astype(np.float64)
 
 
 @dataclass
@@ -150,12 +179,16 @@ def _curve(parts: list[_Matched]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: Sequence[int] | None = None,
-             *, full: bool = True) -> Evaluation:
-    """Return COCO's 12 box figures, and the precision and recall tables, of `detections` against `truths` (one per image).
+             *, full: bool = True, iou_type: str = "bbox") -> Evaluation:
+    """Return COCO's 12 figures, and the precision and recall tables, of `detections` against `truths` (one per image).
+
+    `iou_type` is "bbox" (box AP) or "segm" (mask AP: both sides carry masks).
 
     With `full=False` only the "all" area band at 100 detections is matched (AP, AP50, AP75 and
     AR100; the rest stay -1), a twelfth of the work, as validation during training needs.
     """
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"iou_type is 'bbox' or 'segm', got {iou_type!r}")
     if len(truths) != len(detections):
         raise ValueError(f"{len(truths)} images of ground truth but {len(detections)} of detections")
     if classes is None:
@@ -170,9 +203,8 @@ def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: S
             if not g.any() and not d.any():
                 continue  # COCO skips an image with neither
             order = np.argsort(-found.scores[d], kind="mergesort")[: MAX_DETS[-1]]
-            boxes, scores = found.boxes[d][order], found.scores[d][order]
-            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            iou = box_iou(boxes, truth.boxes[g], truth.crowd[g].astype(bool))
+            iou, areas = _overlaps(truth, g, found, d, order, iou_type)
+            scores = found.scores[d][order]
             cases.append((iou, scores, areas, truth.crowd[g].astype(bool), truth.areas[g]))
         for a, band in enumerate(bands):
             for m, max_det in enumerate(MAX_DETS):

@@ -8,7 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from cnnlab.train.tasks.coco_ap import STATS, Detected, Truth, box_iou, evaluate
+from cnnlab.data.coco_masks import encode_rle
+from cnnlab.train.tasks.coco_ap import STATS, Detected, Truth, box_iou, evaluate, mask_iou
 
 pytest.importorskip("pycocotools")
 
@@ -40,27 +41,32 @@ def _scene(seed: int, images: int = 12, classes: int = 4) -> tuple[list[Truth], 
     return truths, found
 
 
-def _cocoeval(truths: list[Truth], found: list[Detected], classes: int) -> np.ndarray:
-    """Return pycocotools' 12 stats for the same scene."""
+def _cocoeval(truths: list[Truth], found: list[Detected], classes: int, iou_type: str = "bbox") -> np.ndarray:
+    """Return pycocotools' 12 stats for the same scene (masks as RLEs for "segm")."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     images, annotations, results = [], [], []
     for index, (truth, detected) in enumerate(zip(truths, found, strict=True)):
         images.append({"id": index + 1, "width": 640, "height": 640})
-        for box, label, crowd, area in zip(truth.boxes, truth.classes, truth.crowd, truth.areas, strict=True):
+        for row, (box, label, crowd, area) in enumerate(zip(truth.boxes, truth.classes, truth.crowd, truth.areas, strict=True)):
             annotations.append({"id": len(annotations) + 1, "image_id": index + 1, "category_id": int(label) + 1,
                                 "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "area": float(area),
                                 "iscrowd": int(crowd)})
-        for box, score, label in zip(detected.boxes, detected.scores, detected.classes, strict=True):
+            if iou_type == "segm":
+                annotations[-1]["segmentation"] = encode_rle(truth.masks[row])
+        for row, (box, score, label) in enumerate(zip(detected.boxes, detected.scores, detected.classes, strict=True)):
             results.append({"image_id": index + 1, "category_id": int(label) + 1, "score": float(score),
                             "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+            if iou_type == "segm":
+                results[-1] = {**results[-1], "segmentation": encode_rle(detected.masks[row])}
+                del results[-1]["bbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         ground = COCO()
         ground.dataset = {"images": images, "annotations": annotations,
                           "categories": [{"id": c + 1, "name": str(c)} for c in range(classes)]}
         ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(results), "bbox")
+        evaluation = COCOeval(ground, ground.loadRes(results), iou_type)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
@@ -93,7 +99,35 @@ def test_hand_made_cases_equal_cocoeval() -> None:
     assert ours.stats["AP_large"] == -1  # no box in the band: undefined, as COCO prints it
 
 
+def _ellipses(boxes: np.ndarray, side: int) -> np.ndarray:
+    """Return the filled ellipses (K, side, side) inscribed in x1y1x2y2 boxes."""
+    masks = np.zeros((len(boxes), side, side), bool)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes, strict=True):
+        top, left = max(int(y1), 0), max(int(x1), 0)
+        rows, cols = np.ogrid[top:min(int(y2) + 1, side), left:min(int(x2) + 1, side)]
+        inside = ((cols + 0.5 - (x1 + x2) / 2) / ((x2 - x1) / 2)) ** 2 + ((rows + 0.5 - (y1 + y2) / 2) / ((y2 - y1) / 2)) ** 2 <= 1
+        mask[top:top + inside.shape[0], left:left + inside.shape[1]] = inside
+    return masks
+
+
+def test_mask_ap_equals_cocoeval_segm() -> None:
+    """Mask AP: the same scenes with every box's inscribed ellipse as its mask, the truth's area the mask's pixel count."""
+    side = 448
+    truths, found = _scene(0, images=5)
+    truths = [Truth(t.boxes, t.classes, t.crowd, _ellipses(t.boxes, side).sum((1, 2)).astype(float), _ellipses(t.boxes, side))
+              for t in truths]
+    found = [Detected(f.boxes, f.scores, f.classes, _ellipses(f.boxes, side)) for f in found]
+    ours = evaluate(truths, found, classes=range(4), iou_type="segm")
+    np.testing.assert_allclose(list(ours.stats.values()), _cocoeval(truths, found, 4, "segm"), atol=1e-4)
+    assert 0.1 < ours.stats["AP50"] < 0.99 and ours.stats["AP_large"] != -1
+    assert ours.stats != evaluate(truths, found, classes=range(4)).stats  # masks, not boxes, were matched
+
+
 def test_iou_by_hand() -> None:
     iou = box_iou(np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0], [1.0, 1.0, 3.0, 3.0]]),
                   np.array([False, True]))
     np.testing.assert_allclose(iou, [[1 / 7, 1 / 4]])  # union 7; against a crowd, the detection's own area 4
+    square = np.zeros((1, 3, 3), bool)
+    square[0, :2, :2] = True
+    np.testing.assert_allclose(mask_iou(square, np.roll(square, 1, (1, 2)).repeat(2, 0), np.array([False, True])),
+                               [[1 / 7, 1 / 4]])
