@@ -65,14 +65,38 @@ def letterbox_padded(image: torch.Tensor, size: int, pad: int) -> tuple[torch.Te
 
 def place_with_boxes(images: torch.Tensor, targets: torch.Tensor, size: int | None,
                      pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return uint8 images (N, C, H, W) letterboxed to size x size and zero-padded by `pad`, their box rows (N, M, 5) moved alike."""
+    """Return uint8 images (N, C, H, W) letterboxed to size x size and zero-padded by `pad`, their box rows (N, M, 5+) moved alike."""
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         placed = [letterbox_padded(image, size, pad) for image in images]
         images, placement = torch.stack([canvas for canvas, _ in placed]), placed[0][1]  # one size in: one placement
     else:
         images, placement = F.pad(images, (pad, pad, pad, pad)) if pad else images, Letterbox(1.0, pad, pad)
-    moved = torch.cat([targets[..., :1], placement.forward(targets[..., 1:])], -1)
+    moved = rebox(targets, placement.forward(targets[..., 1:5]))
     return images, torch.where(targets[..., :1] >= 0, moved, targets)
+
+
+#: The optional sixth column of box rows: the object's own area in input pixels squared (COCO's
+#: `area`, a mask's pixel count, which its area bands use); without it a box's area stands in.
+AREA = 5
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Return the areas (...) of boxes (..., 4) x1y1x2y2."""
+    return (boxes[..., 2] - boxes[..., 0]).clamp_min(0) * (boxes[..., 3] - boxes[..., 1]).clamp_min(0)
+
+
+def rebox(rows: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Return box rows (..., 5 or 6) with new `boxes` (..., 4), an area column scaled as much as the box's area changed."""
+    parts = [rows[..., :1], boxes]
+    if rows.shape[-1] > AREA:
+        ratio = box_area(boxes) / box_area(rows[..., 1:5]).clamp_min(1e-6)
+        parts += [rows[..., AREA:AREA + 1] * ratio.unsqueeze(-1), rows[..., AREA + 1:]]
+    return torch.cat(parts, -1)
+
+
+def object_areas(rows: torch.Tensor) -> torch.Tensor:
+    """Return the objects' areas (...) of box rows: the area column when there is one, else the boxes' areas."""
+    return rows[..., AREA] if rows.shape[-1] > AREA else box_area(rows[..., 1:5])
 
 
 #: Pictures smaller than this (the shorter side) are enlarged by a whole factor before drawing, so labels stay legible.

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.data.boxes import letterbox
+from cnnlab.data.boxes import AREA, letterbox
 from cnnlab.data.images import read_image, write_png
 from cnnlab.errors import CnnlabError
 
@@ -36,7 +36,7 @@ SECTIONS = ("images", "annotations", "categories")
 
 @dataclass(frozen=True)
 class CocoSet:
-    """One COCO folder read: uint8 images (N, C, S, S), box rows (N, M, 5), the class names, and what was left out."""
+    """One COCO folder read: uint8 images (N, C, S, S), box rows (N, M, 6: with each annotation's `area`), the class names, and what was left out."""
 
     images: torch.Tensor
     targets: torch.Tensor
@@ -168,21 +168,30 @@ def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...
         if x2 - x1 < 1 or y2 - y1 < 1:
             left_out["boxes outside their image"] += 1
             continue
-        rows[note["image_id"]].append([float(index_of[note["category_id"]]), x1, y1, x2, y2])
+        rows[note["image_id"]].append([float(index_of[note["category_id"]]), x1, y1, x2, y2, _area(note, (x2 - x1) * (y2 - y1))])
     images, targets = [], []
     most = max(1, *(len(r) for r in rows.values()))
     for key, (image, placement, _) in pixels.items():
         canvas, placement = (image, placement) if placement is not None else letterbox(image, size)
-        target = torch.full((most, 5), -1.0)
+        target = torch.full((most, 6), -1.0)
         if rows[key]:
-            found = torch.tensor(rows[key])
-            target[: len(found)] = torch.cat([found[:, :1], placement.forward(found[:, 1:])], 1)
+            found = torch.tensor(rows[key], dtype=torch.float64)
+            # The area scales with the image (scale squared), whatever the clipping did to the box.
+            target[: len(found)] = torch.cat([found[:, :1], placement.forward(found[:, 1:5]),
+                                              found[:, AREA:] * placement.scale ** 2], 1).float()
         images.append(canvas)
         targets.append(target)
     present = {int(r[0]) for found in rows.values() for r in found}
     empty = tuple(n for k, n in enumerate(names) if k not in present)
     return CocoSet(torch.stack(images), torch.stack(targets), names, +left_out,
                    left_out["missing or unreadable images"], empty)
+
+
+def _area(note: dict[str, Any], box_area: float) -> float:
+    """Return the annotation's own `area` (its mask's, which COCO's area bands use), or its box's when it has none."""
+    area = note.get("area")
+    usable = isinstance(area, int | float) and not isinstance(area, bool) and math.isfinite(area) and area > 0
+    return float(area) if usable else box_area
 
 
 def _annotation_problem(note: Any, pixels: dict[Any, torch.Tensor], index_of: dict[Any, int]) -> str:
@@ -232,8 +241,9 @@ def write_coco(save: Save, prefix: str, images: torch.Tensor, targets: torch.Ten
         entries.append({"id": index + 1, "file_name": file_name, "height": int(image.shape[1]), "width": int(image.shape[2])})
         for row in rows[rows[:, 0] >= 0].tolist():
             w, h = row[3] - row[1], row[4] - row[2]
+            area = row[AREA] if len(row) > AREA else w * h
             notes.append({"id": len(notes) + 1, "image_id": index + 1, "category_id": int(row[0]) + 1,
-                          "bbox": [round(v, 3) for v in (row[1], row[2], w, h)], "area": round(w * h, 3), "iscrowd": 0})
+                          "bbox": [round(v, 3) for v in (row[1], row[2], w, h)], "area": round(area, 3), "iscrowd": 0})
     data = {"info": {"description": "written by cnnlab data export"}, "images": entries, "annotations": notes,
             "categories": [{"id": k + 1, "name": name_} for k, name_ in enumerate(classes)]}
     return save(f"{prefix}/instances.json", lambda path: path.write_text(json.dumps(data)))

@@ -57,7 +57,7 @@ class CenterNetOutput(DetectorOutput):
         """
         batch, rows = targets.shape[:2]
         valid = (targets[..., 0] >= 0).reshape(-1)
-        classes, box = targets[..., 0].long().clamp_min(0).reshape(-1), targets[..., 1:].reshape(-1, 4)
+        classes, box = targets[..., 0].long().clamp_min(0).reshape(-1), targets[..., 1:5].reshape(-1, 4)
         image = torch.arange(batch, device=targets.device).repeat_interleave(rows)
         height, width = self.heat.shape[-2:]
         centre = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], dim=1) / STRIDE

@@ -52,10 +52,10 @@ def adapt_channels(weight: torch.Tensor, shape: torch.Size, key: str, source: st
 
 
 def object_rows(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (image index (n,), class (n,) int64, box (n, 4)) of the real rows of padded targets (B, M, 5)."""
+    """Return (image index (n,), class (n,) int64, box (n, 4)) of the real rows of padded targets (B, M, 5+)."""
     image, row = torch.nonzero(targets[..., 0] >= 0, as_tuple=True)
     picked = targets[image, row]
-    return image, picked[:, 0].long(), picked[:, 1:]
+    return image, picked[:, 0].long(), picked[:, 1:5]
 
 
 def stage_for_stride(stages: list[FeatureInfo], stride: int) -> FeatureInfo:

@@ -78,7 +78,7 @@ class YoloOutput(DetectorOutput):
         """
         batch, rows, cols = self.raw.shape[:3]
         valid = targets[..., 0] >= 0
-        classes, box = targets[..., 0].long().clamp_min(0), targets[..., 1:]
+        classes, box = targets[..., 0].long().clamp_min(0), targets[..., 1:5]
         image = torch.arange(batch, device=targets.device).view(-1, 1).expand_as(classes)
         centre_x, centre_y = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
         row = (centre_y / self.cell[0]).long().clamp(0, rows - 1)

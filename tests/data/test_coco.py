@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.data.boxes import box_area
 from cnnlab.data.coco import read_coco, save_directly, write_coco
 from cnnlab.data.images import write_png
 from cnnlab.data.sources import load
@@ -35,13 +36,29 @@ def _note(image: int, category: int, box: list, **extra) -> dict:
 
 
 def test_categories_are_sorted_by_id_and_boxes_become_rows(tmp_path) -> None:
-    folder = _folder(tmp_path, [_note(1, 7, [2, 3, 10, 20]), _note(1, 3, [20, 20, 8, 8])])
+    folder = _folder(tmp_path, [_note(1, 7, [2, 3, 10, 20], area=150), _note(1, 3, [20, 20, 8, 8])])
     read = read_coco(folder)
     assert read.classes == ("dog", "cat")  # ids 3, 7
-    assert read.images.shape == (2, 1, 48, 48) and read.targets.shape == (2, 2, 5)
-    assert read.targets[0].tolist() == [[1.0, 2, 3, 12, 23], [0.0, 20, 20, 28, 28]]
-    assert read.targets[1].tolist() == [[-1.0] * 5] * 2  # no annotation: kept, as background
+    assert read.images.shape == (2, 1, 48, 48) and read.targets.shape == (2, 2, 6)
+    # The sixth column is the annotation's own area (its mask's), the box's where it gives none.
+    assert read.targets[0].tolist() == [[1.0, 2, 3, 12, 23, 150], [0.0, 20, 20, 28, 28, 64]]
+    assert read.targets[1].tolist() == [[-1.0] * 6] * 2  # no annotation: kept, as background
     assert read.summary("x") == ""
+    halved = read_coco(folder, size=24)  # letterboxed to half: the area to a quarter
+    assert halved.targets[0].tolist() == [[1.0, 1, 1.5, 6, 11.5, 37.5], [0.0, 10, 10, 14, 14, 16]]
+
+
+def test_the_annotations_area_decides_the_area_band_as_in_cocoeval() -> None:
+    """A 40x40 box (medium) whose mask covers 900 px (small) counts as small, as COCO's own area says."""
+    from cnnlab.train.tasks.coco_ap import Detected, evaluate
+    from cnnlab.train.tasks.detection import truth_of
+
+    rows = torch.tensor([[0.0, 10, 10, 50, 50, 900]])
+    found = [Detected(rows[:, 1:5].double().numpy(), torch.tensor([0.9]).double().numpy(), torch.tensor([0]).numpy())]
+    with_area = evaluate([truth_of(rows)], found, [0]).stats
+    box_only = evaluate([truth_of(rows[:, :5])], found, [0]).stats
+    assert with_area["AP_small"] == pytest.approx(1.0) and with_area["AP_medium"] == -1
+    assert box_only["AP_medium"] == pytest.approx(1.0) and box_only["AP_small"] == -1
 
 
 def test_bad_annotations_and_images_are_left_out_and_counted(tmp_path) -> None:
@@ -61,7 +78,7 @@ def test_bad_annotations_and_images_are_left_out_and_counted(tmp_path) -> None:
     (folder / "instances.json").write_text(json.dumps(data))
     read = read_coco(folder)
     assert len(read.images) == 2 and read.images_left_out == 2
-    assert read.targets[0, 0].tolist() == [1.0, 40, 40, 48, 48]
+    assert read.targets[0, 0].tolist() == [1.0, 40, 40, 48, 48, 64]  # no area given: the clipped box's
     assert dict(read.left_out) == {"boxes outside their image": 1, "boxes of zero or negative width or height": 1,
                                    "boxes of unknown category ids": 1, "crowd regions": 1,
                                    "boxes of unknown or unread images": 2, "missing or unreadable images": 2}
@@ -72,7 +89,7 @@ def test_bad_annotations_and_images_are_left_out_and_counted(tmp_path) -> None:
 def test_nan_boxes_and_bad_categories_do_not_pass(tmp_path) -> None:
     folder = _folder(tmp_path, [_note(1, 7, [1, 1, float("nan"), 5]), _note(1, [7], [1, 1, 5, 5]), _note(1, 7, [1, 1, 5, 5])])
     read = read_coco(folder)
-    assert read.targets.shape[1] == 1 and read.targets[0, 0].tolist() == [1.0, 1, 1, 6, 6]
+    assert read.targets.shape[1] == 1 and read.targets[0, 0, :5].tolist() == [1.0, 1, 1, 6, 6]
     assert read.left_out["annotations without an [x, y, w, h] bbox"] == 1
     assert read.left_out["boxes of unknown category ids"] == 1
     data = json.loads((folder / "instances.json").read_text())
@@ -106,9 +123,9 @@ def test_images_of_mixed_sizes_are_letterboxed_with_their_boxes(tmp_path) -> Non
     read = read_coco(folder, size=64)
     assert read.images.shape == (2, 1, 64, 64)
     # 40 x 80 scaled by 64 / 80 = 0.8 to 32 x 64, centred: 16 rows of padding above.
-    assert read.targets[0, 0].tolist() == pytest.approx([1.0, 8.0, 16.0, 24.0, 48.0])
+    assert read.targets[0, 0, :5].tolist() == pytest.approx([1.0, 8.0, 16.0, 24.0, 48.0])
     assert read.images[0, 0, 15].max() == 0 and read.images[0, 0, 16].min() > 0
-    assert read.targets[1, 0].tolist() == pytest.approx([0.0, 0.0, 0.0, 64.0, 64.0])
+    assert read.targets[1, 0, :5].tolist() == pytest.approx([0.0, 0.0, 0.0, 64.0, 64.0])
 
 
 def test_an_exported_set_reads_back_as_the_same_data(tmp_path) -> None:
@@ -122,8 +139,10 @@ def test_an_exported_set_reads_back_as_the_same_data(tmp_path) -> None:
     assert again.train.classes == splits.train.classes
     for mine, theirs in ((again.train, splits.train), (again.test, splits.test)):
         assert torch.equal(mine.images, theirs.images)
-        width = theirs.labels.shape[1]
-        assert torch.allclose(mine.labels[:, :width], theirs.labels, atol=1e-3)
+        rows = theirs.labels.shape[1]
+        assert torch.allclose(mine.labels[:, :rows, :5], theirs.labels, atol=1e-3)
+        real = theirs.labels[..., 0] >= 0  # the area written is the box's, and it comes back as the sixth column
+        assert torch.allclose(mine.labels[:, :rows, 5][real], box_area(theirs.labels[..., 1:5])[real], atol=1e-2)
 
 
 def test_writing_through_save_names_every_file(tmp_path) -> None:

@@ -176,5 +176,5 @@ class Op:
         if kind is TargetKind.MASKS:
             moved = self.move_mask(target, shape, **params)
             return out, moved if self.tag in SIZED else torch.where(chosen, moved, target)
-        rows = settle(target, self.move_boxes(target[..., 1:], shape, **params), *out.shape[-2:])
+        rows = settle(target, self.move_boxes(target[..., 1:5], shape, **params), *out.shape[-2:])
         return out, torch.where(chosen, rows, target)

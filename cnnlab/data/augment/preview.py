@@ -44,7 +44,7 @@ def _marked(pixels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
         for image, rows in zip(pixels, targets, strict=True):
             rows = rows[rows[:, 0] >= 0]
             uint8 = image.mul(255).round().clamp(0, 255).to(torch.uint8)
-            picture = draw_detections(uint8, rows[:, 1:], [str(int(c)) for c in rows[:, 0]], rows[:, 0].long(), width=1,
+            picture = draw_detections(uint8, rows[:, 1:5], [str(int(c)) for c in rows[:, 0]], rows[:, 0].long(), width=1,
                                       enlarge=False)
             drawn.append(picture.float() / 255)
         return torch.stack(drawn)

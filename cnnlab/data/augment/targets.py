@@ -20,6 +20,8 @@ from enum import StrEnum
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.boxes import rebox
+
 IGNORE = 255  # a mask pixel no loss or metric counts
 MIN_SIDE = 2.0  # pixels: a box thinner than this after a move holds too little of its object to keep
 
@@ -29,7 +31,7 @@ class TargetKind(StrEnum):
 
     LABELS = "labels"  # one class per image (or soft targets): nothing moves
     MASKS = "masks"  # (B, H, W) class per pixel
-    BOXES = "boxes"  # (B, M, 5) rows of (class, x1, y1, x2, y2), class -1 padding
+    BOXES = "boxes"  # (B, M, 5) rows of (class, x1, y1, x2, y2), class -1 padding; a sixth column is the area
 
 
 def kind_of(target: torch.Tensor) -> TargetKind:
@@ -76,7 +78,7 @@ def settle(target: torch.Tensor, moved: torch.Tensor, height: int, width: int) -
     # A box the move left thinner than MIN_SIDE is dropped; one that was that thin already stays
     # (a flip must not turn a small object into background), unless nothing of it is left.
     keep = (((sides >= MIN_SIDE) | (sides >= before - 1e-4)) & (sides > 0)).all(-1) & (target[..., 0] >= 0)
-    rows = torch.cat([target[..., :1], clipped], -1)
+    rows = rebox(target, clipped)
     return torch.where(keep.unsqueeze(-1), rows, torch.full_like(rows, -1.0))
 
 

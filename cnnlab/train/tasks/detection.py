@@ -1,11 +1,12 @@
 """Detection: boxes and their classes; the model's own loss, COCO's average precision, best = AP at 0.5:0.95.
 
 Targets are a padded (B, M, 5) float tensor of (class, x1, y1, x2, y2) rows in input pixels,
-class -1 padding, so a batch stays one tensor on the device. The model returns a DetectorOutput
-(cnnlab.models.detector) that knows its loss; its candidates are decoded here (a score threshold,
-per-class NMS by torchvision's batched_nms, the top 100 per image) and scored with COCO's protocol
-(cnnlab.train.tasks.coco_ap). Boxes of this task's data carry no mask or crowd flag: a box's
-area is its own.
+class -1 padding, so a batch stays one tensor on the device; a sixth column, where the data has
+one (`coco:PATH`), is the object's own area, which COCO's area bands use (cnnlab.data.boxes.AREA).
+The model returns a DetectorOutput (cnnlab.models.detector) that knows its loss; its candidates
+are decoded here (a score threshold, per-class NMS by torchvision's batched_nms, the top 100 per
+image) and scored with COCO's protocol (cnnlab.train.tasks.coco_ap). Crowd regions are left out
+when the data is read, so no box is a crowd here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.augment import refuse_uncarried
+from cnnlab.data.boxes import object_areas
 from cnnlab.data.tta import TTA
 from cnnlab.models.detector import DetectorOutput
 from cnnlab.runs.info import TaskName
@@ -39,10 +41,10 @@ TOP_K = 100
 
 def truth_of(target: torch.Tensor) -> Truth:
     """Return one image's ground truth from its padded rows (M, 5), on the CPU."""
-    rows = target[target[:, 0] >= 0].double().cpu().numpy()
-    boxes = rows[:, 1:5].reshape(-1, 4)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return Truth(boxes, rows[:, 0].astype(np.int64), np.zeros(len(rows), dtype=bool), areas)
+    real = target[target[:, 0] >= 0].double()
+    rows = real.cpu().numpy()
+    areas = object_areas(real).cpu().numpy()  # COCO's own area where the data carries it
+    return Truth(rows[:, 1:5].reshape(-1, 4), rows[:, 0].astype(np.int64), np.zeros(len(rows), dtype=bool), areas)
 
 
 def detected_of(found: Detections) -> Detected:
@@ -108,7 +110,7 @@ class Detection(Task):
     """The detector's own loss; the best checkpoint has the highest validation AP at IoU 0.5:0.95."""
 
     name = TaskName.DETECTION
-    targets = "float (B, M, 5) rows of (class, x1, y1, x2, y2) in input pixels, class -1 padding"
+    targets = "float (B, M, 5) rows of (class, x1, y1, x2, y2) in input pixels, class -1 padding (a sixth: the area)"
     train_metric = "cls_acc"  # objects whose responsible place predicts their class
     metrics = ("ap", "ap50", "ap75")
     monitor = "ap"  # COCO's headline figure
