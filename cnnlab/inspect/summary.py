@@ -365,7 +365,8 @@ def summary(
         fields.seed(x)
         try:
             with torch.no_grad(), counter:
-                net(x)
+                # A detector whose forward is lazy (torchvision's) names the layers to trace instead.
+                getattr(net, "traced_forward", net)(x)
         except Exception as error:  # any failure of the user's forward: report it, in one line
             raise CnnlabError(
                 f"{label} cannot run on input {'x'.join(map(str, input_size))}: {_first_line(error)}"

@@ -30,6 +30,7 @@ PROPOSALS = 300  # region proposals kept after the RPN's NMS, in training and te
 # Regions a training image samples for the box head: Fast R-CNN's 128 (Girshick 2015, R = 128), not torchvision's 512.
 # The head's first layer reads 256 x 7 x 7 values per region, so on a CPU it dominates the step.
 SAMPLED_REGIONS = 128
+DETECTIONS = 100  # detections per image after the box heads (torchvision's box_detections_per_img), which the mask head sees
 
 
 class TvDetectorOutput(DetectorOutput):
@@ -115,6 +116,29 @@ class TorchvisionDetector(nn.Module):
                 theirs_value, value.shape, their_key, source)
         body.load_state_dict(taken)
         return len(taken)
+
+    def traced_forward(self, x: torch.Tensor) -> Any:
+        """Return the network's raw head outputs for images (B, C, H, W), for `cnnlab summary` and `rf` to trace.
+
+        The forward itself is lazy and its decoding data-dependent, so a trace (on the meta device)
+        runs the layers instead: the backbone and its feature pyramid, the dense heads, and for the
+        two-stage models the region heads on PROPOSALS regions per image (DETECTIONS for the mask
+        head), the counts torchvision's settings here give; pooling regions has no MACs.
+        """
+        model = self.model
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        features = model.backbone(x)
+        maps = list(features.values()) if isinstance(features, dict) else [features]
+        if not hasattr(model, "rpn"):
+            return model.head(maps)  # RetinaNet, FCOS, SSD: dense heads over every level
+        heads, channels = model.roi_heads, model.backbone.out_channels
+        out = [model.rpn.head(maps)]
+        side = heads.box_roi_pool.output_size[0]
+        out.append(heads.box_predictor(heads.box_head(x.new_zeros(len(x) * PROPOSALS, channels, side, side))))
+        if heads.has_mask():
+            side = heads.mask_roi_pool.output_size[0]
+            out.append(heads.mask_predictor(heads.mask_head(x.new_zeros(len(x) * DETECTIONS, channels, side, side))))
+        return out
 
     def feature_layers(self) -> list[str]:
         """Return the backbone's body: the map the heads read."""

@@ -61,3 +61,25 @@ def test_yolo_takes_its_backbone_from_a_classifier_by_name() -> None:
         assert torch.allclose(yolo.backbone(x)[0], seen[0], atol=1e-5)
     with pytest.raises(CnnlabError, match="not a mobilenet_v3_small"):
         yolo.load_backbone(create_model("small_cnn", num_classes=10, in_chans=1).state_dict(), "small_cnn weights")
+
+
+def test_summary_and_rf_trace_every_tv_detector_layer_by_layer() -> None:
+    """The lazy forward hides the layers; the trace runs backbone and heads instead, region heads at PROPOSALS regions."""
+    from cnnlab.inspect.receptive import analytic_receptive_fields
+    from cnnlab.inspect.summary import summary
+    from cnnlab.models.tv_detection import DETECTIONS, PROPOSALS, TV_DETECTORS
+
+    for name, size in TV_DETECTORS.items():
+        table = summary(f"tv/{name}", (3, size or 128, size or 128))
+        macs = {row.name: row.macs for row in table.layers}
+        assert table.total_macs > 0 and any(".head." in n or ".roi_heads." in n for n in macs), name
+        if name == "fasterrcnn_mobilenet_v3_large_fpn":
+            # fc6 reads each region's 256 x 7 x 7 pooled map into 1,024 units (Ren et al. 2015's box head).
+            assert macs["model.roi_heads.box_head.fc6"] == PROPOSALS * 256 * 7 * 7 * 1024
+        if name == "maskrcnn_resnet50_fpn":  # a 1x1 conv from 256 channels to 92 masks of 28 x 28, per detection
+            assert macs["model.roi_heads.mask_predictor.mask_fcn_logits"] == DETECTIONS * 256 * 92 * 28 * 28
+    rows = analytic_receptive_fields("tv/fasterrcnn_mobilenet_v3_large_fpn", (3, 128, 128))
+    assert (rows[0].receptive_field, rows[0].jump) == ((3, 3), (2, 2))  # the stem's 3x3 conv at stride 2
+    # The RPN's conv runs once per pyramid level: strides 32 and 64 on this backbone, fields wider than the image.
+    rpn = {r.jump: r.receptive_field for r in rows if r.name == "model.rpn.head.conv.0.0"}
+    assert set(rpn) == {(32, 32), (64, 64)} and min(rpn.values())[0] > 128
