@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import draw_bounding_boxes
 
+from cnnlab.models.detector import AREA
+
 #: Ten colours that stay apart on grey digits and photographs alike (the tab10 palette's hues).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -73,11 +75,6 @@ def place_with_boxes(images: torch.Tensor, targets: torch.Tensor, size: int | No
         images, placement = F.pad(images, (pad, pad, pad, pad)) if pad else images, Letterbox(1.0, pad, pad)
     moved = rebox(targets, placement.forward(targets[..., 1:5]))
     return images, torch.where(targets[..., :1] >= 0, moved, targets)
-
-
-#: The optional sixth column of box rows: the object's own area in input pixels squared (COCO's
-#: `area`, a mask's pixel count, which its area bands use); without it a box's area stands in.
-AREA = 5
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:

@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
-from cnnlab.data.boxes import AREA, letterbox
+from cnnlab.data.boxes import letterbox
 from cnnlab.data.images import read_image, write_png
 from cnnlab.errors import CnnlabError
+from cnnlab.models.detector import AREA
 
 #: The sections a COCO instances JSON must hold.
 SECTIONS = ("images", "annotations", "categories")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.detector import Backbone, DetectorOutput
+from cnnlab.models.detector import Backbone, DetectorOutput, object_weights
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv1x1
 
@@ -82,16 +82,22 @@ class CenterNetOutput(DetectorOutput):
 
     def loss(self, targets: torch.Tensor) -> torch.Tensor:
         """Return focal heatmap loss + 0.1 size L1 + 1 offset L1, each over the number of objects (the paper's Eq. 1-3)."""
-        image, _, centre, cell, size, valid = self._centres(targets)
-        weight = valid.to(self.size.dtype).unsqueeze(1)
+        image, classes, centre, cell, size, valid = self._centres(targets)
+        # Each object counts by its weight (MixUp's share; 1 otherwise), padding by 0.
+        weights = valid.to(self.size.dtype) * object_weights(targets).reshape(-1).to(self.size.dtype)
+        weight = weights.unsqueeze(1)
         wanted = self.heat_target(targets)
         # log-sigmoid, not log of the sigmoid: the same value without log(0) at confident pixels.
         log_p, log_not_p = F.logsigmoid(self.heat), F.logsigmoid(-self.heat)
         p = self.heat.sigmoid()
         peak = wanted == 1
-        positive = ((1 - p).pow(ALPHA) * log_p).masked_fill(~peak, 0.0).sum()
+        batch, channels, height, width = self.heat.shape
+        at_peak = torch.zeros(batch * channels * height * width, device=weights.device, dtype=weights.dtype)
+        spot = ((image * channels + classes) * height + cell[:, 1]) * width + cell[:, 0]
+        at_peak = at_peak.scatter_reduce(0, spot, weights, reduce="amax").view_as(self.heat)  # each peak's weight
+        positive = ((1 - p).pow(ALPHA) * log_p * at_peak).masked_fill(~peak, 0.0).sum()
         negative = ((1 - wanted).pow(BETA) * p.pow(ALPHA) * log_not_p).masked_fill(peak, 0.0).sum()
-        objects = valid.sum().clamp_min(1)
+        objects = weights.sum().clamp_min(1)
         focal = -(positive + negative) / objects
         at = (image, slice(None), cell[:, 1], cell[:, 0])
         size_error = ((self.size[at] - size).abs() * weight).sum() / objects

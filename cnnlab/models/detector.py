@@ -51,6 +51,17 @@ def adapt_channels(weight: torch.Tensor, shape: torch.Size, key: str, source: st
                       "the weights are of another architecture or variant")
 
 
+#: Optional columns of a target row after (class, x1, y1, x2, y2): the object's own area in input
+#: pixels squared (COCO's `area`, a mask's pixel count, which its area bands use; a box's area stands
+#: in without it), then its weight in the loss (MixUp's share of the image it came from; 1 without it).
+AREA, WEIGHT = 5, 6
+
+
+def object_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Return each row's weight in the loss (B, M) of padded targets: the weight column, else ones."""
+    return targets[..., WEIGHT] if targets.shape[-1] > WEIGHT else torch.ones_like(targets[..., 0])
+
+
 def object_rows(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (image index (n,), class (n,) int64, box (n, 4)) of the real rows of padded targets (B, M, 5+)."""
     image, row = torch.nonzero(targets[..., 0] >= 0, as_tuple=True)

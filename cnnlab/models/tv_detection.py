@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.detector import DetectorOutput, object_rows
+from cnnlab.models.detector import WEIGHT, DetectorOutput, object_rows
 
 #: torchvision's detection builders the adapter knows, and whether the model resizes to a fixed side of its own.
 TV_DETECTORS = {"fasterrcnn_mobilenet_v3_large_fpn": None, "fasterrcnn_resnet50_fpn": None,
@@ -54,6 +54,9 @@ class TvDetectorOutput(DetectorOutput):
         if self.adapter.tv_name.startswith("maskrcnn"):
             raise CnnlabError("tv/maskrcnn_resnet50_fpn trains on instance masks, which cnnlab's box targets do not carry "
                               "yet: train tv/fasterrcnn_resnet50_fpn, its box-only sibling")
+        if targets.shape[-1] > WEIGHT:
+            raise CnnlabError(f"tv/{self.adapter.tv_name} takes no per-box weights, which MixUp's boxes carry: "
+                              "leave mixup out (cutmix keeps whole boxes)")
         image, classes, boxes = object_rows(targets)
         wanted = [{"boxes": boxes[image == i], "labels": classes[image == i] + 1} for i in range(len(self.x))]
         losses = self.adapter.model(self._images(), wanted)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.detector import Backbone, DetectorOutput
+from cnnlab.models.detector import Backbone, DetectorOutput, object_weights
 from cnnlab.models.registry import register_model
 from cnnlab.nn import ConvNormAct, conv1x1
 
@@ -95,7 +95,8 @@ class YoloOutput(DetectorOutput):
         """Return the paper's sum-squared loss per image (Eq. 3) against targets (B, M, 5)."""
         image, row, col, classes, box, kept = self._assign(targets)
         height, width = self.image_size
-        weight = kept.to(self.xy.dtype)
+        # Each kept object's terms count by its weight (MixUp's share; 1 otherwise), padding by 0.
+        weight = kept.to(self.xy.dtype) * object_weights(targets).to(self.xy.dtype)
         predicted = self.boxes()[image, row, col]  # (B, M, boxes, 4)
         iou = paired_iou(predicted, box.unsqueeze(-2)).detach()
         responsible = iou.argmax(dim=-1)  # (B, M)
@@ -108,8 +109,8 @@ class YoloOutput(DetectorOutput):
                        * weight).sum()
         target_confidence = iou.gather(-1, responsible.unsqueeze(-1)).squeeze(-1)
         with_object = ((self.confidence[chosen] - target_confidence).square() * weight).sum()
-        # Kept rows hold distinct cells, so adding their weights marks each responsible predictor once.
-        mask = torch.zeros_like(self.confidence).index_put_(chosen, weight, accumulate=True) > 0
+        # Kept rows hold distinct cells, so adding their flags marks each responsible predictor once.
+        mask = torch.zeros_like(self.confidence).index_put_(chosen, kept.to(self.xy.dtype), accumulate=True) > 0
         without_object = self.confidence.masked_fill(mask, 0.0).square().sum()
         one_hot = F.one_hot(classes, self.probs.shape[-1]).to(self.probs.dtype)
         class_error = ((self.probs[image, row, col] - one_hot).square().sum(-1) * weight).sum()

@@ -95,16 +95,20 @@ def test_a_box_squeezed_below_two_pixels_is_dropped() -> None:
     assert rows[0, 1].tolist() == [2.0, 10, 10, 30, 30] and rows[0, 2].tolist() == [-1] * 5  # padding stays padding
 
 
-def test_photometric_ops_leave_targets_alone_and_mixing_is_refused() -> None:
+def test_photometric_ops_leave_targets_alone_and_uncarried_ops_are_refused() -> None:
     from cnnlab.data.augment import refuse_uncarried
     from cnnlab.errors import CnnlabError
 
     image, mask, box = _scene(0)
     op = OPS["brightness"](p=1.0)
     assert torch.equal(op.with_targets(image, box, torch.Generator().manual_seed(0), torch.zeros(1, 1, 1, 1))[1], box)
-    for tag in ("mixup", "cutmix", "randaugment", "center_crop"):
+    for tag in ("randaugment", "center_crop"):
         with pytest.raises(CnnlabError, match=tag):
             refuse_uncarried([OPS[tag]()], "boxes")
+    with pytest.raises(CnnlabError, match="mixup cannot move masks"):  # a blended mask means nothing
+        refuse_uncarried([OPS["mixup"]()], "masks")
+    refuse_uncarried([OPS["mixup"](), OPS["cutmix"]()], "boxes")
+    refuse_uncarried([OPS["cutmix"]()], "masks")
 
 
 def test_a_box_already_small_stays_when_a_move_keeps_its_size() -> None:
@@ -112,3 +116,74 @@ def test_a_box_already_small_stays_when_a_move_keeps_its_size() -> None:
     _, moved = OPS["flip"](p=1.0).with_targets(torch.rand(1, 1, 32, 32), target, torch.Generator().manual_seed(0),
                                                 torch.zeros(1, 1, 1, 1))
     assert moved[0, 0].tolist() == [1.0, 20.5, 10, 22, 20]  # 1.5 px wide before and after: an object still
+
+
+def _objects(seed: int, count: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return noise images (no two pixels alike) and two whole-pixel boxes per image, 12 to 40 px a side."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.full((count, 3, 5), -1.0)
+    for i in range(count):
+        for k in range(2):
+            w, h = (int(v) for v in torch.randint(12, 40, (2,), generator=g))
+            x1, y1 = int(torch.randint(0, 96 - w, (1,), generator=g)), int(torch.randint(0, 96 - h, (1,), generator=g))
+            rows[i, k] = torch.tensor([float(k), x1, y1, x1 + w, y1 + h])
+    return torch.rand(count, 1, 96, 96, generator=g), rows
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cutmix_keeps_the_boxes_a_quarter_visible_and_clips_the_pasted_ones_to_the_patch(seed: int) -> None:
+    """The patch is read back from the pixels (where the partner's noise shows), and each box's fate counted in pixels."""
+    from cnnlab.data.augment.mixing import VISIBLE
+
+    images, rows = _objects(seed)
+    out, mixed = OPS["cutmix"](alpha=1.0, per_sample=True).with_targets(images, rows, torch.Generator().manual_seed(seed),
+                                                                         torch.zeros(1, 1, 1, 1))
+    assert mixed.shape == (4, 6, 5)
+    partner = torch.arange(-1, 3).remainder(4)
+    decided = 0
+    for i in range(4):
+        patch = out[i, 0] != images[i, 0]
+        assert torch.equal(out[i, 0][patch], images[partner[i], 0][patch])
+        for k in range(2):
+            x1, y1, x2, y2 = (int(v) for v in rows[i, k, 1:])
+            shows = 1 - float(patch[y1:y2, x1:x2].sum()) / ((x2 - x1) * (y2 - y1))
+            assert bool(mixed[i, k, 0] >= 0) == (shows >= VISIBLE), (i, k, shows)
+            x1, y1, x2, y2 = (int(v) for v in rows[partner[i], k, 1:])
+            inside = torch.zeros_like(patch)
+            inside[y1:y2, x1:x2] = patch[y1:y2, x1:x2]
+            share = float(inside.sum()) / ((x2 - x1) * (y2 - y1))
+            pasted = mixed[i, 3 + k]
+            assert bool(pasted[0] >= 0) == (share >= VISIBLE), (i, k, share)
+            if share >= VISIBLE:
+                cols, lines = inside.any(0).nonzero(), inside.any(1).nonzero()
+                extent = torch.tensor([cols.min(), lines.min(), cols.max() + 1, lines.max() + 1]).float()
+                assert torch.equal(pasted, torch.cat([rows[partner[i], k, :1], extent]))
+            decided += int(0 < shows < 1) + int(0 < share < 1)
+    assert decided  # some box was cut by a patch: the rule was exercised
+
+
+def test_mixup_keeps_both_images_boxes_weighted_by_their_share() -> None:
+    from cnnlab.models.detector import AREA, WEIGHT
+
+    images, rows = _objects(0)
+    out, mixed = OPS["mixup"](alpha=1.0, per_sample=True).with_targets(images, rows, torch.Generator().manual_seed(3),
+                                                                       torch.zeros(1, 1, 1, 1))
+    partner = torch.arange(-1, 3).remainder(4)
+    assert mixed.shape == (4, 6, 7)
+    for i in range(4):
+        lam = float(mixed[i, 0, WEIGHT])
+        assert 0 < lam < 1 and torch.allclose(out[i], lam * images[i] + (1 - lam) * images[partner[i]], atol=1e-6)
+        assert torch.equal(mixed[i, :2, :5], rows[i, :2]) and torch.equal(mixed[i, 3:5, :5], rows[partner[i], :2])
+        assert torch.allclose(mixed[i, 3:5, WEIGHT], torch.tensor(1 - lam)) and (mixed[i, [2, 5], 0] == -1).all()
+        sides = rows[i, :2, 3:5] - rows[i, :2, 1:3]
+        assert torch.allclose(mixed[i, :2, AREA], sides.prod(-1))  # no area column before: the box's
+
+
+def test_cutmix_pastes_the_masks_with_the_pixels() -> None:
+    images, _ = _objects(1)
+    masks = torch.randint(0, 5, (4, 96, 96), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    op = OPS["cutmix"](alpha=1.0, per_sample=True)
+    out, moved = op.with_targets(images, masks, torch.Generator().manual_seed(2), torch.zeros(1, 1, 1, 1))
+    patch = out[:, 0] != images[:, 0]
+    partner = torch.arange(-1, 3).remainder(4)
+    assert patch.any() and torch.equal(moved, torch.where(patch, masks[partner], masks))

@@ -54,6 +54,28 @@ def test_the_loss_is_the_papers_by_hand() -> None:
     assert float(got) == pytest.approx(_hand_loss(heat, size, offset, targets), rel=1e-9)
 
 
+def test_mixups_weights_count_each_object_by_its_share() -> None:
+    """Weights of one change nothing; weights w scale an object's focal peak, size and offset terms, normalised by their sum."""
+    torch.manual_seed(0)
+    heat, size, offset = (torch.randn(1, c, 8, 8, dtype=torch.float64) for c in (3, 2, 2))
+    rows = torch.tensor([[[0, 3.0, 5.0, 17.0, 21.0, 224.0, 1.0], [2, 14.0, 10.0, 30.0, 31.0, 336.0, 1.0]]],
+                        dtype=torch.float64)
+    output = CenterNetOutput(heat, size, offset, (32, 32))
+    assert float(output.loss(rows)) == pytest.approx(float(output.loss(rows[..., :5])), rel=1e-12)
+    half = rows.clone()
+    half[..., 6] = 0.5  # both at one half: every positive term halves, and so does the count they are divided by
+    positive_and_boxes = float(output.loss(rows)) - _negative(output, rows) / 2
+    assert float(output.loss(half)) == pytest.approx(positive_and_boxes + _negative(output, rows), rel=1e-9)
+
+
+def _negative(output: CenterNetOutput, rows: torch.Tensor) -> float:
+    """Return the focal loss's negative sum (over the pixels off the peaks), undivided."""
+    wanted = output.heat_target(rows)
+    p = output.heat.sigmoid()
+    terms = (1 - wanted).pow(4) * p.pow(2) * torch.nn.functional.logsigmoid(-output.heat)
+    return float(-terms.masked_fill(wanted == 1, 0.0).sum())
+
+
 def test_the_target_peaks_at_one_at_each_centre_and_overlaps_keep_the_larger() -> None:
     heat = torch.zeros(1, 2, 16, 16)
     targets = torch.tensor([[[1, 8.0, 8.0, 40.0, 40.0], [1, 20.0, 8.0, 52.0, 40.0], [0, 0.0, 0.0, 8.0, 8.0]]])

@@ -33,6 +33,13 @@ def test_mask_rcnn_without_masks_is_one_line() -> None:
         model(torch.randn(2, 3, 64, 64)).loss(TARGETS.clamp_max(2))
 
 
+def test_mixups_weighted_boxes_are_refused_by_torchvisions_losses_in_one_line() -> None:
+    model = create_model("tv/fasterrcnn_mobilenet_v3_large_fpn", num_classes=10, input_size=64).train()
+    weighted = torch.cat([TARGETS, torch.full((*TARGETS.shape[:2], 2), 0.5)], -1)
+    with pytest.raises(CnnlabError, match="leave mixup out"):
+        model(torch.randn(len(TARGETS), 3, 64, 64)).loss(weighted)
+
+
 def test_a_zoo_classifier_becomes_the_backbone_and_computes_the_same_maps() -> None:
     torch.manual_seed(0)
     classifier = create_model("mobilenet_v3_large", num_classes=10, in_chans=1).eval()

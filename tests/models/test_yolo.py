@@ -73,6 +73,24 @@ def test_the_loss_is_the_papers_equation_3_by_hand() -> None:
     assert float(got) == pytest.approx(_hand_loss(raw, targets, 64), rel=1e-10)
 
 
+def test_mixups_weights_scale_each_objects_terms_and_ones_change_nothing() -> None:
+    """The loss is affine in an object's weight: its own terms scale, the no-object term stays (it is still that cell's)."""
+    torch.manual_seed(0)
+    raw = torch.randn(1, 4, 4, 2 * 5 + 3, dtype=torch.float64)
+    rows = torch.tensor([[[0, 3.0, 5.0, 30.0, 40.0, 1035.0, 1.0], [2, 40.0, 40.0, 60.0, 63.0, 460.0, 1.0]]],
+                        dtype=torch.float64)
+    output = YoloOutput(raw, 2, (64, 64), 5.0, 0.5)
+    assert float(output.loss(rows)) == pytest.approx(float(output.loss(rows[..., :5])), rel=1e-12)
+
+    def weighted(w: float) -> float:
+        changed = rows.clone()
+        changed[0, 1, 6] = w
+        return float(output.loss(changed))
+
+    assert weighted(0.5) == pytest.approx((weighted(0.0) + weighted(1.0)) / 2, rel=1e-12)
+    assert weighted(0.0) != pytest.approx(weighted(1.0))
+
+
 def test_only_the_responsible_predictor_learns_coordinates() -> None:
     raw = torch.zeros(1, 2, 2, 2 * 5 + 2, requires_grad=True)
     with torch.no_grad():  # predictor 1 of cell (0, 0) is the box itself, predictor 0 a far smaller one

@@ -128,7 +128,8 @@ class Augmentation:
 def refuse_uncarried(ops: Sequence[Any], what: str) -> None:
     """Raise one line naming the first op that cannot carry `what` (masks, boxes) with its images, or that resizes them."""
     for op in ops:
-        if not getattr(op, "carries", True):
+        carries = getattr(op, "carries", True)
+        if carries is not True and (carries is False or what not in carries):
             raise CnnlabError(f"augment {op.tag} cannot move {what} with its images: leave it out (flip, vflip, translate, "
                               "scale, resized_crop, rotate, shear, perspective, elastic and the photometric ops can)")
         if getattr(op, "tag", "") in SIZED:

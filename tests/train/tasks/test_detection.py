@@ -100,7 +100,7 @@ def test_validation_computes_a_twelfth_and_agrees_on_what_it_computes() -> None:
 
 
 @pytest.mark.parametrize(("override", "words"), [
-    ("augment=[{op: mixup}]", "augment mixup cannot move boxes"), ("tta=flip", "no test-time augmentation"),
+    ("augment=[{op: randaugment}]", "augment randaugment cannot move boxes"), ("tta=flip", "no test-time augmentation"),
     ("augment=[{op: center_crop, size: 32}]", "changes the image size"),
     ("label_smoothing=0.1", "label smoothing is a classifier's"), ("adversarial.method=fgsm", "adversarial training"),
 ])
@@ -125,6 +125,20 @@ def test_yolo_trains_on_digit_scenes_and_eval_agrees(tmp_path) -> None:
     evaluation = evaluate_run(out)
     assert evaluation["ap"] == result["test_ap"] and evaluation["ap50"] == result["test_ap50"]
     assert len(evaluation["stats"]) == 12 and evaluation["images"] == 400
+
+
+@pytest.mark.slow
+def test_yolo_and_centernet_train_with_mixup_and_cutmix_boxes(tmp_path) -> None:
+    import math
+
+    from cnnlab.train.run import train_run
+
+    for name in ("yolo_v1", "centernet"):
+        out = tmp_path / name
+        train_run(name, "digits-det", out=str(out), console=QUIET,
+                  overrides=("epochs=1", "data.train_images=128", "augment=[{op: flip}, {op: cutmix, p: 0.5}, {op: mixup}]"))
+        rows = list(csv.DictReader((out / "metrics.csv").open()))
+        assert math.isfinite(float(rows[0]["train_loss"])) and math.isfinite(float(rows[0]["val_loss"]))
 
 
 def test_input_size_and_pad_move_the_boxes_with_the_canvases() -> None:
