@@ -230,16 +230,18 @@ def load_factory(spec: str) -> nn.Module:
     return model
 
 
-def build_model(spec: str) -> nn.Module:
-    """Return the model a spec names: a zoo name, tv/<name>, timm/<name>, or module:factory."""
+def build_model(spec: str, input_size: tuple[int, ...] | None = None) -> nn.Module:
+    """Return the model a spec names: a zoo name, tv/<name>, timm/<name>, or module:factory (a detector built for `input_size`)."""
     if ":" in spec:
         return load_factory(spec)
-    from cnnlab.models import create_model
+    from cnnlab.models import create_model, is_detector
 
+    if input_size is not None and len(input_size) == 3 and is_detector(spec):
+        return create_model(spec, input_size=input_size[-1])  # its grid, or torchvision's resize, follows the size
     return create_model(spec)
 
 
-def build_on_meta(spec: str) -> nn.Module:
+def build_on_meta(spec: str, input_size: tuple[int, ...] | None = None) -> nn.Module:
     """Return the model a spec names with its parameters on the meta device.
 
     Built on the meta device directly, without running initialisation (no data to fill).
@@ -248,13 +250,13 @@ def build_on_meta(spec: str) -> nn.Module:
     """
     try:
         with torch.device("meta"), MetaShapes():
-            return build_model(spec)
+            return build_model(spec, input_size)
     except CnnlabError:
         raise
     except Exception:  # noqa: BLE001 - any constructor failure on meta: retry where data exists
         pass
     try:
-        net = build_model(spec)
+        net = build_model(spec, input_size)
     except CnnlabError:
         raise
     except Exception as error:  # noqa: BLE001 - a third-party constructor: its words, in one line
@@ -353,7 +355,7 @@ def summary(
         raise CnnlabError(f"input size {input_size} must be positive integers such as 3x224x224")
     if isinstance(model, str):
         label = model
-        net = build_on_meta(model)
+        net = build_on_meta(model, input_size)
     else:
         label = type(model).__name__
         net = meta_copy(model)

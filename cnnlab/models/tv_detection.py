@@ -130,6 +130,11 @@ class TorchvisionDetector(nn.Module):
         """
         model = self.model
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        # torchvision's own transform resizes (SSDlite to 320, a model built for another input size
+        # to that size) and pads to its size divisor: the layers run at the size it gives. Where it
+        # keeps the size, its output is left unused, so the receptive fields trace from the input.
+        placed = model.transform(list(x))[0].tensors
+        x = placed if placed.shape[-2:] != x.shape[-2:] else x
         features = model.backbone(x)
         maps = list(features.values()) if isinstance(features, dict) else [features]
         if not hasattr(model, "rpn"):

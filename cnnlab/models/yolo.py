@@ -72,7 +72,8 @@ class YoloOutput(DetectorOutput):
     def _assign(self, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return, for every row of the targets (B, M): image, cell row, cell column, class, box and whether it is kept.
 
-        A row is kept when it is an object and the last of its image's rows in its cell. Every row
+        A row is kept when it is an object and, of its image's rows in its cell, the heaviest (MixUp's
+        weights: the object that shows most), the last among equals. Every row
         is computed and padding is weighed out, never picked out: picking (nonzero) would make the
         host wait for the device once a step.
         """
@@ -86,9 +87,11 @@ class YoloOutput(DetectorOutput):
         cells = batch * rows * cols
         flat = torch.where(valid, (image * rows + row) * cols + col, cells)  # padding goes to a spare slot
         order = torch.arange(flat.numel(), device=flat.device).view_as(flat)
+        # One integer key per row orders by weight first (to 1e-6), then by position.
+        key = (object_weights(targets).clamp(0, 1) * 1e6).round().long() * flat.numel() + order
         last = torch.full((cells + 1,), -1, device=flat.device, dtype=torch.long)
-        last = last.scatter_reduce(0, flat.reshape(-1), order.reshape(-1), reduce="amax")
-        kept = valid & (last[flat] == order)
+        last = last.scatter_reduce(0, flat.reshape(-1), key.reshape(-1), reduce="amax")
+        kept = valid & (last[flat] == key)
         return image, row, col, classes, box, kept
 
     def loss(self, targets: torch.Tensor) -> torch.Tensor:

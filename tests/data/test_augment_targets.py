@@ -187,3 +187,10 @@ def test_cutmix_pastes_the_masks_with_the_pixels() -> None:
     patch = out[:, 0] != images[:, 0]
     partner = torch.arange(-1, 3).remainder(4)
     assert patch.any() and torch.equal(moved, torch.where(patch, masks[partner], masks))
+
+
+def test_a_batch_of_one_is_left_unmixed_rather_than_mixed_with_itself() -> None:
+    images, rows = _objects(0, count=1)
+    for tag in ("mixup", "cutmix"):
+        out, mixed = OPS[tag](alpha=1.0).with_targets(images, rows, torch.Generator().manual_seed(0), torch.zeros(1, 1, 1, 1))
+        assert torch.equal(out, images) and int((mixed[..., 0] >= 0).sum()) == 2, tag  # its two boxes, not four

@@ -91,6 +91,16 @@ def test_mixups_weights_scale_each_objects_terms_and_ones_change_nothing() -> No
     assert weighted(0.0) != pytest.approx(weighted(1.0))
 
 
+def test_of_two_objects_in_one_cell_the_heavier_is_kept() -> None:
+    """MixUp may put a barely visible partner object in the cell of one that shows: the one that shows is learned."""
+    raw = torch.randn(1, 4, 4, 2 * 5 + 3, dtype=torch.float64)
+    output = YoloOutput(raw, 2, (64, 64), 5.0, 0.5)
+    rows = torch.tensor([[[0, 2.0, 2.0, 14.0, 14.0, 144.0, 0.99], [1, 3.0, 3.0, 13.0, 13.0, 100.0, 0.01]]],
+                        dtype=torch.float64)
+    assert output._assign(rows)[-1].tolist() == [[True, False]]
+    assert output._assign(rows[..., :5])[-1].tolist() == [[False, True]]  # unweighted: the last row, as before
+
+
 def test_only_the_responsible_predictor_learns_coordinates() -> None:
     raw = torch.zeros(1, 2, 2, 2 * 5 + 2, requires_grad=True)
     with torch.no_grad():  # predictor 1 of cell (0, 0) is the box itself, predictor 0 a far smaller one

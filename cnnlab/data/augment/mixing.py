@@ -83,6 +83,8 @@ class _Mixing:
         # Each image's partner is the one before it: batches come in a fresh random order every epoch,
         # so this is a random pairing (torchvision's MixUp and CutMix roll the batch the same way).
         partner = torch.arange(-1, count - 1, device=device).remainder(count)
+        # A batch of one is its own partner: left unmixed, not mixed with itself (its boxes would double).
+        lam = torch.where(partner == torch.arange(count, device=device), torch.ones_like(lam), lam)
         return lam, partner
 
 
@@ -203,8 +205,10 @@ class CutMix(_Mixing):
         own = _kept(target, 1 - box_area(covered) / area >= VISIBLE)
         inside = torch.stack([theirs[..., 1].clamp(left, right), theirs[..., 2].clamp(top, bottom),
                               theirs[..., 3].clamp(left, right), theirs[..., 4].clamp(top, bottom)], -1)
+        sides, before = inside[..., 2:] - inside[..., :2], theirs[..., 3:5] - theirs[..., 1:3]
+        # As settle: a box the patch left thinner than MIN_SIDE goes, one that was that thin already stays.
         shown = (box_area(inside) / box_area(theirs[..., 1:5]).clamp_min(1e-6) >= VISIBLE) & (
-            (inside[..., 2:] - inside[..., :2]) >= MIN_SIDE).all(-1)
+            (sides >= MIN_SIDE) | (sides >= before - 1e-4)).all(-1)
         return out, torch.cat([own, _kept(rebox(theirs, inside), shown)], 1)
 
 

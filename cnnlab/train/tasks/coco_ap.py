@@ -108,10 +108,13 @@ def _overlaps(truth: Truth, g: np.ndarray, found: Detected, d: np.ndarray, order
     if iou_type == "bbox":
         boxes = found.boxes[d][order]
         return box_iou(boxes, truth.boxes[g], crowd), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    if truth.masks is None or found.masks is None:
+    if not d.any():  # no detections of this class here: nothing to overlap, masks or not
+        return np.zeros((0, int(g.sum()))), np.zeros(0)
+    if found.masks is None or (g.any() and truth.masks is None):
         raise ValueError("mask AP needs masks on both the truths and the detections")
     masks = found.masks[d][order]
-    return mask_iou(masks, truth.masks[g], crowd), masks.sum((1, 2)).astype(np.float64)
+    areas = masks.sum((1, 2)).astype(np.float64)
+    return (mask_iou(masks, truth.masks[g], crowd) if g.any() else np.zeros((len(masks), 0))), areas
 
 
 @dataclass

@@ -121,6 +121,12 @@ def test_mask_ap_equals_cocoeval_segm() -> None:
     np.testing.assert_allclose(list(ours.stats.values()), _cocoeval(truths, found, 4, "segm"), atol=1e-4)
     assert 0.1 < ours.stats["AP50"] < 0.99 and ours.stats["AP_large"] != -1
     assert ours.stats != evaluate(truths, found, classes=range(4)).stats  # masks, not boxes, were matched
+    # An image without detections may bring no masks, and one without truth no masks either.
+    empty = [Truth(np.zeros((0, 4)), np.zeros(0, int), np.zeros(0, bool), np.zeros(0)),
+             Truth(truths[0].boxes, truths[0].classes, truths[0].crowd, truths[0].areas, truths[0].masks)]
+    nothing = [Detected(found[0].boxes, found[0].scores, found[0].classes, found[0].masks),
+               Detected(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))]
+    assert evaluate(empty, nothing, classes=range(4), iou_type="segm").stats["AP"] == 0.0
 
 
 def test_iou_by_hand() -> None:
