@@ -5,8 +5,9 @@ With box targets (detection) both keep the objects instead: MixUp keeps both ima
 weighted by its image's share (a seventh column the detectors' losses read), and CutMix keeps an
 image's own boxes that stay at least a quarter visible and the pasted partner's boxes clipped to
 the patch when a quarter of each is inside it. CutMix pastes masks too; a blended mask has no
-meaning, so MixUp refuses masks. lambda ~ Beta(alpha, alpha) is drawn with the op's generator on the device (Marsaglia and Tsang's
-gamma sampler), so the stream is seeded and resumable like every other op's.
+meaning, so MixUp refuses masks. lambda ~ Beta(alpha, alpha) is drawn with the op's generator on
+the device (Marsaglia and Tsang's gamma sampler), so the stream is seeded and resumable like every
+other op's.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ class CutMix(_Mixing):
             # One patch for the batch: on the CPU its corners cost nothing to read, and only the patch is copied.
             y0, y1, x0, x1 = (int(v[0]) for v in (top, bottom, left, right))
             out = x.clone()
-            out[..., y0:y1, x0:x1] = x[partner][..., y0:y1, x0:x1]
+            out[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1][partner]
             return out
         inside = box_mask(top, left, bottom - top, right - left, *x.shape[-2:])
         return torch.where(inside if x.ndim == 4 else inside.squeeze(1), x[partner], x)
