@@ -42,8 +42,8 @@ def test_segmentation_trains_end_to_end_and_eval_agrees(tmp_path) -> None:
     assert evaluation["images"] == 400 and len(evaluation["per_class_iou"]) == 11
     from cnnlab.errors import CnnlabError
 
-    with pytest.raises(CnnlabError, match="augment cutmix cannot move masks"):
-        train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), overrides=("augment=[{op: cutmix}]",),
+    with pytest.raises(CnnlabError, match="augment mixup cannot move masks"):  # a blended mask means nothing
+        train_run("unet_small", "digits-seg", out=str(tmp_path / "aug"), overrides=("augment=[{op: mixup}]",),
                   console=QUIET)
     assert not (tmp_path / "aug").exists()  # refused before anything was written
     with pytest.raises(CnnlabError, match="predict classifies images"):
