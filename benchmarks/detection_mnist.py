@@ -1,7 +1,7 @@
 """The course's claim "YOLO is faster and less accurate", measured: yolo_v1, centernet and Faster R-CNN at equal epochs, as JSON.
 
     python benchmarks/detection_mnist.py [--data mnist-det] [--data-dir DIR] [--epochs 6] [--backbone-epochs 2]
-                                         [--train-images N] [--device cpu]
+                                         [--train-images N] [--backbone-images N] [--device cpu]
 
 All three train on the same digit scenes with the same recipe (`detection`: AdamW 2e-3, cosine,
 batch 64) for the same number of epochs through `cnnlab train`: `yolo_v1` (S = 8, B = 2),
@@ -57,7 +57,8 @@ def images_per_second(run_path: Path, images: torch.Tensor, batch: int = 64, pas
 
 
 def run(data: str = "mnist-det", data_dir: str | None = None, epochs: int = 6, backbone_epochs: int = 2,
-        train_images: int | None = None, timed_images: int = 512, device: str = "cpu") -> dict:
+        train_images: int | None = None, timed_images: int = 512, device: str = "cpu",
+        backbone_images: int | None = None) -> dict:
     """Return the JSON-ready comparison of the three detectors on `data`."""
     quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the process
     common = [f"epochs={epochs}", *([f"data.train_images={train_images}"] if train_images else [])]
@@ -66,10 +67,13 @@ def run(data: str = "mnist-det", data_dir: str | None = None, epochs: int = 6, b
         started = time.perf_counter()
         source = train_run(BACKBONE, "mnist", out=f"{folder}/backbone", data_dir=data_dir, console=quiet, device=device,
                            overrides=(f"epochs={backbone_epochs}", "optim.name=adamw", "optim.nesterov=false",
-                                      "optim.lr=2e-3", "optim.weight_decay=0.05", "batch_size=128", "input_size=32"))
-        # The backbone sees all of MNIST whatever --train-images says: mobilenet_v3_large's BatchNorm
-        # momentum is 0.01, and a few dozen steps leave its running statistics (its eval mode) at chance.
-        backbone = {"model": BACKBONE, "data": "mnist", "epochs": backbone_epochs, "test_top1": source["test_top1"],
+                                      "optim.lr=2e-3", "optim.weight_decay=0.05", "batch_size=128", "input_size=32",
+                                      *([f"data.train_images={backbone_images}"] if backbone_images else [])))
+        # The backbone sees all of MNIST unless --backbone-images says otherwise (not --train-images):
+        # mobilenet_v3_large's BatchNorm momentum is 0.01, and a few dozen steps leave its running
+        # statistics (its eval mode) at chance.
+        backbone = {"model": BACKBONE, "data": "mnist", "epochs": backbone_epochs, "images": backbone_images or "all",
+                    "test_top1": source["test_top1"],
                     "wall_seconds": round(time.perf_counter() - started, 1)}
         for model in DETECTORS:
             extra = [f"model.backbone={folder}/backbone"] if model.startswith("tv/") else []
@@ -111,9 +115,10 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=None)
     parser.add_argument("--timed-images", type=int, default=512)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backbone-images", type=int, default=None, help="MNIST images for the backbone (default all)")
     args = parser.parse_args()
     print(json.dumps(run(args.data, args.data_dir, args.epochs, args.backbone_epochs, args.train_images,
-                         args.timed_images, args.device), indent=2))
+                         args.timed_images, args.device, args.backbone_images), indent=2))
 
 
 if __name__ == "__main__":

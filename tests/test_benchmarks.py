@@ -105,7 +105,7 @@ def test_augment_study_runs_its_three_arms() -> None:
                     reason="the backbone trains on MNIST from ../shared/data")
 def test_detection_benchmark_prints_its_verdict() -> None:
     command = [sys.executable, str(ROOT / "benchmarks" / "detection_mnist.py"), "--data", "digits-det", "--epochs", "1",
-               "--backbone-epochs", "1", "--train-images", "128", "--timed-images", "32",
+               "--backbone-epochs", "1", "--backbone-images", "128", "--train-images", "128", "--timed-images", "32",
                "--data-dir", str(ROOT.parent / "shared" / "data")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
