@@ -188,11 +188,15 @@ def read_coco(path: str | Path, size: int | None = None, classes: tuple[str, ...
                    left_out["missing or unreadable images"], empty)
 
 
+def _number(value: Any) -> bool:
+    """Return whether a JSON value is a finite number (not a boolean, not NaN or infinite)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _area(note: dict[str, Any], box_area: float) -> float:
     """Return the annotation's own `area` (its mask's, which COCO's area bands use), or its box's when it has none."""
     area = note.get("area")
-    usable = isinstance(area, int | float) and not isinstance(area, bool) and math.isfinite(area) and area > 0
-    return float(area) if usable else box_area
+    return float(area) if _number(area) and area > 0 else box_area
 
 
 def _annotation_problem(note: Any, pixels: dict[Any, torch.Tensor], index_of: dict[Any, int]) -> str:
@@ -205,7 +209,7 @@ def _annotation_problem(note: Any, pixels: dict[Any, torch.Tensor], index_of: di
         return "boxes of unknown category ids"
     box = note.get("bbox")
     if (not isinstance(box, list | tuple) or len(box) != 4
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
+            or not all(_number(v) for v in box)):
         return "annotations without an [x, y, w, h] bbox"
     if box[2] <= 0 or box[3] <= 0:
         return "boxes of zero or negative width or height"
