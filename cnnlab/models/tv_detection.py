@@ -33,6 +33,11 @@ SAMPLED_REGIONS = 128
 DETECTIONS = 100  # detections per image after the box heads (torchvision's box_detections_per_img), which the mask head sees
 
 
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """Return images (B, 3, H, W): a grey batch repeated over the three channels torchvision's detectors take."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
 class TvDetectorOutput(DetectorOutput):
     """A lazy call of a torchvision detector on one batch: losses when training, detections otherwise."""
 
@@ -45,7 +50,7 @@ class TvDetectorOutput(DetectorOutput):
         return self
 
     def _images(self) -> list[torch.Tensor]:
-        return list(self.x.expand(-1, 3, -1, -1) if self.x.shape[1] == 1 else self.x)
+        return list(_rgb(self.x))
 
     def loss(self, targets: torch.Tensor) -> torch.Tensor:
         """Return torchvision's summed losses (training mode), or NaN (eval mode: torchvision computes none)."""
@@ -129,7 +134,7 @@ class TorchvisionDetector(nn.Module):
         head), the counts torchvision's settings here give; pooling regions has no MACs.
         """
         model = self.model
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        x = _rgb(x)
         # torchvision's own transform resizes (SSDlite to 320, a model built for another input size
         # to that size) and pads to its size divisor: the layers run at the size it gives. Where it
         # keeps the size, its output is left unused, so the receptive fields trace from the input.
