@@ -101,10 +101,9 @@ def mask_iou(detections: np.ndarray, truths: np.ndarray, crowd: np.ndarray) -> n
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _overlaps(truth: Truth, g: np.ndarray, found: Detected, d: np.ndarray, order: np.ndarray,
+def _overlaps(truth: Truth, g: np.ndarray, crowd: np.ndarray, found: Detected, d: np.ndarray, order: np.ndarray,
               iou_type: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return the IoU (K, M) of one image's detections `d` (in `order`) with its truths `g`, and the detections' areas."""
-    crowd = truth.crowd[g].astype(bool)
+    """Return the IoU (K, M) of one image's detections `d` (in `order`) with its truths `g` (their crowd flags), and the detections' areas."""
     if iou_type == "bbox":
         boxes = found.boxes[d][order]
         return box_iou(boxes, truth.boxes[g], crowd), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -206,9 +205,9 @@ def evaluate(truths: Sequence[Truth], detections: Sequence[Detected], classes: S
             if not g.any() and not d.any():
                 continue  # COCO skips an image with neither
             order = np.argsort(-found.scores[d], kind="mergesort")[: MAX_DETS[-1]]
-            iou, areas = _overlaps(truth, g, found, d, order, iou_type)
-            scores = found.scores[d][order]
-            cases.append((iou, scores, areas, truth.crowd[g].astype(bool), truth.areas[g]))
+            crowd = truth.crowd[g].astype(bool)
+            iou, areas = _overlaps(truth, g, crowd, found, d, order, iou_type)
+            cases.append((iou, found.scores[d][order], areas, crowd, truth.areas[g]))
         for a, band in enumerate(bands):
             for m, max_det in enumerate(MAX_DETS):
                 if not full and (a, m) != (0, len(MAX_DETS) - 1):
