@@ -9,8 +9,9 @@ transforms move `tv_tensors` with their image:
   edges), or the extent of the output pixels whose source lies inside it (elastic, whose field
   can fold), then is clipped to the image; a box the move left narrower or shorter than MIN_SIDE
   pixels is dropped (its row becomes padding, class -1), one that was that small before stays.
-Photometric, filter, weather and occlusion ops leave targets alone. Ops that would need to move
-targets another way (mixing, the policies' random op choice) are refused with one line.
+Photometric, filter, weather and occlusion ops leave targets alone; the mixing ops carry boxes
+(and CutMix masks) their own way (cnnlab.data.augment.mixing). Ops that cannot move targets (the
+policies' random op choice, MixUp on masks) are refused with one line.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class TargetKind(StrEnum):
 
     LABELS = "labels"  # one class per image (or soft targets): nothing moves
     MASKS = "masks"  # (B, H, W) class per pixel
-    BOXES = "boxes"  # (B, M, 5) rows of (class, x1, y1, x2, y2), class -1 padding; a sixth column is the area
+    BOXES = "boxes"  # (B, M, 5+) rows of (class, x1, y1, x2, y2), class -1 padding; then area and weight columns
 
 
 def kind_of(target: torch.Tensor) -> TargetKind:

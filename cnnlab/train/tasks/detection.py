@@ -2,7 +2,8 @@
 
 Targets are a padded (B, M, 5) float tensor of (class, x1, y1, x2, y2) rows in input pixels,
 class -1 padding, so a batch stays one tensor on the device; a sixth column, where the data has
-one (`coco:PATH`), is the object's own area, which COCO's area bands use (cnnlab.data.boxes.AREA).
+one (`coco:PATH`), is the object's own area, which COCO's area bands use, and a seventh, after
+MixUp, the object's weight in the loss (cnnlab.models.detector.AREA, WEIGHT).
 The model returns a DetectorOutput (cnnlab.models.detector) that knows its loss; its candidates
 are decoded here (a score threshold, per-class NMS by torchvision's batched_nms, the top 100 per
 image) and scored with COCO's protocol (cnnlab.train.tasks.coco_ap). Crowd regions are left out
